@@ -1,0 +1,260 @@
+"""The ``shopwatch`` command line: a thin shell over the runtime and the stores."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from shopwatch import __version__
+from shopwatch import settings as settings_mod
+from shopwatch.errors import ConfigError, NotFound, ShopwatchError
+from shopwatch.runtime import open_state
+
+F = TypeVar("F", bound=Callable[..., Any])
+console = Console()
+err_console = Console(stderr=True)
+
+
+def data_option(func: F) -> F:
+    return click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
+                        help="Data directory [env SHOPWATCH_DATA_DIR; default ./shopwatch-data].")(
+        func)
+
+
+def load_settings(**overrides: Any) -> settings_mod.Settings:
+    try:
+        return settings_mod.load(overrides)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="shopwatch")
+def main() -> None:
+    """Shopwatch: monitoring and support for online stores."""
+
+
+# --- serve ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address [env SHOPWATCH_HOST; 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Listen port [env SHOPWATCH_PORT; 8080].")
+@data_option
+def serve(host: str | None, port: int | None, data_dir: str | None) -> None:
+    """Run Shopwatch: ingest, API and writer in one process."""
+    import uvicorn
+
+    from shopwatch.runtime import Runtime
+    from shopwatch.web.app import create_app
+
+    settings = load_settings(host=host, port=port, data_dir=data_dir)
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        runtime = Runtime.open(settings)
+    except ShopwatchError as exc:
+        fail(str(exc))
+    base = f"http://{settings.host}:{settings.port}"
+    projects = runtime.state.list_projects()
+    console.print(f"[bold]Shopwatch {__version__}[/] on [link={base}]{base}[/]  "
+                  f"(data: {settings.data_path.resolve()})", highlight=False)
+    if not projects:
+        console.print("No project yet: create one with `shopwatch project create NAME`.")
+    for p in projects:
+        console.print(f"  project {p.id} [bold]{p.name}[/]: ingest key {p.ingest_key}",
+                      highlight=False, soft_wrap=True)
+    if projects:
+        console.print(f"  try: curl -X POST {base}/api/v1/events -H 'Authorization: Bearer "
+                      f"{projects[0].ingest_key}' -d '{{\"events\":[{{\"name\":\"page_view\","
+                      "\"page\":\"/\"}]}'", highlight=False, soft_wrap=True)
+    app = create_app(runtime)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                access_log=False, server_header=False)
+
+
+# --- projects ------------------------------------------------------------------------------
+
+
+@main.group()
+def project() -> None:
+    """Create and list projects (shops) and their keys."""
+
+
+def _print_projects(projects: list[Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([p.as_dict() for p in projects]))
+        return
+    table = Table("id", "name", "ingest key (public)", "secret key")
+    for p in projects:
+        table.add_row(str(p.id), p.name, p.ingest_key, p.secret_key)
+    console.print(table)
+
+
+@project.command("create")
+@click.argument("name")
+@data_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--exist-ok", is_flag=True, help="Print the existing project if NAME is taken.")
+def project_create(name: str, data_dir: str | None, as_json: bool, exist_ok: bool) -> None:
+    """Create project NAME and print its ingest and secret keys."""
+    state = open_state(load_settings(data_dir=data_dir))
+    try:
+        created = state.create_project(name)
+    except ConfigError as exc:
+        if not exist_ok or "exists already" not in str(exc):
+            fail(str(exc))
+        created = state.get_project(name)
+    if as_json:
+        click.echo(json.dumps(created.as_dict()))
+        return
+    console.print(f"Project {created.id} [bold]{created.name}[/]", highlight=False)
+    console.print(f"  ingest key (public, write-only): {created.ingest_key}", highlight=False)
+    console.print(f"  secret key (keep private):       {created.secret_key}", highlight=False)
+
+
+@project.command("list")
+@data_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def project_list(data_dir: str | None, as_json: bool) -> None:
+    """List projects with their current keys."""
+    _print_projects(open_state(load_settings(data_dir=data_dir)).list_projects(), as_json)
+
+
+@project.command("rotate-key")
+@click.argument("project_ref", metavar="PROJECT")
+@click.option("--kind", type=click.Choice(["ingest", "secret", "both"]), default="both",
+              show_default=True, help="Which key to replace.")
+@data_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def project_rotate_key(project_ref: str, kind: str, data_dir: str | None, as_json: bool) -> None:
+    """Revoke PROJECT's key(s) (id or name) and issue new ones.
+
+    A running server stops accepting the old key within 2 seconds.
+    """
+    state = open_state(load_settings(data_dir=data_dir))
+    kinds = ["ingest", "secret"] if kind == "both" else [kind]
+    try:
+        for k in kinds:
+            rotated = state.rotate_key(project_ref, k)  # type: ignore[arg-type]
+    except NotFound as exc:
+        fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(rotated.as_dict()))
+    else:
+        _print_projects([rotated], False)
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+@main.group()
+def events() -> None:
+    """Look at stored events."""
+
+
+@events.command("tail")
+@click.option("--project", "project_ref", default=None,
+              help="Project id or name (default: the only project).")
+@click.option("-n", "--lines", "limit", type=int, default=20, show_default=True,
+              help="How many recent events.")
+@click.option("--name", "names", multiple=True, help="Only events with this name (repeatable).")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new events as they arrive.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--url", default=None, help="Server URL [default http://HOST:PORT from settings].")
+@data_option
+def events_tail(project_ref: str | None, limit: int, names: tuple[str, ...], follow: bool,
+                as_json: bool, url: str | None, data_dir: str | None) -> None:
+    """Print a project's most recent events, oldest first (like tail)."""
+    settings = load_settings(data_dir=data_dir)
+    state = open_state(settings)
+    projects = state.list_projects()
+    if project_ref is None:
+        if len(projects) != 1:
+            fail("pass --project (id or name); projects: "
+                 + (", ".join(f"{p.id} ({p.name})" for p in projects) or "none yet"))
+        chosen = projects[0]
+    else:
+        try:
+            chosen = state.get_project(project_ref)
+        except NotFound as exc:
+            fail(str(exc))
+    base = (url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    client = httpx.Client(base_url=base, timeout=10,
+                          headers={"Authorization": f"Bearer {chosen.secret_key}"})
+    seen: set[str] = set()
+    since: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": limit, "order": "desc"}
+        if names:
+            params["name"] = list(names)
+        if since:
+            params["from"] = since
+        try:
+            response = client.get("/api/v1/events", params=params)
+        except httpx.TransportError:
+            fail(f"cannot reach Shopwatch at {base}: is `shopwatch serve` running? "
+                 "(use --url to point elsewhere)")
+        if response.status_code != 200:
+            fail(f"{base} answered {response.status_code}: {response.text[:300]}")
+        batch = [e for e in reversed(response.json()["events"]) if e["id"] not in seen]
+        for event in batch:
+            seen.add(event["id"])
+            _print_event(event, as_json)
+            since = event["ts"]
+        if not follow:
+            return
+        time.sleep(1.0)
+
+
+def _print_event(event: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(event))
+        return
+    extra = []
+    for key in ("page", "session_id", "user_id"):
+        if event.get(key):
+            extra.append(f"{key}={event[key]}")
+    params = event.get("params") or {}
+    for key in ("value", "currency", "transaction_id", "reason"):
+        if key in params:
+            extra.append(f"{key}={params[key]}")
+    click.echo(f"{event['ts']}  {event['name']:<18} {' '.join(extra)}  [{event['id']}]")
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+@main.command("settings")
+@click.option("--markdown", is_flag=True, help="Print the table as in docs/configuration.md.")
+def show_settings(markdown: bool) -> None:
+    """Show every setting with its current value and where to set it."""
+    if markdown:
+        click.echo(settings_mod.markdown_table())
+        return
+    current = load_settings()
+    table = Table("setting", "env", "value", "meaning")
+    for s in settings_mod.SETTINGS:
+        value = current.values[s.name]
+        if s.type_name == "secret" and value:
+            value = "***"
+        table.add_row(s.name, s.env, repr(value), s.help)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

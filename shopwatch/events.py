@@ -1,0 +1,187 @@
+"""The event model: names, fields, limits and their validation.
+
+An event is what a shop (its server, the RUM snippet, an importer) tells Shopwatch
+happened. Names follow Google Analytics 4's e-commerce conventions, plus Shopwatch's
+own names for what GA4 lacks; any other valid name is kept as a custom event.
+
+Validation is declared in the types below and enforced by msgspec while decoding, so
+the hot path runs at C speed. The limits are part of the public schema
+(``docs/events.md``): identifiers and names over their limit are rejected with the
+field and the reason; page and referrer URLs are truncated (and flagged) after
+scrubbing because a long URL is still useful.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+import msgspec
+from msgspec import Meta
+
+GA4_NAMES: Final = frozenset({
+    "page_view", "view_item", "view_item_list", "select_item", "search", "add_to_cart",
+    "remove_from_cart", "view_cart", "begin_checkout", "add_shipping_info",
+    "add_payment_info", "purchase", "refund", "login", "sign_up",
+})
+SHOPWATCH_NAMES: Final = frozenset({
+    "login_failed", "payment_declined", "profile_updated", "password_changed",
+    "order_cancelled", "survey_response", "support_contact",
+})
+KNOWN_NAMES: Final = GA4_NAMES | SHOPWATCH_NAMES
+
+# --- limits (documented in docs/events.md; change both together) -------------------
+MAX_NAME_LENGTH: Final = 64
+MAX_ID_LENGTH: Final = 128
+MAX_UTM_LENGTH: Final = 256
+MAX_URL_INPUT_LENGTH: Final = 8192  # rejected above this
+MAX_URL_LENGTH: Final = 2048  # stored URLs are truncated to this, flagged `truncated`
+MAX_DEVICE_FIELD_LENGTH: Final = 64
+MAX_PARAMS: Final = 50
+MAX_PARAM_KEY_LENGTH: Final = 40
+MAX_PARAM_STRING_LENGTH: Final = 1024
+MAX_LIST_LENGTH: Final = 200  # items[] and any other list param
+MONEY_LIMIT: Final = 1e15
+
+Name = Annotated[
+    str,
+    Meta(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"^[A-Za-z][A-Za-z0-9_]*$",
+         description="GA4 name or custom name: a letter, then letters, digits or _"),
+]
+Ident = Annotated[str, Meta(min_length=1, max_length=MAX_ID_LENGTH)]
+Utm = Annotated[str, Meta(max_length=MAX_UTM_LENGTH)]
+Url = Annotated[str, Meta(max_length=MAX_URL_INPUT_LENGTH)]
+Short = Annotated[str, Meta(max_length=MAX_DEVICE_FIELD_LENGTH)]
+Text = Annotated[str, Meta(max_length=MAX_PARAM_STRING_LENGTH)]
+Money = Annotated[float, Meta(ge=-MONEY_LIMIT, le=MONEY_LIMIT)]
+Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR")]
+Country = Annotated[str, Meta(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2, e.g. DE")]
+Pixels = Annotated[int, Meta(ge=0, le=100_000)]
+
+ParamKey = Annotated[
+    str, Meta(min_length=1, max_length=MAX_PARAM_KEY_LENGTH, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
+]
+Scalar = Text | int | float | bool | None
+# Nesting is bounded by the types: params -> list -> object -> scalar (or list of scalars).
+Leaf = Annotated[dict[ParamKey, Scalar | Annotated[list[Scalar], Meta(max_length=MAX_LIST_LENGTH)]],
+                 Meta(max_length=MAX_PARAMS)]
+ParamValue = (
+    Text | int | float | bool | None
+    | Annotated[list[Text | int | float | bool | None | Leaf], Meta(max_length=MAX_LIST_LENGTH)]
+    | Leaf
+)
+Params = Annotated[dict[ParamKey, ParamValue], Meta(max_length=MAX_PARAMS)]
+
+
+class Device(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """What the shopper's device is; all optional."""
+
+    category: Short | None = None  # desktop, mobile, tablet, bot, other
+    browser: Short | None = None
+    browser_version: Short | None = None
+    os: Short | None = None
+    os_version: Short | None = None
+    language: Short | None = None
+    country: Country | None = None
+    screen_width: Pixels | None = None
+    screen_height: Pixels | None = None
+
+
+class Event(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """One incoming event, as decoded from the wire (before scrubbing and enrichment)."""
+
+    name: Name
+    id: Ident | None = None
+    ts: int | float | Annotated[str, Meta(max_length=64)] | None = None
+    session_id: Ident | None = None
+    anonymous_id: Ident | None = None
+    user_id: Ident | None = None
+    page: Url | None = None
+    referrer: Url | None = None
+    utm_source: Utm | None = None
+    utm_medium: Utm | None = None
+    utm_campaign: Utm | None = None
+    utm_term: Utm | None = None
+    utm_content: Utm | None = None
+    device: Device | None = None
+    params: Params | None = None
+
+
+class Item(msgspec.Struct, omit_defaults=True):
+    """The typed part of one ``items[]`` entry; other keys are kept as they are."""
+
+    item_id: Ident | None = None
+    item_name: Text | None = None
+    item_category: Text | None = None
+    item_brand: Text | None = None
+    item_variant: Text | None = None
+    price: Money | None = None
+    quantity: Annotated[int, Meta(ge=0, le=1_000_000)] | None = None
+    discount: Money | None = None
+    coupon: Text | None = None
+
+
+class KnownParams(msgspec.Struct, omit_defaults=True):
+    """Params whose type Shopwatch relies on; unknown params are kept as custom ones."""
+
+    transaction_id: Ident | None = None
+    value: Money | None = None
+    currency: Currency | None = None
+    tax: Money | None = None
+    shipping: Money | None = None
+    coupon: Text | None = None
+    payment_method: Short | None = None
+    gateway: Short | None = None
+    reason: Text | None = None
+    method: Short | None = None
+    search_term: Text | None = None
+    score: Annotated[float, Meta(ge=0, le=10)] | None = None
+    items: list[Item] | None = None
+
+
+class Batch(msgspec.Struct):
+    """The JSON body ``{"events": [...]}``."""
+
+    events: list[Event]
+
+
+class RawBatch(msgspec.Struct):
+    """The same body with events left undecoded, to report errors one event at a time."""
+
+    events: list[msgspec.Raw]
+
+
+batch_decoder: Final = msgspec.json.Decoder(Batch)
+array_decoder: Final = msgspec.json.Decoder(list[Event])
+raw_batch_decoder: Final = msgspec.json.Decoder(RawBatch)
+raw_array_decoder: Final = msgspec.json.Decoder(list[msgspec.Raw])
+event_decoder: Final = msgspec.json.Decoder(Event)
+
+
+def describe_error(exc: msgspec.MsgspecError, prefix: str = "") -> str:
+    """Turn msgspec's message into ``"<field>: <reason>"``.
+
+    msgspec says ``Expected `float`, got `str` - at `$.params.value```; users read
+    ``params.value: expected float, got str``.
+    """
+    text = str(exc)
+    field = ""
+    if " - at `$" in text:
+        text, _, path = text.partition(" - at `$")
+        field = path.rstrip("`").lstrip(".")
+    if text.startswith("Object contains unknown field "):
+        unknown = text.removeprefix("Object contains unknown field ").strip("`")
+        field = f"{field}.{unknown}" if field else unknown
+        text = "unknown field (see docs/events.md for the fields an event may have)"
+    field = f"{prefix}{'.' if prefix and field and not field.startswith('[') else ''}{field}"
+    text = text.replace("`", "")
+    text = text[:1].lower() + text[1:]
+    return f"{field or 'event'}: {text}"
+
+
+def check_params(params: dict[str, Any]) -> str | None:
+    """Check the typed params (``value`` must be a number, ...); ``None`` when valid."""
+    try:
+        msgspec.convert(params, KnownParams)
+    except msgspec.ValidationError as exc:
+        return describe_error(exc, "params")
+    return None

@@ -1,0 +1,197 @@
+"""The single writer: one thread that owns event-store writes, with group commit.
+
+Request handlers call :meth:`Writer.submit` with the rows of one request and await the
+returned future. The writer thread takes everything queued (up to
+``max_batch_events``), commits it in one transaction, then resolves every future of
+that group. A request is answered only after its future resolves, so an acknowledged
+event is committed (and survives SIGKILL: DuckDB's WAL is written at commit).
+
+Back-pressure instead of unbounded buffering: when the events waiting would exceed
+``max_queue_events``, :meth:`submit` raises :class:`Unavailable` (503 + Retry-After).
+If the store fails, the futures of that group fail with :class:`Unavailable` too and
+nothing is acknowledged.
+
+Shutdown (:meth:`stop`) stops taking new work, then commits what is queued.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from shopwatch.errors import StoreError, Unavailable
+from shopwatch.ingest.pipeline import RowBatch
+from shopwatch.store.base import EVENT_COLUMNS, EventStore
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+@dataclass
+class _Job:
+    rows: RowBatch
+    future: Future[int]
+
+
+@dataclass
+class CommitStats:
+    """What one group commit did; handed to the observer for metrics."""
+
+    events: int
+    requests: int
+    seconds: float
+    ok: bool
+
+
+class Writer:
+    """See the module docstring. Thread-safe ``submit``; one writer thread."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        max_queue_events: int = 200_000,
+        max_batch_events: int = 50_000,
+        retry_after: int = 1,
+        observe: Callable[[CommitStats], None] | None = None,
+        housekeeping: Callable[[], None] | None = None,
+        housekeeping_every: float = 3600.0,
+    ) -> None:
+        self.store = store
+        self.max_queue_events = max_queue_events
+        self.max_batch_events = max_batch_events
+        self.retry_after = retry_after
+        self._observe = observe
+        self._housekeeping = housekeeping
+        self._housekeeping_every = housekeeping_every
+        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._queued_events = 0
+        self._lock = threading.Lock()
+        self._accepting = True
+        self._thread = threading.Thread(target=self._run, name="shopwatch-writer", daemon=True)
+
+    @property
+    def queued_events(self) -> int:
+        """Events submitted and not yet committed."""
+        return self._queued_events
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, rows: RowBatch) -> Future[int]:
+        """Queue rows for the next commit; the future resolves to the count newly stored.
+
+        Raises :class:`Unavailable` when the queue is full or the writer is stopping.
+        """
+        future: Future[int] = Future()
+        with self._lock:
+            if not self._accepting:
+                raise Unavailable("shopwatch is shutting down; retry shortly",
+                                  retry_after=self.retry_after)
+            if self._queued_events + rows.n > self.max_queue_events:
+                raise Unavailable(
+                    f"ingest is overloaded ({self._queued_events} events waiting for the "
+                    "writer); retry after the Retry-After delay", retry_after=self.retry_after)
+            self._queued_events += rows.n
+        self._queue.put(_Job(rows, future))
+        return future
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Refuse new work, commit what is queued, and end the thread."""
+        with self._lock:
+            self._accepting = False
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    # --- the thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_housekeeping = time.monotonic() + 60.0
+        stopping = False
+        while not stopping:
+            try:
+                first = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                first = None
+            if time.monotonic() >= next_housekeeping:
+                next_housekeeping = time.monotonic() + self._housekeeping_every
+                self._run_housekeeping()
+            if first is None:
+                continue
+            jobs: list[_Job] = []
+            n = 0
+            item: _Job | object = first
+            while True:
+                if item is _STOP:
+                    stopping = True
+                else:
+                    assert isinstance(item, _Job)
+                    jobs.append(item)
+                    n += item.rows.n
+                if n >= self.max_batch_events:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if jobs:
+                self._commit(jobs, n)
+        # Anything that raced in after _STOP still gets committed.
+        leftovers: list[_Job] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Job):
+                leftovers.append(item)
+        if leftovers:
+            self._commit(leftovers, sum(j.rows.n for j in leftovers))
+
+    def _commit(self, jobs: list[_Job], n: int) -> None:
+        started = time.perf_counter()
+        ok = True
+        try:
+            columns = _merge(jobs)
+            stored = self.store.write(columns)
+        except (StoreError, Exception) as exc:  # noqa: BLE001 - any failure must fail the futures
+            ok = False
+            log.error("event store write failed (%d events not acknowledged): %s", n, exc)
+            error = Unavailable(f"the event store cannot write right now ({exc}); retry later",
+                                retry_after=self.retry_after)
+            for job in jobs:
+                job.future.set_exception(error)
+        else:
+            # Duplicates are acknowledged too: the client's event is stored (once).
+            del stored
+            for job in jobs:
+                job.future.set_result(job.rows.n)
+        finally:
+            with self._lock:
+                self._queued_events -= n
+        if self._observe is not None:
+            self._observe(CommitStats(n, len(jobs), time.perf_counter() - started, ok))
+
+    def _run_housekeeping(self) -> None:
+        if self._housekeeping is None:
+            return
+        try:
+            self._housekeeping()
+        except Exception as exc:  # noqa: BLE001 - housekeeping must never kill the writer
+            log.warning("housekeeping failed: %s", exc)
+
+
+def _merge(jobs: list[_Job]) -> dict[str, list[object]]:
+    if len(jobs) == 1:
+        return dict(jobs[0].rows.columns)
+    merged: dict[str, list[object]] = {name: [] for name in EVENT_COLUMNS}
+    for job in jobs:
+        for name, values in job.rows.columns.items():
+            merged[name].extend(values)
+    return merged

@@ -1,0 +1,104 @@
+"""The running instance: settings, stores, writer, metrics — built once, passed around.
+
+Nothing here is global: ``shopwatch serve`` builds one :class:`Runtime`, tests build as
+many as they like, each on its own data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from shopwatch.ingest.pipeline import PipelineConfig
+from shopwatch.ingest.ratelimit import RateLimiter
+from shopwatch.ingest.writer import Writer
+from shopwatch.metrics import Metrics
+from shopwatch.settings import Settings
+from shopwatch.store.duckdb import DuckDBEventStore
+from shopwatch.store.state import StateStore
+from shopwatch.web.auth import KeyCache
+
+EVENTS_FILE = "events.duckdb"
+STATE_FILE = "state.sqlite"
+
+
+def ensure_data_dir(path: Path) -> Path:
+    """Create the data directory, private to its owner (it holds keys and sales data)."""
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        os.chmod(path, 0o700)
+    except OSError:
+        pass
+    return path
+
+
+def open_state(settings: Settings) -> StateStore:
+    """The state store of the configured data directory (creating it if needed)."""
+    return StateStore(ensure_data_dir(settings.data_path) / STATE_FILE)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    state: StateStore
+    events: DuckDBEventStore
+    writer: Writer
+    metrics: Metrics
+    keys: KeyCache
+    limiter: RateLimiter
+    pipeline: PipelineConfig
+
+    @classmethod
+    def open(cls, settings: Settings) -> Runtime:
+        """Open (and migrate) both stores and build the writer; call :meth:`start` next."""
+        data = ensure_data_dir(settings.data_path)
+        state = StateStore(data / STATE_FILE)
+        events = DuckDBEventStore(data / EVENTS_FILE)
+        metrics = Metrics()
+        window_us = int(settings.dedup_window * 1_000_000)
+
+        def prune() -> None:
+            events.prune_dedup(int(time.time() * 1_000_000) - window_us)
+
+        writer = Writer(
+            events,
+            max_queue_events=settings.writer_queue_events,
+            max_batch_events=settings.writer_batch_events,
+            retry_after=settings.retry_after,
+            observe=metrics.observe_commit,
+            housekeeping=prune,
+        )
+        metrics.add_gauges({
+            "shopwatch_writer_queue_events": ("Events waiting for the writer.",
+                                              lambda: float(writer.queued_events)),
+            "shopwatch_store_bytes": ("Bytes of the event and state stores on disk.",
+                                      lambda: float(events.size_bytes() + _size(data / STATE_FILE))),
+        })
+        pipeline = PipelineConfig(
+            max_events=settings.max_events_per_request,
+            max_future_skew_s=settings.max_future_skew,
+            max_event_age_s=settings.max_event_age,
+            query_allow=settings.query_allow,
+            pseudonym_key=bytes.fromhex(state.instance_value("pseudonym_key")),
+        )
+        return cls(settings, state, events, writer, metrics, KeyCache(state),
+                   RateLimiter(settings.ingest_rate_limit), pipeline)
+
+    def start(self) -> None:
+        self.writer.start()
+
+    def close(self) -> None:
+        """Commit what is queued, then close both stores."""
+        self.writer.stop()
+        self.events.close()
+        self.state.close()
+
+
+def _size(path: Path) -> int:
+    total = 0
+    for p in (path, path.with_name(path.name + "-wal")):
+        if p.exists():
+            total += p.stat().st_size
+    return total

@@ -1,0 +1,193 @@
+"""One declarative table of settings.
+
+Every knob Shopwatch has is a row of :data:`SETTINGS`: its name, default, type and
+help text. The same table drives the environment (``SHOPWATCH_<NAME>``), the ``.env``
+file, CLI flags, ``shopwatch settings`` and ``docs/configuration.md`` (a test checks that
+every row is documented there).
+
+Precedence, highest first: explicit overrides (CLI flags) > process environment >
+``.env`` in the working directory > the default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+from shopwatch.errors import ConfigError
+
+ENV_PREFIX = "SHOPWATCH_"
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true/false, got {raw!r}")
+
+
+def _parse_duration(raw: str) -> float:
+    """Seconds from ``"90"``, ``"90s"``, ``"5m"``, ``"2h"`` or ``"7d"``."""
+    text = raw.strip().lower()
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+    for suffix in ("ms", "s", "m", "h", "d"):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * units[suffix]
+    return float(text)
+
+
+def _parse_size(raw: str) -> int:
+    """Bytes from ``"1048576"``, ``"512KiB"``, ``"1MiB"``, ``"1MB"``."""
+    text = raw.strip().lower().replace(" ", "")
+    units = {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+    for suffix, factor in units.items():
+        if text.endswith(suffix):
+            return int(float(text[: -len(suffix)]) * factor)
+    if text.endswith("b"):
+        text = text[:-1]
+    return int(text)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the settings table."""
+
+    name: str
+    default: Any
+    parse: Callable[[str], Any]
+    type_name: str
+    help: str
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+def _s(name: str, default: Any, parse: Callable[[str], Any], type_name: str, help: str) -> Setting:
+    return Setting(name, default, parse, type_name, help)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    _s("data_dir", "./shopwatch-data", str, "path",
+       "Directory holding the event store (events.duckdb) and the state store (state.sqlite)."),
+    _s("host", "127.0.0.1", str, "string", "Address `shopwatch serve` listens on."),
+    _s("port", 8080, int, "integer", "TCP port `shopwatch serve` listens on."),
+    _s("log_level", "info", str, "string", "Log level: debug, info, warning or error."),
+    _s("max_body_bytes", 1024 * 1024, _parse_size, "size",
+       "Largest request body accepted, measured after gzip decompression (413 above it)."),
+    _s("max_events_per_request", 1000, int, "integer",
+       "Most events one ingest request may carry (413 above it)."),
+    _s("max_future_skew", 300.0, _parse_duration, "duration",
+       "Events stamped further than this in the future are clamped to receive time "
+       "and flagged `ts_clamped`."),
+    _s("max_event_age", 7 * 86400.0, _parse_duration, "duration",
+       "Events stamped older than this are clamped to receive time and flagged `ts_clamped`."),
+    _s("dedup_window", 7 * 86400.0, _parse_duration, "duration",
+       "How long a client event id is remembered: the same id sent again within this "
+       "window is acknowledged but stored once."),
+    _s("writer_queue_events", 200_000, int, "integer",
+       "Most events waiting for the writer; beyond it ingest answers 503 with Retry-After."),
+    _s("writer_batch_events", 50_000, int, "integer",
+       "Most events the writer commits in one transaction (group commit)."),
+    _s("commit_timeout", 10.0, _parse_duration, "duration",
+       "How long an ingest request waits for its commit before answering 503."),
+    _s("ingest_rate_limit", 0, int, "integer",
+       "Events per second one project may send (token bucket, burst of one second's worth); "
+       "0 means unlimited. Over it ingest answers 429 with Retry-After."),
+    _s("retry_after", 1, int, "integer", "Seconds sent in Retry-After on 429 and 503 answers."),
+    _s("url_query_allow", "", str, "comma list",
+       "Query parameters kept in page and referrer URLs besides utm_*; all others are dropped."),
+    _s("metrics_token", "", str, "secret",
+       "Bearer token required by /metrics. Empty: /metrics answers loopback clients only."),
+    _s("read_limit_max", 1000, int, "integer", "Largest `limit` accepted by GET /api/v1/events."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings; attribute access by setting name (``settings.port``)."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.values["data_dir"])
+
+    @property
+    def query_allow(self) -> frozenset[str]:
+        raw: str = self.values["url_query_allow"]
+        return frozenset(p.strip() for p in raw.split(",") if p.strip())
+
+    def replace(self, **overrides: Any) -> Settings:
+        """A copy with some values replaced (values are taken as already typed)."""
+        unknown = set(overrides) - set(_BY_NAME)
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        return Settings({**self.values, **overrides})
+
+
+def load(
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    env_file: str | Path | None = ".env",
+) -> Settings:
+    """Resolve every setting from overrides, environment, ``.env`` and defaults.
+
+    ``overrides`` holds values already typed (from CLI flags); ``None`` values are
+    ignored so unset flags fall through. Raises :class:`ConfigError` naming the setting,
+    its source and the reason when a value does not parse.
+    """
+    environ = os.environ if environ is None else environ
+    file_values: dict[str, str | None] = {}
+    if env_file is not None and Path(env_file).is_file():
+        file_values = dict(dotenv_values(env_file))
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if overrides and overrides.get(setting.name) is not None:
+            values[setting.name] = overrides[setting.name]
+            continue
+        raw: str | None = None
+        source = ""
+        if setting.env in environ:
+            raw, source = environ[setting.env], f"environment variable {setting.env}"
+        elif file_values.get(setting.env) is not None:
+            raw, source = file_values[setting.env], f"{env_file}: {setting.env}"
+        if raw is None:
+            values[setting.name] = setting.default
+            continue
+        try:
+            values[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{source}={raw!r} is not a valid {setting.type_name}: {exc}"
+            ) from None
+    return Settings(values)
+
+
+def defaults() -> Settings:
+    """Every setting at its default (no environment, no .env) — for tests and docs."""
+    return Settings({s.name: s.default for s in SETTINGS})
+
+
+def markdown_table() -> str:
+    """The settings table as Markdown, as pasted in docs/configuration.md."""
+    lines = ["| setting | environment variable | type | default | meaning |",
+             "|---|---|---|---|---|"]
+    for s in SETTINGS:
+        lines.append(f"| `{s.name}` | `{s.env}` | {s.type_name} | `{s.default!r}` | {s.help} |")
+    return "\n".join(lines)

@@ -1,0 +1,83 @@
+"""The store seams: what the rest of Shopwatch may ask of the event and state stores.
+
+The embedded engines are DuckDB (events) and SQLite (state); ClickHouse and PostgreSQL
+implement the same protocols when a shop outgrows one machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import pyarrow as pa
+
+# Column name -> Arrow type, in table order. The ingest pipeline fills these lists.
+EVENT_SCHEMA: Final = pa.schema([
+    ("project_id", pa.int32()),
+    ("id", pa.string()),
+    ("name", pa.string()),
+    ("ts", pa.timestamp("us")),
+    ("received_at", pa.timestamp("us")),
+    ("session_id", pa.string()),
+    ("anonymous_id", pa.string()),
+    ("user_id", pa.string()),
+    ("page", pa.string()),
+    ("referrer", pa.string()),
+    ("utm_source", pa.string()),
+    ("utm_medium", pa.string()),
+    ("utm_campaign", pa.string()),
+    ("utm_term", pa.string()),
+    ("utm_content", pa.string()),
+    ("device_category", pa.string()),
+    ("browser", pa.string()),
+    ("browser_version", pa.string()),
+    ("os", pa.string()),
+    ("os_version", pa.string()),
+    ("language", pa.string()),
+    ("country", pa.string()),
+    ("screen_width", pa.int32()),
+    ("screen_height", pa.int32()),
+    ("value", pa.float64()),
+    ("currency", pa.string()),
+    ("transaction_id", pa.string()),
+    ("params", pa.string()),
+    ("flags", pa.list_(pa.string())),
+])
+EVENT_COLUMNS: Final = tuple(EVENT_SCHEMA.names)
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    """A read of stored events for one project. Times are epoch microseconds."""
+
+    project_id: int
+    since_us: int | None = None
+    until_us: int | None = None
+    names: Sequence[str] = ()
+    limit: int = 100
+    newest_first: bool = True
+
+
+class EventStore(Protocol):
+    """Append-only analytical store. ``write`` is called from one writer thread only."""
+
+    def write(self, columns: Mapping[str, list[Any]]) -> int:
+        """Commit the rows in one transaction; return how many were new (not duplicates)."""
+        ...
+
+    def query_events(self, query: EventQuery) -> list[dict[str, Any]]:
+        """Stored events matching ``query``, safe to call from any thread."""
+        ...
+
+    def prune_dedup(self, older_than_us: int) -> int:
+        """Forget client event ids first seen before ``older_than_us``."""
+        ...
+
+    def size_bytes(self) -> int:
+        """Bytes the store occupies on disk."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release the files."""
+        ...

@@ -1,0 +1,63 @@
+"""The ASGI app factory and the one handler that renders every Shopwatch error."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import msgspec
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+
+from shopwatch import __version__
+from shopwatch.errors import HTTPError
+from shopwatch.ingest.routes import router as ingest_router
+from shopwatch.runtime import Runtime
+from shopwatch.web.api import router as api_router
+from shopwatch.web.ops import router as ops_router
+
+log = logging.getLogger(__name__)
+_encode = msgspec.json.Encoder().encode
+
+
+def error_response(status: int, code: str, message: str,
+                   retry_after: int | None = None) -> Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return Response(_encode({"error": {"code": code, "message": message}}), status_code=status,
+                    media_type="application/json", headers=headers)
+
+
+def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
+    """An app serving ``runtime``. With ``manage_runtime`` the app's lifespan starts the
+    writer and, at shutdown, commits what is queued and closes the stores."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if manage_runtime:
+            runtime.start()
+        try:
+            yield
+        finally:
+            if manage_runtime:
+                runtime.close()
+
+    app = FastAPI(title="Shopwatch", version=__version__, lifespan=lifespan,
+                  description="Monitoring and support for online stores.")
+    app.state.runtime = runtime
+    app.include_router(ingest_router)
+    app.include_router(api_router)
+    app.include_router(ops_router)
+
+    @app.exception_handler(HTTPError)
+    async def _http_error(_request: Request, exc: HTTPError) -> Response:
+        return error_response(exc.status, exc.code, exc.message, exc.retry_after)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}"
+            for e in exc.errors())
+        return error_response(400, "bad_request", problems)
+
+    return app
