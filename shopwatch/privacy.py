@@ -4,7 +4,7 @@ Rules (documented in docs/privacy.md):
 
 - URLs keep scheme, host and path; the fragment is dropped; of the query string only
   ``utm_*`` and the parameters allowed by the ``url_query_allow`` setting are kept.
-- Email addresses anywhere become ``[email]``; digit runs of 13–19 digits that pass the
+- Email addresses anywhere become ``[email]``; digit runs of 13-19 digits that pass the
   Luhn check (payment card numbers) become ``[card]``.
 - Params whose key names a secret (password, token, card number, cvc, iban, ...) are
   replaced by ``[redacted]``.
@@ -24,11 +24,19 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 EMAIL_RE: Final = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+# The same in a URL, percent-encoded (urlencode turns a kept utm_* value's "@" into %40).
+EMAIL_ENCODED_RE: Final = re.compile(r"[A-Za-z0-9._%+\-]+%40[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 DIGITS_RE: Final = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
-# Cheap pre-check over any text (JSON included) before the exact rules run.
-SUSPECT_RE: Final = re.compile(
-    rb"@|\d{13}|pass|secret|token|card_?num|cvc|cvv|iban|ssn", re.IGNORECASE
-)
+# Finding digit runs inside strings of msgspec's canonical JSON at C speed: map digits
+# to "d", the bytes a JSON number follows (":", ",", "[") and "." to "n", all else to
+# "x". A run in a string is then "x" followed by "d"s; numbers (ts, prices) never are.
+_SHAPE: Final = bytes(
+    ord("d") if chr(b).isdigit() and b < 128 else ord("n") if chr(b) in ":,[." else ord("x")
+    for b in range(256))
+_STRING_RUN: Final = b"x" + b"d" * 13
+# Identifier fields are not scrubbed for card numbers (a long numeric id is an id).
+_ID_KEYS: Final = frozenset({b"id", b"session_id", b"anonymous_id", b"user_id",
+                             b"transaction_id", b"item_id"})
 SECRET_KEY_RE: Final = re.compile(
     r"pass(word)?|secret|token|api_?key|card_?num(ber)?|^pan$|cvc|cvv|iban|ssn", re.IGNORECASE
 )
@@ -69,6 +77,8 @@ def scrub_url(url: str, query_allow: frozenset[str] = frozenset()) -> str:
             if k.startswith("utm_") or k in query_allow
         ]
         url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), ""))
+    if "%40" in url:
+        url = EMAIL_ENCODED_RE.sub("[email]", url)
     return scrub_text(url)
 
 
@@ -97,6 +107,55 @@ def _scrub_value(key: str, value: Any) -> Any:
     return value
 
 
-def needs_scrub(encoded: bytes) -> bool:
-    """Whether encoded params might hold PII; ``False`` lets the hot path skip the walk."""
-    return SUSPECT_RE.search(encoded) is not None
+_safe_keys: set[str] = set()
+
+
+def _secret_key(key: str) -> bool:
+    # Param keys repeat endlessly (value, currency, items...): remember the safe ones so
+    # the regex runs once per distinct key, not once per event.
+    if key in _safe_keys:
+        return False
+    if SECRET_KEY_RE.search(key):
+        return True
+    if len(_safe_keys) < 10_000:
+        _safe_keys.add(key)
+    return False
+
+
+def _keys_secret(obj: dict[str, Any]) -> bool:
+    # Subset test in C against the cache: the per-key loop runs only for new keys.
+    return not obj.keys() <= _safe_keys and any(_secret_key(k) for k in obj)
+
+
+def has_secret_key(params: dict[str, Any]) -> bool:
+    """Whether any key in params (or in its objects, lists of objects) names a secret."""
+    if _keys_secret(params):
+        return True
+    for value in params.values():
+        if type(value) is list:
+            for v in value:
+                if type(v) is dict and _keys_secret(v):
+                    return True
+        elif type(value) is dict and _keys_secret(value):
+            return True
+    return False
+
+
+def payload_has_card(payload: bytes) -> bool:
+    """Whether canonical event JSON holds a Luhn-valid 13-19 digit run inside a string
+    that is not an identifier (ids, transaction and item ids are left alone)."""
+    shape = payload.translate(_SHAPE)
+    pos = shape.find(_STRING_RUN)
+    while pos != -1:
+        start = pos + 1
+        end = start
+        while end < len(shape) and shape[end] == 100:  # "d"
+            end += 1
+        if end - start <= 19 and luhn_ok(payload[start:end].decode()):
+            # Which key holds this string?  ..."key":"....<digits>
+            value_start = payload.rfind(b'":"', 0, start)
+            key_start = payload.rfind(b'"', 0, value_start)
+            if payload[key_start + 1:value_start] not in _ID_KEYS:
+                return True
+        pos = shape.find(_STRING_RUN, end)
+    return False

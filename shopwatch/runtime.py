@@ -6,6 +6,7 @@ many as they like, each on its own data directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -27,10 +28,8 @@ STATE_FILE = "state.sqlite"
 def ensure_data_dir(path: Path) -> Path:
     """Create the data directory, private to its owner (it holds keys and sales data)."""
     path.mkdir(parents=True, exist_ok=True)
-    try:
+    with contextlib.suppress(OSError):
         os.chmod(path, 0o700)
-    except OSError:
-        pass
     return path
 
 
@@ -55,7 +54,8 @@ class Runtime:
         """Open (and migrate) both stores and build the writer; call :meth:`start` next."""
         data = ensure_data_dir(settings.data_path)
         state = StateStore(data / STATE_FILE)
-        events = DuckDBEventStore(data / EVENTS_FILE)
+        events = DuckDBEventStore(data / EVENTS_FILE, threads=settings.duckdb_threads,
+                                  checkpoint_threshold=settings.duckdb_checkpoint_threshold)
         metrics = Metrics()
         window_us = int(settings.dedup_window * 1_000_000)
 
@@ -69,12 +69,14 @@ class Runtime:
             retry_after=settings.retry_after,
             observe=metrics.observe_commit,
             housekeeping=prune,
+            on_idle=events.checkpoint,  # keep the WAL (and crash replay) short when quiet
         )
         metrics.add_gauges({
             "shopwatch_writer_queue_events": ("Events waiting for the writer.",
                                               lambda: float(writer.queued_events)),
-            "shopwatch_store_bytes": ("Bytes of the event and state stores on disk.",
-                                      lambda: float(events.size_bytes() + _size(data / STATE_FILE))),
+            "shopwatch_store_bytes": (
+                "Bytes of the event and state stores on disk.",
+                lambda: float(events.size_bytes() + _size(data / STATE_FILE))),
         })
         pipeline = PipelineConfig(
             max_events=settings.max_events_per_request,

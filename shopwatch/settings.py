@@ -96,6 +96,12 @@ SETTINGS: tuple[Setting, ...] = (
        "Most events waiting for the writer; beyond it ingest answers 503 with Retry-After."),
     _s("writer_batch_events", 50_000, int, "integer",
        "Most events the writer commits in one transaction (group commit)."),
+    _s("duckdb_threads", 1, int, "integer",
+       "Threads DuckDB may use. 1 leaves the other cores to request handling, which "
+       "gives the best ingest throughput on small machines; 0 means one per core."),
+    _s("duckdb_checkpoint_threshold", "256MB", str, "size",
+       "WAL size at which DuckDB folds it into the database file. Larger means fewer, "
+       "cheaper checkpoints under load and a longer replay after a crash."),
     _s("commit_timeout", 10.0, _parse_duration, "duration",
        "How long an ingest request waits for its commit before answering 503."),
     _s("ingest_rate_limit", 0, int, "integer",

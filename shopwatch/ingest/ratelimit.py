@@ -2,7 +2,9 @@
 
 The bucket holds at most one second's worth of events (the burst). A request that
 needs more tokens than the bucket holds is refused whole with the seconds to wait,
-so a client retrying after Retry-After succeeds.
+so a client retrying after Retry-After succeeds. A request larger than the whole
+burst is admitted when the bucket is full and leaves it in debt (negative), so it is
+not refused forever and the average rate still holds.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ class RateLimiter:
         with self._lock:
             tokens, last = self._buckets.get(project_id, (float(self.rate), now))
             tokens = min(float(self.rate), tokens + (now - last) * self.rate)
-            if n <= tokens:
+            need = min(n, self.rate)  # a full bucket admits any one request
+            if need <= tokens:
                 self._buckets[project_id] = (tokens - n, now)
                 return 0
             self._buckets[project_id] = (tokens, now)
-        missing = n - tokens
+        missing = need - tokens
         return max(1, math.ceil(missing / self.rate))

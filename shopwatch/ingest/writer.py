@@ -25,8 +25,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from shopwatch.errors import StoreError, Unavailable
-from shopwatch.ingest.pipeline import RowBatch
-from shopwatch.store.base import EVENT_COLUMNS, EventStore
+from shopwatch.store.base import EventBatch as RowBatch
+from shopwatch.store.base import EventStore
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,8 @@ class Writer:
         observe: Callable[[CommitStats], None] | None = None,
         housekeeping: Callable[[], None] | None = None,
         housekeeping_every: float = 3600.0,
+        on_idle: Callable[[], None] | None = None,
+        idle_after: float = 5.0,
     ) -> None:
         self.store = store
         self.max_queue_events = max_queue_events
@@ -70,6 +72,8 @@ class Writer:
         self._observe = observe
         self._housekeeping = housekeeping
         self._housekeeping_every = housekeeping_every
+        self._on_idle = on_idle
+        self._idle_after = idle_after
         self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self._queued_events = 0
         self._lock = threading.Lock()
@@ -113,6 +117,8 @@ class Writer:
 
     def _run(self) -> None:
         next_housekeeping = time.monotonic() + 60.0
+        last_commit = 0.0
+        dirty = False  # committed since the last idle callback
         stopping = False
         while not stopping:
             try:
@@ -121,8 +127,11 @@ class Writer:
                 first = None
             if time.monotonic() >= next_housekeeping:
                 next_housekeeping = time.monotonic() + self._housekeeping_every
-                self._run_housekeeping()
+                self._run_housekeeping(self._housekeeping)
             if first is None:
+                if dirty and time.monotonic() - last_commit >= self._idle_after:
+                    dirty = False
+                    self._run_housekeeping(self._on_idle)
                 continue
             jobs: list[_Job] = []
             n = 0
@@ -142,6 +151,8 @@ class Writer:
                     break
             if jobs:
                 self._commit(jobs, n)
+                last_commit = time.monotonic()
+                dirty = True
         # Anything that raced in after _STOP still gets committed.
         leftovers: list[_Job] = []
         while True:
@@ -158,9 +169,8 @@ class Writer:
         started = time.perf_counter()
         ok = True
         try:
-            columns = _merge(jobs)
-            stored = self.store.write(columns)
-        except (StoreError, Exception) as exc:  # noqa: BLE001 - any failure must fail the futures
+            stored = self.store.write([job.rows for job in jobs])
+        except (StoreError, Exception) as exc:
             ok = False
             log.error("event store write failed (%d events not acknowledged): %s", n, exc)
             error = Unavailable(f"the event store cannot write right now ({exc}); retry later",
@@ -178,20 +188,10 @@ class Writer:
         if self._observe is not None:
             self._observe(CommitStats(n, len(jobs), time.perf_counter() - started, ok))
 
-    def _run_housekeeping(self) -> None:
-        if self._housekeeping is None:
+    def _run_housekeeping(self, task: Callable[[], None] | None) -> None:
+        if task is None:
             return
         try:
-            self._housekeeping()
-        except Exception as exc:  # noqa: BLE001 - housekeeping must never kill the writer
+            task()
+        except Exception as exc:
             log.warning("housekeeping failed: %s", exc)
-
-
-def _merge(jobs: list[_Job]) -> dict[str, list[object]]:
-    if len(jobs) == 1:
-        return dict(jobs[0].rows.columns)
-    merged: dict[str, list[object]] = {name: [] for name in EVENT_COLUMNS}
-    for job in jobs:
-        for name, values in job.rows.columns.items():
-            merged[name].extend(values)
-    return merged

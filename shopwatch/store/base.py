@@ -6,13 +6,31 @@ implement the same protocols when a shop outgrows one machine.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import pyarrow as pa
 
-# Column name -> Arrow type, in table order. The ingest pipeline fills these lists.
+
+@dataclass
+class EventBatch:
+    """Validated events of one request, for one project, as the event store takes them.
+
+    ``payload`` is a JSON array of events, each with the fields of
+    :class:`shopwatch.events.Event` (already validated and scrubbed), ``ts`` as epoch
+    milliseconds (absent: received time) and optionally ``flags`` (a list of strings).
+    ``ids`` lists the client-supplied event ids in the payload (the dedup keys).
+    """
+
+    project_id: int
+    received_at_us: int
+    payload: bytes
+    n: int
+    ids: list[str]
+
+
+# The stored columns, in table order, with their Arrow types.
 EVENT_SCHEMA: Final = pa.schema([
     ("project_id", pa.int32()),
     ("id", pa.string()),
@@ -62,8 +80,11 @@ class EventQuery:
 class EventStore(Protocol):
     """Append-only analytical store. ``write`` is called from one writer thread only."""
 
-    def write(self, columns: Mapping[str, list[Any]]) -> int:
-        """Commit the rows in one transaction; return how many were new (not duplicates)."""
+    def write(self, batches: Sequence[EventBatch]) -> int:
+        """Commit the batches in one transaction; return how many events were new.
+
+        Raises :class:`~shopwatch.errors.StoreError` (nothing committed) on failure.
+        """
         ...
 
     def query_events(self, query: EventQuery) -> list[dict[str, Any]]:

@@ -13,8 +13,9 @@ the whole history.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -23,7 +24,8 @@ import msgspec
 import pyarrow as pa
 
 from shopwatch.errors import StoreError
-from shopwatch.store.base import EVENT_COLUMNS, EVENT_SCHEMA, EventQuery
+from shopwatch.events import Device, Event
+from shopwatch.store.base import EVENT_COLUMNS, EventBatch, EventQuery
 
 MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
     (1, "events and the dedup index", (
@@ -48,23 +50,66 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
     )),
 )
 
-_UID = "md5(project_id::VARCHAR || ':' || id)::UUID"
-_COLS = ", ".join(EVENT_COLUMNS)
-_SELECT_COLS = ", ".join("COALESCE(id, uuid()::VARCHAR)" if c == "id" else c for c in EVENT_COLUMNS)
-_INSERT_IDS = (f"INSERT OR IGNORE INTO event_ids SELECT {_UID}, received_at FROM incoming "
-               "WHERE id IS NOT NULL RETURNING uid")
-_INSERT_EVENTS = (f"INSERT INTO events ({_COLS}) SELECT {_SELECT_COLS} FROM incoming "
-                  f"WHERE id IS NULL OR {_UID} IN (SELECT uid::UUID FROM fresh)")
+def _json_structure() -> str:
+    """The ``from_json`` structure of one stored event (see EventBatch)."""
+    device = {f: "INTEGER" if f.startswith("screen_") else "VARCHAR"
+              for f in Device.__struct_fields__}
+    fields: dict[str, object] = {}
+    for name in Event.__struct_fields__:
+        fields[name] = {"ts": "DOUBLE", "device": device, "params": "JSON"}.get(name, "VARCHAR")
+    fields["flags"] = ["VARCHAR"]
+    return msgspec.json.encode([fields]).decode()
+
+
+_STRUCTURE = _json_structure()
+# Client ids come as a list per request (from the pipeline), so the dedup index is
+# updated without parsing the payload; the payload is parsed once, in the events insert.
+_UID = "md5(project_id::VARCHAR || ':' || {id})::UUID"
+_INSERT_IDS = f"""
+INSERT OR IGNORE INTO event_ids
+SELECT {_UID.format(id="id")}, any_value(received_at)
+FROM (SELECT project_id, received_at, unnest(ids) AS id FROM incoming)
+GROUP BY ALL RETURNING uid
+"""
+_ROW = """project_id, COALESCE(e.id, uuid()::VARCHAR),
+  e.name, COALESCE(make_timestamp(CAST(e.ts * 1000 AS BIGINT)), received_at), received_at,
+  e.session_id, e.anonymous_id, e.user_id, e.page, e.referrer,
+  e.utm_source, e.utm_medium, e.utm_campaign, e.utm_term, e.utm_content,
+  e.device.category, e.device.browser, e.device.browser_version, e.device.os,
+  e.device.os_version, e.device.language, e.device.country,
+  e.device.screen_width, e.device.screen_height,
+  TRY_CAST(e.params->>'$.value' AS DOUBLE), e.params->>'$.currency',
+  e.params->>'$.transaction_id', e.params, COALESCE(e.flags, [])"""
+_PARSED = f"""(SELECT project_id, received_at,
+                unnest(from_json(decode(payload), '{_STRUCTURE}')) AS e FROM incoming)"""
+_INSERT_ALL = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) SELECT {_ROW} FROM {_PARSED}"
+# Only when some id was seen before (or twice in this commit): keep the fresh ones, once.
+_INSERT_FRESH = f"""
+INSERT INTO events ({", ".join(EVENT_COLUMNS)})
+SELECT {_ROW} FROM {_PARSED} WHERE e.id IS NULL
+UNION ALL
+SELECT * EXCLUDE (uid) FROM (
+    SELECT {_ROW}, {_UID.format(id="e.id")} AS uid FROM {_PARSED}
+    WHERE e.id IS NOT NULL AND {_UID.format(id="e.id")} IN (SELECT uid::UUID FROM fresh)
+    QUALIFY row_number() OVER (PARTITION BY uid) = 1)
+"""
 _READ_COLS = [c for c in EVENT_COLUMNS if c not in ("ts", "received_at", "project_id")]
+_INCOMING = pa.schema([("project_id", pa.int32()), ("received_at", pa.timestamp("us")),
+                       ("payload", pa.binary()), ("ids", pa.list_(pa.string()))])
 
 
 class DuckDBEventStore:
     """Events in ``<data_dir>/events.duckdb``; see the module docstring."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, threads: int = 1,
+                 checkpoint_threshold: str = "256MB") -> None:
         self.path = path
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "checkpoint_threshold": checkpoint_threshold}
+        if threads > 0:
+            config["threads"] = threads
         try:
-            self._con = duckdb.connect(str(path))
+            self._con = duckdb.connect(str(path), config=config)
         except duckdb.IOException as exc:
             raise StoreError(
                 f"cannot open {path}: {exc}. Is another `shopwatch serve` using this data "
@@ -100,33 +145,43 @@ class DuckDBEventStore:
 
     # --- writing (writer thread only) -----------------------------------------------------
 
-    def write(self, columns: Mapping[str, list[Any]]) -> int:
-        columns = _drop_repeated_ids(columns)
-        table = pa.Table.from_pydict(dict(columns), schema=EVENT_SCHEMA)
+    def write(self, batches: Sequence[EventBatch]) -> int:
+        table = pa.Table.from_arrays([
+            pa.array([b.project_id for b in batches], pa.int32()),
+            pa.array([b.received_at_us for b in batches], pa.timestamp("us")),
+            pa.array([b.payload for b in batches], pa.binary()),
+            pa.array([b.ids for b in batches], pa.list_(pa.string())),
+        ], schema=_INCOMING)
+        n_events = sum(b.n for b in batches)
+        n_ids = sum(len(b.ids) for b in batches)
         cur = self._writer
         cur.register("incoming", table)
         try:
             cur.execute("BEGIN")
             # .sql() (not .execute()) hands RETURNING rows to Arrow without a copy; the
             # relation is materialised exactly once, by to_arrow_table().
-            fresh = cur.sql(_INSERT_IDS).to_arrow_table()
-            cur.register("fresh", fresh)
-            cur.execute(_INSERT_EVENTS)
+            fresh = cur.sql(_INSERT_IDS).to_arrow_table() if n_ids else None
+            if fresh is None or fresh.num_rows == n_ids:
+                cur.execute(_INSERT_ALL)
+                stored = n_events
+            else:
+                cur.register("fresh", fresh)
+                row = cur.execute(_INSERT_FRESH).fetchone()
+                stored = int(row[0]) if row else 0
             cur.execute("COMMIT")
         except duckdb.Error as exc:
-            try:
+            with contextlib.suppress(duckdb.Error):
                 cur.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
             raise StoreError(f"event store write failed: {exc}") from exc
         finally:
             for view in ("incoming", "fresh"):
-                try:
+                with contextlib.suppress(duckdb.Error):
                     cur.unregister(view)
-                except duckdb.Error:
-                    pass
-        without_id = sum(1 for i in columns["id"] if i is None)
-        return without_id + fresh.num_rows
+        return stored
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the database file (the writer calls it when idle)."""
+        self._writer.execute("CHECKPOINT")
 
     def prune_dedup(self, older_than_us: int) -> int:
         cur = self._writer
@@ -183,20 +238,3 @@ class DuckDBEventStore:
             self._con.close()
         except duckdb.Error:
             pass
-
-
-def _drop_repeated_ids(columns: Mapping[str, list[Any]]) -> Mapping[str, list[Any]]:
-    """Keep the first of several rows sharing (project, id) within one commit."""
-    ids = columns["id"]
-    keys = [(p, i) for p, i in zip(columns["project_id"], ids, strict=True) if i is not None]
-    if len(set(keys)) == len(keys):
-        return columns
-    seen: set[tuple[int, str]] = set()
-    keep: list[int] = []
-    for row, key in enumerate(zip(columns["project_id"], ids, strict=True)):
-        if key[1] is not None:
-            if key in seen:
-                continue
-            seen.add(key)
-        keep.append(row)
-    return {name: [values[r] for r in keep] for name, values in columns.items()}

@@ -142,7 +142,8 @@ class StateStore:
                 sa.func.lower(projects.c.name) == name.lower())).first()
             if exists:
                 raise ConfigError(f"a project named {name!r} exists already (id {exists[0]})")
-            pid = conn.execute(projects.insert().values(name=name, created_at=now)).inserted_primary_key
+            inserted = conn.execute(projects.insert().values(name=name, created_at=now))
+            pid = inserted.inserted_primary_key
             assert pid is not None
             project_id = int(pid[0])
             keys = {kind: new_key(kind) for kind in ("ingest", "secret")}
