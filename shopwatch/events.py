@@ -46,6 +46,7 @@ MONEY_LIMIT: Final = 1e15
 # Regex ``pattern`` constraints cost msgspec ~3 µs per event, more than decoding itself;
 # the few patterns (name, currency, country) are checked in Python with a cache instead.
 NAME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+PARAM_KEY_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 CURRENCY_RE: Final = re.compile(r"[A-Z]{3}")
 COUNTRY_RE: Final = re.compile(r"[A-Z]{2}")
 Name = Annotated[

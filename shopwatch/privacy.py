@@ -83,11 +83,23 @@ def scrub_url(url: str, query_allow: frozenset[str] = frozenset()) -> str:
 
 
 def pseudonymize(value: str, key: bytes) -> str:
-    """``email:<hash>`` for an email-shaped identifier; other values are returned as-is."""
-    if "@" not in value or not EMAIL_RE.fullmatch(value.strip()):
+    """Every email address in an identifier becomes ``email:<keyed hash>``.
+
+    The hash is keyed (HMAC-SHA256 with the instance's secret) and case-insensitive, so
+    the same address always gives the same pseudonym and cannot be found by hashing a
+    list of known addresses without the key.
+    """
+    if "@" not in value:
         return value
-    digest = hmac.new(key, value.strip().lower().encode(), hashlib.sha256).hexdigest()[:32]
-    return f"email:{digest}"
+
+    def digest(match: re.Match[str]) -> str:
+        mac = hmac.new(key, match.group(0).lower().encode(), hashlib.sha256)
+        return f"email:{mac.hexdigest()[:32]}"
+
+    stripped = value.strip()
+    if EMAIL_RE.fullmatch(stripped):  # the whole id is an address: surrounding blanks go
+        value = stripped
+    return EMAIL_RE.sub(digest, value)
 
 
 def scrub_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -105,40 +117,6 @@ def _scrub_value(key: str, value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _scrub_value(k, v) for k, v in value.items()}
     return value
-
-
-_safe_keys: set[str] = set()
-
-
-def _secret_key(key: str) -> bool:
-    # Param keys repeat endlessly (value, currency, items...): remember the safe ones so
-    # the regex runs once per distinct key, not once per event.
-    if key in _safe_keys:
-        return False
-    if SECRET_KEY_RE.search(key):
-        return True
-    if len(_safe_keys) < 10_000:
-        _safe_keys.add(key)
-    return False
-
-
-def _keys_secret(obj: dict[str, Any]) -> bool:
-    # Subset test in C against the cache: the per-key loop runs only for new keys.
-    return not obj.keys() <= _safe_keys and any(_secret_key(k) for k in obj)
-
-
-def has_secret_key(params: dict[str, Any]) -> bool:
-    """Whether any key in params (or in its objects, lists of objects) names a secret."""
-    if _keys_secret(params):
-        return True
-    for value in params.values():
-        if type(value) is list:
-            for v in value:
-                if type(v) is dict and _keys_secret(v):
-                    return True
-        elif type(value) is dict and _keys_secret(value):
-            return True
-    return False
 
 
 def payload_has_card(payload: bytes) -> bool:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
+from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
@@ -177,13 +178,55 @@ Item = tuple[int, ev.Event]
 Drops = list[tuple[int, Drop]]
 
 
-def validate(items: list[Item], drops: Drops) -> list[Item]:
-    """Keep events whose name, country and typed params are right; drop the others."""
+# Param keys already seen that are well-formed and name no secret (keys repeat: value,
+# currency, items, item_id...); a subset test against it replaces the per-key regexes.
+_PLAIN_KEYS: set[str] = set()
+
+
+def _param_keys(params: dict[str, Any]) -> tuple[str | None, bool]:
+    """``(error, names_a_secret)`` for the keys of params and of the objects in it."""
+    secret = False
+    for obj in _objects(params):
+        if obj.keys() <= _PLAIN_KEYS:
+            continue
+        for key in obj:
+            if key in _PLAIN_KEYS:
+                continue
+            if not ev.PARAM_KEY_RE.fullmatch(key):
+                return (f"params: invalid key {key!r}: a key starts with a letter or _ and holds "
+                        "letters, digits, _ and ."), False
+            if privacy.SECRET_KEY_RE.search(key):
+                secret = True
+            elif len(_PLAIN_KEYS) < 10_000:
+                _PLAIN_KEYS.add(key)
+    return None, secret
+
+
+def _objects(params: dict[str, Any]) -> list[dict[str, Any]]:
+    objects = [params]
+    for value in params.values():
+        if type(value) is list:
+            objects.extend(v for v in value if type(v) is dict)
+        elif type(value) is dict:
+            objects.append(value)
+    return objects
+
+
+def validate(items: list[Item], drops: Drops, secrets: set[int]) -> list[Item]:
+    """Keep events whose name, country, param keys and typed params are right; drop the
+    others. Adds to ``secrets`` the events whose params hold a secret-named key."""
     kept: list[Item] = []
     names, countries, known = ev.VALID_NAMES, ev.VALID_COUNTRIES, KNOWN_PARAM_KEYS
     for item in items:
         event = item[1]
         device, params = event.device, event.params
+        if params:
+            error, secret = _param_keys(params)
+            if error is not None:
+                drops.append((item[0], Drop(DropReason.INVALID_PARAMS, error)))
+                continue
+            if secret:
+                secrets.add(item[0])
         if (event.name in names
                 and (device is None or device.country is None or device.country in countries)
                 and (not params or known.isdisjoint(params))):
@@ -206,17 +249,20 @@ def validate(items: list[Item], drops: Drops) -> list[Item]:
 
 
 def scrub(items: list[Item], config: PipelineConfig, flags: dict[int, list[str]],
-          has_at: bool, deep: bool = False) -> None:
+          has_at: bool, secrets: set[int], deep: bool = False) -> None:
     """Scrub PII in place (rules in :mod:`shopwatch.privacy`).
 
     ``has_at`` says the request body holds an ``@`` in some spelling (else no email can
-    be in it); ``deep`` scrubs every string (used when a card number was spotted).
+    be in it); ``secrets`` are the events with secret-named param keys (from
+    :func:`validate`); ``deep`` scrubs every string (used when a card number was spotted).
     """
     careful = has_at or deep
     max_url = ev.MAX_URL_LENGTH
     for index, event in items:
         page, referrer, params = event.page, event.referrer, event.params
         if careful or (page is not None and ("?" in page or "#" in page or len(page) > max_url)):
+            if page is not None and "utm_" in page:
+                _utm_from_page(event, page)
             _scrub_url(index, event, "page", config, flags)
         if careful or (referrer is not None and (
                 "?" in referrer or "#" in referrer or len(referrer) > max_url)):
@@ -226,8 +272,25 @@ def scrub(items: list[Item], config: PipelineConfig, flags: dict[int, list[str]]
                 value = getattr(event, attr)
                 if value is not None and "@" in value:
                     setattr(event, attr, privacy.pseudonymize(value, config.pseudonym_key))
-        if params and (careful or privacy.has_secret_key(params)):
+        if careful:
+            for attr in _UTM_FIELDS:
+                value = getattr(event, attr)
+                if value is not None:
+                    setattr(event, attr, privacy.scrub_text(value))
+        if params and (careful or index in secrets):
             event.params = privacy.scrub_params(params)
+
+
+_UTM_FIELDS: Final = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+
+
+def _utm_from_page(event: ev.Event, page: str) -> None:
+    """Fill absent ``utm_*`` fields from the page URL's query (a campaign landing page)."""
+    query = dict(parse_qsl(urlsplit(page).query))
+    for name in _UTM_FIELDS:
+        value = query.get(name)
+        if value and getattr(event, name) is None:
+            setattr(event, name, privacy.scrub_text(value[: ev.MAX_UTM_LENGTH]))
 
 
 def _scrub_url(index: int, event: ev.Event, attr: str, config: PipelineConfig,
@@ -283,7 +346,8 @@ def enrich_ts(event: ev.Event, config: PipelineConfig, now_us: int) -> str | Non
         return None
     if isinstance(ts, str):
         try:
-            parsed = datetime.fromisoformat(ts)
+            # RFC 3339 allows lower-case "t" and "z"; fromisoformat does not.
+            parsed = datetime.fromisoformat(ts.upper())
         except ValueError:
             raise Drop(DropReason.INVALID_TS,
                        f"ts: {ts!r} is not an RFC 3339 timestamp nor epoch milliseconds") from None
@@ -321,8 +385,9 @@ def process(body: bytes, fmt: Format, project_id: int, now_us: int,
     flags: dict[int, list[str]] = {}
     # No "@" in any spelling (raw, percent-encoded, JSON-escaped): no email anywhere.
     has_at = b"@" in body or b"%40" in body or b"\\u0040" in body
-    items = validate(decoded.events, drops)
-    scrub(items, config, flags, has_at)
+    secrets: set[int] = set()
+    items = validate(decoded.events, drops, secrets)
+    scrub(items, config, flags, has_at, secrets)
     items = enrich(items, config, now_us, drops, flags, outcome.warnings)
     for index, event_flags in flags.items():
         if "truncated" in event_flags:
@@ -341,7 +406,7 @@ def process(body: bytes, fmt: Format, project_id: int, now_us: int,
     payload = _encode_payload(items, flags)
     if privacy.payload_has_card(payload):
         # Rare: scrub every string of every event, then encode again.
-        scrub(items, config, flags, has_at, deep=True)
+        scrub(items, config, flags, has_at, secrets, deep=True)
         payload = _encode_payload(items, flags)
     ids = [event.id for _, event in items if event.id is not None]
     outcome.rows = RowBatch(project_id, now_us, payload, len(items), ids)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from shopwatch.errors import StoreError, Unavailable
+from shopwatch.errors import Unavailable
 from shopwatch.store.base import EventBatch as RowBatch
 from shopwatch.store.base import EventStore
 
@@ -167,26 +167,36 @@ class Writer:
 
     def _commit(self, jobs: list[_Job], n: int) -> None:
         started = time.perf_counter()
-        ok = True
         try:
-            stored = self.store.write([job.rows for job in jobs])
-        except (StoreError, Exception) as exc:
-            ok = False
-            log.error("event store write failed (%d events not acknowledged): %s", n, exc)
-            error = Unavailable(f"the event store cannot write right now ({exc}); retry later",
-                                retry_after=self.retry_after)
-            for job in jobs:
-                job.future.set_exception(error)
-        else:
-            # Duplicates are acknowledged too: the client's event is stored (once).
-            del stored
-            for job in jobs:
-                job.future.set_result(job.rows.n)
+            failed = self._write(jobs)
+            if failed and len(jobs) > 1:
+                # One request's rows may be what broke the group: commit each alone so
+                # the others are not refused with it.
+                failed = [job for job in jobs if self._write([job])]
         finally:
             with self._lock:
                 self._queued_events -= n
         if self._observe is not None:
-            self._observe(CommitStats(n, len(jobs), time.perf_counter() - started, ok))
+            self._observe(CommitStats(n, len(jobs), time.perf_counter() - started, not failed))
+
+    def _write(self, jobs: list[_Job]) -> list[_Job]:
+        """Commit the jobs in one transaction; resolve their futures on success.
+
+        Returns the jobs left unresolved (all of them) when the write failed.
+        """
+        try:
+            self.store.write([job.rows for job in jobs])
+        except Exception as exc:  # any failure must fail the futures, never hang them
+            log.error("event store write failed (%d requests): %s", len(jobs), exc)
+            if len(jobs) == 1:
+                jobs[0].future.set_exception(Unavailable(
+                    f"the event store cannot write right now ({exc}); retry later",
+                    retry_after=self.retry_after))
+            return jobs
+        # Duplicates are acknowledged too: the client's event is stored (once).
+        for job in jobs:
+            job.future.set_result(job.rows.n)
+        return []
 
     def _run_housekeeping(self, task: Callable[[], None] | None) -> None:
         if task is None:

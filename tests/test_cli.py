@@ -1,0 +1,233 @@
+"""The ``shopwatch`` command line, through click's runner and as the installed script."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from shopwatch import __version__
+from shopwatch.cli import main
+from shopwatch.settings import SETTINGS, markdown_table
+from tests.conftest import SHOPWATCH, Live, clean_env
+
+KEYS = {"id", "name", "ingest_key", "secret_key"}
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """``cli(*args, env={...})``: run shopwatch in ``tmp_path`` (no stray .env), with
+    SHOPWATCH_* variables of the outer environment removed."""
+    runner = CliRunner()
+    base_env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("SHOPWATCH_")}
+    monkeypatch.chdir(tmp_path)  # the working directory only: .env is read from there
+
+    def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+        return runner.invoke(main, list(args), env={**base_env, **(env or {})},
+                             catch_exceptions=False)
+    yield invoke
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> str:
+    return str(tmp_path / "data")
+
+
+def create(cli: Any, data: str, name: str, *extra: str) -> dict[str, Any]:
+    result = cli("project", "create", name, "--data", data, "--json", *extra)
+    assert result.exit_code == 0, result.output
+    created: dict[str, Any] = json.loads(result.stdout)
+    return created
+
+
+def test_project_create_json_prints_exactly_one_object(cli: Any, data: str) -> None:
+    result = cli("project", "create", "My shop", "--data", data, "--json")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("\n") == 1  # one line ...
+    created = json.loads(result.stdout)  # ... holding exactly one JSON value
+    assert isinstance(created, dict)
+    assert set(created) == KEYS
+    assert created["name"] == "My shop"
+    assert isinstance(created["id"], int)
+    assert created["ingest_key"].startswith("swpub_")
+    assert created["secret_key"].startswith("swsec_")
+    assert created["ingest_key"] != created["secret_key"]
+
+
+def test_project_create_without_json_shows_the_keys(cli: Any, data: str) -> None:
+    result = cli("project", "create", "Shop", "--data", data)
+    assert result.exit_code == 0
+    [project] = json.loads(cli("project", "list", "--data", data, "--json").stdout)
+    assert project["ingest_key"] in result.stdout
+    assert project["secret_key"] in result.stdout
+
+
+def test_duplicate_project_name_fails_clearly(cli: Any, data: str) -> None:
+    first = create(cli, data, "Shop")
+    result = cli("project", "create", "shop", "--data", data, "--json")
+    assert result.exit_code != 0
+    assert result.stdout == ""
+    assert "exists already" in result.stderr
+    again = create(cli, data, "Shop", "--exist-ok")
+    assert again == first
+
+
+def test_project_list_json(cli: Any, data: str) -> None:
+    assert json.loads(cli("project", "list", "--data", data, "--json").stdout) == []
+    created = [create(cli, data, name) for name in ("A shop", "B shop", "C shop")]
+    result = cli("project", "list", "--data", data, "--json")
+    assert result.exit_code == 0
+    listed = json.loads(result.stdout)
+    assert listed == created
+    assert all(set(p) == KEYS for p in listed)
+    table = cli("project", "list", "--data", data)
+    assert all(p["name"] in table.stdout for p in created)
+
+
+def test_data_dir_from_the_environment(cli: Any, data: str) -> None:
+    result = cli("project", "create", "Env shop", "--json", env={"SHOPWATCH_DATA_DIR": data})
+    assert result.exit_code == 0
+    assert (Path(data) / "state.sqlite").is_file()
+    assert json.loads(cli("project", "list", "--data", data, "--json").stdout)[0]["name"] == \
+        "Env shop"
+
+
+def test_env_file_in_the_working_directory(cli: Any, tmp_path: Path, data: str) -> None:
+    (tmp_path / ".env").write_text(f"SHOPWATCH_DATA_DIR={data}\n")
+    assert cli("project", "create", "Dotenv shop", "--json").exit_code == 0
+    assert [p["name"] for p in json.loads(
+        cli("project", "list", "--data", data, "--json").stdout)] == ["Dotenv shop"]
+    flag_wins = str(tmp_path / "other")
+    assert cli("project", "create", "Flag shop", "--data", flag_wins).exit_code == 0
+    assert (Path(flag_wins) / "state.sqlite").is_file()
+
+
+def test_bad_setting_in_the_environment_is_a_usage_error(cli: Any, data: str) -> None:
+    result = cli("project", "list", "--data", data, env={"SHOPWATCH_PORT": "eighty"})
+    assert result.exit_code == 2
+    assert "SHOPWATCH_PORT" in result.output
+
+
+def test_rotate_key_revokes_the_old_keys_on_a_running_server(
+        cli: Any, live: Live) -> None:
+    data = live.settings.data_dir
+    old = create(cli, data, "Rotating shop")
+    assert live.post_events(old["ingest_key"], [{"name": "a", "id": "before"}]).status_code == 200
+    assert live.client(old["secret_key"]).get("/api/v1/events").status_code == 200
+
+    result = cli("project", "rotate-key", "Rotating shop", "--data", data, "--json")
+    assert result.exit_code == 0, result.output
+    new = json.loads(result.stdout)
+    assert new["id"] == old["id"]
+    assert new["ingest_key"] != old["ingest_key"]
+    assert new["secret_key"] != old["secret_key"]
+    assert json.loads(cli("project", "list", "--data", data, "--json").stdout) == [new]
+
+    # The server caches keys briefly (2 s): poll until the old key is refused.
+    deadline = time.monotonic() + 20
+    status = 200
+    while time.monotonic() < deadline:
+        status = live.post_events(old["ingest_key"], [{"name": "a", "id": "after"}]).status_code
+        if status != 200:
+            break
+        time.sleep(0.2)
+    assert status == 401
+    assert live.client(old["secret_key"]).get("/api/v1/events").status_code == 401
+    assert live.post_events(new["ingest_key"], [{"name": "a", "id": "new"}]).status_code == 200
+    assert {e["id"] for e in live.read_events(new["secret_key"])} >= {"before", "new"}
+
+
+def test_rotate_only_the_ingest_key(cli: Any, data: str) -> None:
+    old = create(cli, data, "Shop")
+    result = cli("project", "rotate-key", str(old["id"]), "--kind", "ingest", "--data", data,
+                 "--json")
+    assert result.exit_code == 0
+    new = json.loads(result.stdout)
+    assert new["ingest_key"] != old["ingest_key"]
+    assert new["secret_key"] == old["secret_key"]
+
+
+def test_rotate_key_of_an_unknown_project_fails(cli: Any, data: str) -> None:
+    create(cli, data, "Shop")
+    result = cli("project", "rotate-key", "nope", "--data", data)
+    assert result.exit_code != 0
+    assert "no project 'nope'" in result.stderr
+    assert "Shop" in result.stderr
+
+
+def test_events_tail_prints_recent_events(cli: Any, live: Live) -> None:
+    data = live.settings.data_dir
+    project = create(cli, data, "Tail shop")
+    base = time.time_ns() // 1_000_000 - 60_000
+    events = [{"name": "page_view", "id": "t1", "ts": base, "page": "/home"},
+              {"name": "add_to_cart", "id": "t2", "ts": base + 1000},
+              {"name": "purchase", "id": "t3", "ts": base + 2000,
+               "params": {"value": 42.5, "currency": "EUR", "transaction_id": "T-9"}}]
+    assert live.post_events(project["ingest_key"], events).status_code == 200
+
+    result = cli("events", "tail", "--url", live.base_url, "--data", data)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    assert [line.split()[-1] for line in lines] == ["[t1]", "[t2]", "[t3]"]  # oldest first
+    assert "page=/home" in lines[0]
+    assert "purchase" in lines[2]
+    assert "value=42.5" in lines[2] and "transaction_id=T-9" in lines[2]
+
+    as_json = cli("events", "tail", "--url", live.base_url, "--data", data, "--json", "-n", "2")
+    assert [json.loads(line)["id"] for line in as_json.stdout.splitlines()] == ["t2", "t3"]
+    named = cli("events", "tail", "--url", live.base_url, "--data", data, "--json",
+                "--name", "page_view", "--project", "Tail shop")
+    assert [json.loads(line)["id"] for line in named.stdout.splitlines()] == ["t1"]
+
+
+def test_events_tail_without_a_server_says_so(cli: Any, data: str) -> None:
+    create(cli, data, "Shop")
+    result = cli("events", "tail", "--url", "http://127.0.0.1:9", "--data", data)
+    assert result.exit_code != 0
+    assert "cannot reach" in result.stderr
+
+
+def test_events_tail_needs_a_project_when_there_are_several(cli: Any, data: str) -> None:
+    create(cli, data, "One")
+    create(cli, data, "Two")
+    result = cli("events", "tail", "--url", "http://127.0.0.1:9", "--data", data)
+    assert result.exit_code != 0
+    assert "--project" in result.stderr
+
+
+def test_settings_markdown(cli: Any) -> None:
+    result = cli("settings", "--markdown")
+    assert result.exit_code == 0
+    assert result.stdout == markdown_table() + "\n"
+    for setting in SETTINGS:
+        assert setting.env in result.stdout
+
+
+def test_settings_shows_current_values_and_hides_secrets(cli: Any) -> None:
+    result = cli("settings", env={"SHOPWATCH_PORT": "9999", "SHOPWATCH_METRICS_TOKEN": "hush"})
+    assert result.exit_code == 0
+    assert "9999" in result.stdout
+    assert "hush" not in result.stdout
+
+
+def test_version(cli: Any) -> None:
+    assert __version__ in cli("--version").stdout
+
+
+def test_installed_script_prints_only_the_json(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = subprocess.run([str(SHOPWATCH), "project", "create", "Script shop", "--data",
+                             str(data), "--json"], capture_output=True, text=True, cwd=tmp_path,
+                            env=clean_env(), timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)
+    assert set(created) == KEYS
+    assert result.stdout.strip().count("\n") == 0
