@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -46,6 +47,8 @@ def fail(message: str, code: int = 1) -> None:
 @click.version_option(__version__, prog_name="shopwatch")
 def main() -> None:
     """Shopwatch: monitoring and support for online stores."""
+    # Everything Shopwatch writes (stores, WAL files) holds keys or sales data: private.
+    os.umask(0o077)
 
 
 # --- serve ---------------------------------------------------------------------------------
@@ -104,6 +107,8 @@ def _print_projects(projects: list[Any], as_json: bool) -> None:
         click.echo(json.dumps([p.as_dict() for p in projects]))
         return
     table = Table("id", "name", "ingest key (public)", "secret key")
+    for column in table.columns[2:]:
+        column.overflow = "fold"  # a key cut short with "…" cannot be copied
     for p in projects:
         table.add_row(str(p.id), p.name, p.ingest_key, p.secret_key)
     console.print(table)

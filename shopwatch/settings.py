@@ -99,7 +99,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("duckdb_threads", 1, int, "integer",
        "Threads DuckDB may use. 1 leaves the other cores to request handling, which "
        "gives the best ingest throughput on small machines; 0 means one per core."),
-    _s("duckdb_checkpoint_threshold", "256MB", str, "size",
+    _s("duckdb_checkpoint_threshold", 256 * 1024 * 1024, _parse_size, "size",
        "WAL size at which DuckDB folds it into the database file. Larger means fewer, "
        "cheaper checkpoints under load and a longer replay after a crash."),
     _s("commit_timeout", 10.0, _parse_duration, "duration",

@@ -53,7 +53,7 @@ def second_connection(path: Path, settings: Settings | None = None) -> duckdb.Du
     at what was really committed, or to break the store as a failing disk would.
     """
     s = settings or defaults()
-    config: dict[str, str | int] = {"checkpoint_threshold": s.duckdb_checkpoint_threshold}
+    config: dict[str, str | int] = {"checkpoint_threshold": f"{s.duckdb_checkpoint_threshold}B"}
     if s.duckdb_threads > 0:
         config["threads"] = s.duckdb_threads
     return duckdb.connect(str(path), config=config)

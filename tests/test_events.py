@@ -564,3 +564,30 @@ def test_utm_fields_are_filled_from_the_landing_page(sink: Sink) -> None:
     _, row = store_one(sink, {"name": "page_view", "utm_source": "own",
                               "page": "/?utm_source=news"})
     assert row["utm_source"] == "own"  # what the event says wins over the URL
+
+
+def test_ndjson_messages_name_the_physical_line_and_empty_bodies_are_refused() -> None:
+    outcome = process(b'{"name": "a"}\n\n\n{"name": \n{"name": "c"}\n', Format.NDJSON, 1, NOW_US,
+                      CONFIG)
+    assert outcome.rows.n == 2
+    [rejected] = outcome.rejected
+    assert rejected["index"] == 1  # the second event...
+    assert rejected["error"].startswith("line 4: not valid JSON")  # ...on the fourth line
+    with pytest.raises(BadRequest):
+        process(b"\n \n", Format.NDJSON, 1, NOW_US, CONFIG)
+
+
+@pytest.mark.parametrize("text", ["card:4111111111111111", "x,4111111111111111",
+                                  "v.4111111111111111", "[4111111111111111]"])
+def test_card_numbers_after_punctuation_are_scrubbed(sink: Sink, text: str) -> None:
+    _, row = store_one(sink, {"name": "a", "params": {"note": text, "list": [text]}})
+    assert "4111111111111111" not in json.dumps(row["params"])
+
+
+def test_identifiers_keep_their_digits_when_a_card_is_scrubbed(sink: Sink) -> None:
+    _, row = store_one(sink, {"name": "purchase", "params": {
+        "transaction_id": "4111111111111111", "note": "4111111111111111",
+        "items": [{"item_id": "4111111111111111", "codes": ["4111111111111111"]}]}})
+    assert row["transaction_id"] == "4111111111111111"
+    assert row["params"]["items"][0] == {"item_id": "4111111111111111", "codes": ["[card]"]}
+    assert row["params"]["note"] == "[card]"

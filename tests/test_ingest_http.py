@@ -599,3 +599,14 @@ def test_openapi_documents_ingest(live: Live) -> None:
     spec = live.client().get("/openapi.json").json()
     operation = spec["paths"]["/api/v1/events"]["post"]
     assert {"200", "400", "401", "413", "415", "429", "503"} <= set(operation["responses"])
+
+
+def test_unknown_routes_and_methods_answer_in_the_error_format(live: Live) -> None:
+    with httpx.Client(base_url=live.base_url) as client:
+        missing = client.get("/api/v1/nothing-here")
+        wrong = client.delete("/api/v1/events")
+        docs = client.get("/docs")  # FastAPI's CDN-backed page is switched off (offline)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert wrong.status_code == 405
+    assert wrong.json()["error"]["code"] == "method_not_allowed"
+    assert docs.status_code == 404

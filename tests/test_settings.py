@@ -114,3 +114,9 @@ def test_every_setting_is_documented() -> None:
     text = CONFIGURATION_MD.read_text()
     missing = [s.name for s in SETTINGS if s.name not in text or s.env not in text]
     assert not missing, f"not documented in docs/configuration.md: {missing}"
+
+
+def test_the_settings_table_in_the_docs_is_the_generated_one() -> None:
+    from shopwatch.settings import markdown_table
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    assert markdown_table() in doc, "regenerate it: shopwatch settings --markdown"

@@ -148,24 +148,28 @@ def _decode_one_by_one(body: bytes, is_array: bool, max_events: int) -> _Decoded
 
 
 def _decode_ndjson(body: bytes, max_events: int) -> _Decoded:
-    lines = [line for line in body.split(b"\n") if line.strip()]
-    _check_count(len(lines), max_events)
+    """One event per line; blank lines are skipped. An event's index counts events
+    (as in a JSON array); messages name the physical line."""
+    numbered = [(n, line) for n, line in enumerate(body.split(b"\n"), 1) if line.strip()]
+    if not numbered:
+        raise BadRequest("empty body: send NDJSON, one event object per line")
+    _check_count(len(numbered), max_events)
     good: list[tuple[int, ev.Event]] = []
     bad: list[tuple[int, Drop]] = []
     decode_one = ev.event_decoder.decode
-    for index, line in enumerate(lines):
+    for index, (line_no, line) in enumerate(numbered):
         try:
             good.append((index, decode_one(line)))
         except msgspec.ValidationError as exc:  # a subclass of DecodeError: catch it first
             bad.append((index, Drop(DropReason.INVALID_FIELD, ev.describe_error(exc))))
         except msgspec.DecodeError as exc:
             bad.append((index, Drop(DropReason.MALFORMED,
-                                    f"line {index + 1}: not valid JSON: {exc}")))
+                                    f"line {line_no}: not valid JSON: {exc}")))
         except RecursionError:
-            bad.append((index, Drop(DropReason.MALFORMED, f"line {index + 1}: {_TOO_DEEP}")))
+            bad.append((index, Drop(DropReason.MALFORMED, f"line {line_no}: {_TOO_DEEP}")))
         except UnicodeDecodeError as exc:
             bad.append((index, Drop(DropReason.MALFORMED,
-                                    f"line {index + 1}: not valid UTF-8: {exc}")))
+                                    f"line {line_no}: not valid UTF-8: {exc}")))
     return _Decoded(good, bad)
 
 
@@ -312,25 +316,36 @@ def _scrub_url(index: int, event: ev.Event, attr: str, config: PipelineConfig,
 
 def enrich(items: list[Item], config: PipelineConfig, now_us: int, drops: Drops,
            flags: dict[int, list[str]], warnings: list[dict[str, Any]]) -> list[Item]:
-    """Normalise ``ts`` to epoch ms; clamp implausible times to receive time (flag
-    ``ts_clamped`` and a warning); drop unreadable ones."""
+    """Normalise ``ts`` to epoch *seconds* (a float) for the store; clamp implausible
+    times to receive time (flag ``ts_clamped`` and a warning); drop unreadable ones.
+
+    Seconds, not the milliseconds clients send, so that no timestamp is a 13-digit run
+    in the payload: any such run left is worth the card-number check.
+    """
     now_ms = now_us / 1000
     low = now_ms - config.max_event_age_s * 1000
     high = now_ms + config.max_future_skew_s * 1000
     kept: list[Item] = []
     for item in items:
-        ts = item[1].ts
-        if ts is None or (not isinstance(ts, str) and low <= ts <= high):
+        event = item[1]
+        ts = event.ts
+        if ts is None:
+            kept.append(item)
+            continue
+        if not isinstance(ts, str) and low <= ts <= high:
+            event.ts = ts / 1000
             kept.append(item)
             continue
         try:
-            warning = enrich_ts(item[1], config, now_us)
+            warning = enrich_ts(event, config, now_us)
         except Drop as drop:
             drops.append((item[0], drop))
             continue
         if warning is not None:
             flags.setdefault(item[0], []).append("ts_clamped")
             warnings.append({"index": item[0], "warning": warning})
+        elif event.ts is not None:
+            event.ts = float(event.ts) / 1000
         kept.append(item)
     return kept
 

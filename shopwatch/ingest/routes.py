@@ -70,6 +70,7 @@ async def ingest_events(request: Request) -> Response:
                     retry_after=rt.settings.retry_after) from None
     except HTTPError as exc:
         metrics.requests.labels(str(exc.status)).inc()
+        metrics.request_seconds.observe(time.perf_counter() - started)
         raise
     for reason, count in outcome.drops.items():
         metrics.rejected.labels(reason.value).inc(count)

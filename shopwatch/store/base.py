@@ -19,7 +19,7 @@ class EventBatch:
 
     ``payload`` is a JSON array of events, each with the fields of
     :class:`shopwatch.events.Event` (already validated and scrubbed), ``ts`` as epoch
-    milliseconds (absent: received time) and optionally ``flags`` (a list of strings).
+    seconds (a float; absent: received time) and optionally ``flags`` (a list of strings).
     ``ids`` lists the client-supplied event ids in the payload (the dedup keys).
     """
 

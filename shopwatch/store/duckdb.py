@@ -72,7 +72,7 @@ FROM (SELECT project_id, received_at, unnest(ids) AS id FROM incoming)
 GROUP BY ALL RETURNING uid
 """
 _ROW = """project_id, COALESCE(e.id, uuid()::VARCHAR),
-  e.name, COALESCE(make_timestamp(CAST(e.ts * 1000 AS BIGINT)), received_at), received_at,
+  e.name, COALESCE(make_timestamp(CAST(e.ts * 1000000 AS BIGINT)), received_at), received_at,
   e.session_id, e.anonymous_id, e.user_id, e.page, e.referrer,
   e.utm_source, e.utm_medium, e.utm_campaign, e.utm_term, e.utm_content,
   e.device.category, e.device.browser, e.device.browser_version, e.device.os,
@@ -102,10 +102,10 @@ class DuckDBEventStore:
     """Events in ``<data_dir>/events.duckdb``; see the module docstring."""
 
     def __init__(self, path: Path, *, threads: int = 1,
-                 checkpoint_threshold: str = "256MB") -> None:
+                 checkpoint_threshold: int = 256 * 1024 * 1024) -> None:
         self.path = path
         config: dict[str, str | bool | int | float | list[str]] = {
-            "checkpoint_threshold": checkpoint_threshold}
+            "checkpoint_threshold": f"{checkpoint_threshold}B"}
         if threads > 0:
             config["threads"] = threads
         try:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import msgspec
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shopwatch import __version__
 from shopwatch.errors import HTTPError
@@ -42,8 +43,11 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
             if manage_runtime:
                 runtime.close()
 
+    # No /docs or /redoc: FastAPI's pages load their scripts from a CDN, and Shopwatch
+    # must work offline. The spec itself is served at /openapi.json.
     app = FastAPI(title="Shopwatch", version=__version__, lifespan=lifespan,
-                  description="Monitoring and support for online stores.")
+                  description="Monitoring and support for online stores.",
+                  docs_url=None, redoc_url=None)
     app.state.runtime = runtime
     app.include_router(ingest_router)
     app.include_router(api_router)
@@ -52,6 +56,12 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     @app.exception_handler(HTTPError)
     async def _http_error(_request: Request, exc: HTTPError) -> Response:
         return error_response(exc.status, exc.code, exc.message, exc.retry_after)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _starlette_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return error_response(exc.status_code, codes.get(exc.status_code, "http_error"),
+                              str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> Response:

@@ -7,7 +7,7 @@ import ipaddress
 
 from fastapi import APIRouter, Request, Response
 
-from shopwatch.errors import Unauthorized
+from shopwatch.errors import Forbidden, Unauthorized
 from shopwatch.runtime import Runtime
 from shopwatch.web.auth import key_from_headers
 
@@ -40,5 +40,5 @@ async def metrics(request: Request) -> Response:
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise Unauthorized("/metrics needs 'Authorization: Bearer <metrics_token>'")
     elif not _is_loopback(request.client.host if request.client else None):
-        raise Unauthorized("/metrics answers loopback clients only unless metrics_token is set")
+        raise Forbidden("/metrics answers loopback clients only unless metrics_token is set")
     return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
