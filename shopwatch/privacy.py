@@ -117,11 +117,17 @@ def _scrub_value(key: str, value: Any) -> Any:
     return value
 
 
-def payload_has_card(payload: bytes) -> bool:
-    """Whether event JSON holds a Luhn-valid run of 13-19 digits anywhere.
+_ID_KEYS: Final = frozenset({b"id", b"session_id", b"anonymous_id", b"user_id",
+                             b"transaction_id", b"item_id"})
 
-    Deliberately blind to context (string or number, which key): a false positive
-    only costs a deep scrub of that request, a false negative would store a card number.
+
+def payload_has_card(payload: bytes) -> bool:
+    """Whether event JSON holds a Luhn-valid run of 13-19 digits outside identifiers.
+
+    A run is skipped only when its string is plainly the value of an identifier key
+    (``"user_id":"...digits..."``); anything less certain (a list element, an escaped
+    quote nearby, a number) counts. A false positive only costs a deep scrub of the
+    request; a false negative would store a card number.
     """
     shape = payload.translate(_SHAPE)
     pos = shape.find(_RUN)
@@ -129,7 +135,16 @@ def payload_has_card(payload: bytes) -> bool:
         end = pos + 13
         while end < len(shape) and shape[end] == 100:  # "d"
             end += 1
-        if end - pos <= 19 and luhn_ok(payload[pos:end].decode()):
+        if end - pos <= 19 and luhn_ok(payload[pos:end].decode()) and not _in_identifier(
+                payload, pos):
             return True
         pos = shape.find(_RUN, end)
     return False
+
+
+def _in_identifier(payload: bytes, pos: int) -> bool:
+    quote = payload.rfind(b'"', 0, pos)  # the opening quote of the enclosing string
+    if quote < 2 or payload[quote - 2:quote] != b'":':
+        return False
+    key_start = payload.rfind(b'"', 0, quote - 2)
+    return payload[key_start + 1:quote - 2] in _ID_KEYS

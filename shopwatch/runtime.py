@@ -17,7 +17,9 @@ from shopwatch.ingest.ratelimit import RateLimiter
 from shopwatch.ingest.writer import Writer
 from shopwatch.metrics import Metrics
 from shopwatch.settings import Settings
+from shopwatch.store.base import EventStore
 from shopwatch.store.duckdb import DuckDBEventStore
+from shopwatch.store.process import EventStoreProcess
 from shopwatch.store.state import StateStore
 from shopwatch.web.auth import KeyCache
 
@@ -42,7 +44,7 @@ def open_state(settings: Settings) -> StateStore:
 class Runtime:
     settings: Settings
     state: StateStore
-    events: DuckDBEventStore
+    events: EventStore
     writer: Writer
     metrics: Metrics
     keys: KeyCache
@@ -54,8 +56,10 @@ class Runtime:
         """Open (and migrate) both stores and build the writer; call :meth:`start` next."""
         data = ensure_data_dir(settings.data_path)
         state = StateStore(data / STATE_FILE)
-        events = DuckDBEventStore(data / EVENTS_FILE, threads=settings.duckdb_threads,
-                                  checkpoint_threshold=settings.duckdb_checkpoint_threshold)
+        store_class = EventStoreProcess if settings.store_process else DuckDBEventStore
+        events: EventStore = store_class(
+            data / EVENTS_FILE, threads=settings.duckdb_threads,
+            checkpoint_threshold=settings.duckdb_checkpoint_threshold)
         metrics = Metrics()
         window_us = int(settings.dedup_window * 1_000_000)
 

@@ -96,6 +96,9 @@ SETTINGS: tuple[Setting, ...] = (
        "Most events waiting for the writer; beyond it ingest answers 503 with Retry-After."),
     _s("writer_batch_events", 50_000, int, "integer",
        "Most events the writer commits in one transaction (group commit)."),
+    _s("store_process", True, _parse_bool, "boolean",
+       "Run the event store (DuckDB) in a child process, so that committing and handling "
+       "requests each get a core instead of taking turns on Python's GIL."),
     _s("duckdb_threads", 1, int, "integer",
        "Threads DuckDB may use. 1 leaves the other cores to request handling, which "
        "gives the best ingest throughput on small machines; 0 means one per core."),

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
+import signal
 import socket
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +23,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from shopwatch.store.process import EventStoreProcess
 from tests.conftest import Live, second_connection
 
 MiB = 1024 * 1024
@@ -375,7 +379,10 @@ def test_clamped_ts_is_flagged_and_warned(live: Live, project: Any) -> None:
     assert stored["ts"] == stored["received_at"]
 
 
-def test_pii_never_reaches_the_store(live: Live, project: Any) -> None:
+def test_pii_never_reaches_the_store(server: Callable[..., Live]) -> None:
+    # In-process store, so the test can read the DuckDB file with a second connection.
+    live = server(store_process=False)
+    project = live.create_project("shop-a")
     response = live.post_events(project.ingest_key, [{
         "name": "login", "id": "p", "user_id": "jane@example.com",
         "page": "/account?email=jane@example.com&utm_source=mail",
@@ -484,9 +491,13 @@ def test_overload_answers_503_with_retry_after_and_stores_nothing(server: Any) -
     assert len(live.read_events(project.secret_key)) == 5
 
 
-def test_store_failure_answers_503_and_nothing_is_acknowledged(live: Live, project: Any) -> None:
-    # A second client of the server's own DuckDB database (same process): renaming the
-    # table makes every write fail, as a broken store would.
+def test_store_failure_answers_503_and_nothing_is_acknowledged(
+        server: Callable[..., Live]) -> None:
+    # A second client of the server's own DuckDB database (same process, so the store
+    # runs in-process here): renaming the table makes every write fail, as a broken
+    # store would.
+    live = server(store_process=False)
+    project = live.create_project("shop-a")
     with second_connection(live.runtime.events.path, live.settings) as con:
         con.execute("ALTER TABLE events RENAME TO events_away")
         response = live.post_events(project.ingest_key, [{"name": "a", "id": "during"}])
@@ -610,3 +621,16 @@ def test_unknown_routes_and_methods_answer_in_the_error_format(live: Live) -> No
     assert wrong.status_code == 405
     assert wrong.json()["error"]["code"] == "method_not_allowed"
     assert docs.status_code == 404
+
+
+def test_a_dead_store_process_answers_503_and_nothing_is_acknowledged(
+        live: Live, project: Any) -> None:
+    store = live.runtime.events
+    assert isinstance(store, EventStoreProcess)
+    assert live.post_events(project.ingest_key, [{"name": "a", "id": "before"}]).status_code == 200
+    assert store.pid is not None
+    os.kill(store.pid, signal.SIGKILL)
+    response = live.post_events(project.ingest_key, [{"name": "a", "id": "after"}])
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert "cannot write" in error_of(response)

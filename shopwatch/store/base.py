@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, Protocol
 
 import pyarrow as pa
@@ -80,6 +81,16 @@ class EventQuery:
 class EventStore(Protocol):
     """Append-only analytical store. ``write`` is called from one writer thread only."""
 
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        ...
+
+    @property
+    def schema_version(self) -> int:
+        """The last migration applied."""
+        ...
+
     def write(self, batches: Sequence[EventBatch]) -> int:
         """Commit the batches in one transaction; return how many events were new.
 
@@ -89,6 +100,14 @@ class EventStore(Protocol):
 
     def query_events(self, query: EventQuery) -> list[dict[str, Any]]:
         """Stored events matching ``query``, safe to call from any thread."""
+        ...
+
+    def count(self, project_id: int | None = None) -> int:
+        """Stored events, of one project or all."""
+        ...
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file (writer thread only)."""
         ...
 
     def prune_dedup(self, older_than_us: int) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -102,19 +103,26 @@ class DuckDBEventStore:
     """Events in ``<data_dir>/events.duckdb``; see the module docstring."""
 
     def __init__(self, path: Path, *, threads: int = 1,
-                 checkpoint_threshold: int = 256 * 1024 * 1024) -> None:
-        self.path = path
+                 checkpoint_threshold: int = 256 * 1024 * 1024,
+                 lock_wait: float = 10.0) -> None:
+        self._path = path
         config: dict[str, str | bool | int | float | list[str]] = {
             "checkpoint_threshold": f"{checkpoint_threshold}B"}
         if threads > 0:
             config["threads"] = threads
-        try:
-            self._con = duckdb.connect(str(path), config=config)
-        except duckdb.IOException as exc:
-            raise StoreError(
-                f"cannot open {path}: {exc}. Is another `shopwatch serve` using this data "
-                "directory? Stop it, or pass a different --data."
-            ) from None
+        # A store process whose parent was killed may hold the file lock for a moment
+        # while it exits: wait for it rather than fail a restart.
+        deadline = time.monotonic() + lock_wait
+        while True:
+            try:
+                self._con = duckdb.connect(str(path), config=config)
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                    raise StoreError(
+                        f"cannot open {path}: {exc}. Is another `shopwatch serve` using this "
+                        "data directory? Stop it, or pass a different --data.") from None
+                time.sleep(0.2)
         self._writer = self._con.cursor()
         self._lock = threading.Lock()  # guards cursor creation only
         self._migrate()
@@ -133,6 +141,10 @@ class DuckDBEventStore:
             con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
                         [version, name])
             con.execute("COMMIT")
+
+    @property
+    def path(self) -> Path:
+        return self._path
 
     @property
     def schema_version(self) -> int:
