@@ -205,14 +205,9 @@ def events_tail(project_ref: str | None, limit: int, names: tuple[str, ...], fol
     base = (url or f"http://{settings.host}:{settings.port}").rstrip("/")
     client = httpx.Client(base_url=base, timeout=10,
                           headers={"Authorization": f"Bearer {chosen.secret_key}"})
-    seen: set[str] = set()
-    since: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": limit, "order": "desc"}
+    def fetch(params: dict[str, Any]) -> list[dict[str, Any]]:
         if names:
             params["name"] = list(names)
-        if since:
-            params["from"] = since
         try:
             response = client.get("/api/v1/events", params=params)
         except httpx.TransportError:
@@ -220,14 +215,32 @@ def events_tail(project_ref: str | None, limit: int, names: tuple[str, ...], fol
                  "(use --url to point elsewhere)")
         if response.status_code != 200:
             fail(f"{base} answered {response.status_code}: {response.text[:300]}")
-        batch = [e for e in reversed(response.json()["events"]) if e["id"] not in seen]
-        for event in batch:
-            seen.add(event["id"])
-            _print_event(event, as_json)
-            since = event["ts"]
-        if not follow:
-            return
+        events: list[dict[str, Any]] = response.json()["events"]
+        return events
+
+    recent = list(reversed(fetch({"limit": limit, "sort": "received_at", "order": "desc"})))
+    for event in recent:
+        _print_event(event, as_json)
+    if not follow:
+        return
+    # Follow by receive time (it only grows), not event time, so late events are not
+    # missed; remember only the ids at the latest receive time, to skip them next poll.
+    since = recent[-1]["received_at"] if recent else None
+    shown = {e["id"] for e in recent if e["received_at"] == since}
+    while True:
         time.sleep(1.0)
+        while True:
+            params: dict[str, Any] = {"limit": 1000, "sort": "received_at", "order": "asc"}
+            if since:
+                params["received_from"] = since
+            batch = [e for e in fetch(params) if e["id"] not in shown]
+            for event in batch:
+                _print_event(event, as_json)
+                if event["received_at"] != since:
+                    since, shown = event["received_at"], set()
+                shown.add(event["id"])
+            if len(batch) < 1000:
+                break
 
 
 def _print_event(event: dict[str, Any], as_json: bool) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -231,3 +232,38 @@ def test_installed_script_prints_only_the_json(tmp_path: Path) -> None:
     created = json.loads(result.stdout)
     assert set(created) == KEYS
     assert result.stdout.strip().count("\n") == 0
+
+
+def test_events_tail_follow_prints_new_and_late_events(cli: Any, live: Live) -> None:
+    data = live.settings.data_dir
+    project = create(cli, data, "Follow shop")
+    now_ms = time.time_ns() // 1_000_000
+    assert live.post_events(project["ingest_key"],
+                            [{"name": "page_view", "id": "old", "ts": now_ms}]).status_code == 200
+    proc = subprocess.Popen(
+        [str(SHOPWATCH), "events", "tail", "-f", "--json", "-n", "1", "--url", live.base_url,
+         "--data", data], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    reader = threading.Thread(
+        target=lambda: seen.extend(json.loads(line)["id"] for line in proc.stdout or []),
+        daemon=True)
+    reader.start()
+    try:
+        _wait_for(lambda: seen == ["old"])
+        # A late event (its ts an hour back) and a page of new ones, after the follow began.
+        late = {"name": "purchase", "id": "late", "ts": now_ms - 3_600_000}
+        new = [{"name": "page_view", "id": f"n{i}"} for i in range(30)]
+        assert live.post_events(project["ingest_key"], [late, *new]).status_code == 200
+        _wait_for(lambda: len(seen) >= 32)
+        assert sorted(seen) == sorted(["old", "late", *[e["id"] for e in new]])
+        assert len(seen) == len(set(seen))  # nothing printed twice
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def _wait_for(condition: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

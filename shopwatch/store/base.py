@@ -76,6 +76,8 @@ class EventQuery:
     names: Sequence[str] = ()
     limit: int = 100
     newest_first: bool = True
+    received_since_us: int | None = None  # inclusive, on the server's receive time
+    by_received: bool = False  # order by receive time instead of event time
 
 
 class EventStore(Protocol):

@@ -212,12 +212,17 @@ class DuckDBEventStore:
         if query.until_us is not None:
             where.append("ts < make_timestamp(?::BIGINT)")
             args.append(query.until_us)
+        if query.received_since_us is not None:
+            where.append("received_at >= make_timestamp(?::BIGINT)")
+            args.append(query.received_since_us)
         if query.names:
             where.append(f"name IN ({', '.join('?' for _ in query.names)})")
             args.extend(query.names)
         order = "DESC" if query.newest_first else "ASC"
+        keys = ("received_at", "ts") if query.by_received else ("ts", "received_at")
         sql = (f"SELECT epoch_us(ts), epoch_us(received_at), {', '.join(_READ_COLS)} FROM events "
-               f"WHERE {' AND '.join(where)} ORDER BY ts {order}, received_at {order} LIMIT ?")
+               f"WHERE {' AND '.join(where)} "
+               f"ORDER BY {keys[0]} {order}, {keys[1]} {order}, id {order} LIMIT ?")
         args.append(query.limit)
         rows = self._cursor().execute(sql, args).fetchall()
         out = []

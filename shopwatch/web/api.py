@@ -61,6 +61,11 @@ async def list_events(
     = None,
     limit: Annotated[int, Query(ge=1)] = 100,
     order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+    sort: Annotated[str, Query(pattern="^(ts|received_at)$",
+                               description="order by event time or by receive time")] = "ts",
+    received_from: Annotated[str | None, Query(
+        description="only events received at or after this time (RFC 3339 or epoch ms); "
+                    "with sort=received_at&order=asc, a way to follow new events")] = None,
 ) -> Response:
     """Events of the key's project, newest first by default, each with its ``id``."""
     rt: Runtime = request.app.state.runtime
@@ -73,6 +78,8 @@ async def list_events(
         since_us=parse_time(from_, "from") if from_ else None,
         until_us=parse_time(to, "to") if to else None,
         names=names, limit=limit, newest_first=order == "desc",
+        received_since_us=parse_time(received_from, "received_from") if received_from else None,
+        by_received=sort == "received_at",
     )
     rows = await asyncio.to_thread(rt.events.query_events, query)
     return Response(_encode({"events": [present(r) for r in rows]}),
