@@ -265,9 +265,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--requests", type=int, default=3000,
+    parser.add_argument("--requests", type=int, default=500,
                         help="distinct pre-built request bodies (ids stay unique)")
     args = parser.parse_args()
 
