@@ -284,31 +284,26 @@ def main() -> None:
             [python, "-m", "shopwatch.cli", "project", "create", "bench", "--data", str(data),
              "--json"], cwd=ROOT, check=True, capture_output=True, text=True)
         key = json.loads(created.stdout)["ingest_key"]
-        port = free_port()
         env = {**os.environ, "SHOPWATCH_LOG_LEVEL": "warning"}
-        server = start_process([python, "-m", "shopwatch.cli", "serve", "--data", str(data),
-                                "--port", str(port)], ROOT, env)
-        try:
-            wait_port(port)
-            print("load: shopwatch ...", flush=True)
-            results["shopwatch"] = run_load(port, key, bodies, args.seconds, args.warmup,
-                                            args.concurrency)
-        finally:
-            stop_process(server)
 
+        def load(label: str, command: list[str], cwd: Path) -> dict[str, Any]:
+            port = free_port()
+            server = start_process([*command, "--port", str(port)], cwd, env)
+            try:
+                wait_port(port)
+                print(f"load: {label} ...", flush=True)
+                return run_load(port, key, bodies, args.seconds, args.warmup,
+                                args.concurrency)
+            finally:
+                stop_process(server)
+
+        results["shopwatch"] = load(
+            "shopwatch", [python, "-m", "shopwatch.cli", "serve", "--data", str(data)], ROOT)
         # Baseline (a): bare ASGI app that only decodes JSON
-        app_file = tmp / "bare_app.py"
-        app_file.write_text(BARE_APP)
-        port = free_port()
-        bare = start_process([python, "-m", "uvicorn", "bare_app:app", "--port", str(port),
-                              "--log-level", "warning", "--no-access-log"], tmp)
-        try:
-            wait_port(port)
-            print("load: bare ASGI baseline ...", flush=True)
-            results["bare"] = run_load(port, key, bodies, args.seconds, args.warmup,
-                                       args.concurrency)
-        finally:
-            stop_process(bare)
+        (tmp / "bare_app.py").write_text(BARE_APP)
+        results["bare"] = load("bare ASGI baseline", [
+            python, "-m", "uvicorn", "bare_app:app", "--log-level", "warning",
+            "--no-access-log"], tmp)
 
         print("storage baseline: bulk DuckDB insert ...", flush=True)
         storage_rate = storage_baseline(bodies, tmp, requests_per_commit=100)

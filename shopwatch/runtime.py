@@ -17,7 +17,7 @@ from shopwatch.ingest.ratelimit import RateLimiter
 from shopwatch.ingest.writer import Writer
 from shopwatch.metrics import Metrics
 from shopwatch.settings import Settings
-from shopwatch.store.base import EventStore
+from shopwatch.store.base import EventStore, files_bytes
 from shopwatch.store.duckdb import DuckDBEventStore
 from shopwatch.store.process import EventStoreProcess
 from shopwatch.store.state import StateStore
@@ -80,7 +80,7 @@ class Runtime:
                                               lambda: float(writer.queued_events)),
             "shopwatch_store_bytes": (
                 "Bytes of the event and state stores on disk.",
-                lambda: float(events.size_bytes() + _size(data / STATE_FILE))),
+                lambda: float(events.size_bytes() + files_bytes(data / STATE_FILE, "-wal"))),
         })
         pipeline = PipelineConfig(
             max_events=settings.max_events_per_request,
@@ -100,11 +100,3 @@ class Runtime:
         self.writer.stop()
         self.events.close()
         self.state.close()
-
-
-def _size(path: Path) -> int:
-    total = 0
-    for p in (path, path.with_name(path.name + "-wal")):
-        if p.exists():
-            total += p.stat().st_size
-    return total

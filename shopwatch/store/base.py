@@ -80,6 +80,15 @@ class EventQuery:
     by_received: bool = False  # order by receive time instead of event time
 
 
+def files_bytes(path: Path, *suffixes: str) -> int:
+    """Bytes on disk of ``path`` and of its companions ``path + suffix`` that exist."""
+    total = 0
+    for p in (path, *(path.with_name(path.name + s) for s in suffixes)):
+        if p.exists():
+            total += p.stat().st_size
+    return total
+
+
 class EventStore(Protocol):
     """Append-only analytical store. ``write`` is called from one writer thread only."""
 

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from shopwatch.errors import StoreError
 from shopwatch.events import Device, Event
-from shopwatch.store.base import EVENT_COLUMNS, EventBatch, EventQuery
+from shopwatch.store.base import EVENT_COLUMNS, EventBatch, EventQuery, files_bytes
 
 MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
     (1, "events and the dedup index", (
@@ -243,11 +243,7 @@ class DuckDBEventStore:
         return int(row[0]) if row else 0
 
     def size_bytes(self) -> int:
-        total = 0
-        for p in (self.path, self.path.with_name(self.path.name + ".wal")):
-            if p.exists():
-                total += p.stat().st_size
-        return total
+        return files_bytes(self.path, ".wal")
 
     def close(self) -> None:
         try:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from shopwatch.errors import StoreError
-from shopwatch.store.base import EventBatch, EventQuery
+from shopwatch.store.base import EventBatch, EventQuery, files_bytes
 
 START_TIMEOUT = 60.0
 
@@ -112,11 +112,7 @@ class EventStoreProcess:
             return int(self._call(self._read_conn, "count", project_id))
 
     def size_bytes(self) -> int:
-        total = 0
-        for p in (self.path, self.path.with_name(self.path.name + ".wal")):
-            if p.exists():
-                total += p.stat().st_size
-        return total
+        return files_bytes(self.path, ".wal")
 
     def close(self) -> None:
         """Checkpoint and close the store, then end the child."""
