@@ -131,9 +131,12 @@ def project_create(name: str, data_dir: str | None, as_json: bool, exist_ok: boo
     if as_json:
         click.echo(json.dumps(created.as_dict()))
         return
+    # soft_wrap: a key broken over two lines cannot be copied.
     console.print(f"Project {created.id} [bold]{created.name}[/]", highlight=False)
-    console.print(f"  ingest key (public, write-only): {created.ingest_key}", highlight=False)
-    console.print(f"  secret key (keep private):       {created.secret_key}", highlight=False)
+    console.print(f"  ingest key (public, write-only): {created.ingest_key}", highlight=False,
+                  soft_wrap=True)
+    console.print(f"  secret key (keep private):       {created.secret_key}", highlight=False,
+                  soft_wrap=True)
 
 
 @project.command("list")
