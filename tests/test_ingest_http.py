@@ -634,3 +634,5 @@ def test_a_dead_store_process_answers_503_and_nothing_is_acknowledged(
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"
     assert "cannot write" in error_of(response)
+    health = httpx.get(live.base_url + "/healthz")
+    assert health.status_code == 503 and health.json()["status"] == "event store down"

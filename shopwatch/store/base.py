@@ -129,6 +129,10 @@ class EventStore(Protocol):
         """Bytes the store occupies on disk."""
         ...
 
+    def healthy(self) -> bool:
+        """Whether the store can take writes (its process is running, say)."""
+        ...
+
     def close(self) -> None:
         """Flush and release the files."""
         ...

@@ -245,6 +245,9 @@ class DuckDBEventStore:
     def size_bytes(self) -> int:
         return files_bytes(self.path, ".wal")
 
+    def healthy(self) -> bool:
+        return True
+
     def close(self) -> None:
         try:
             self._writer.close()

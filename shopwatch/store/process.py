@@ -114,6 +114,9 @@ class EventStoreProcess:
     def size_bytes(self) -> int:
         return files_bytes(self.path, ".wal")
 
+    def healthy(self) -> bool:
+        return self._process.is_alive()
+
     def close(self) -> None:
         """Checkpoint and close the store, then end the child."""
         if self._process.is_alive():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 
+import msgspec
 from fastapi import APIRouter, Request, Response
 
 from shopwatch.errors import Forbidden, Unauthorized
@@ -14,12 +15,18 @@ from shopwatch.web.auth import key_from_headers
 router = APIRouter()
 
 
-@router.get("/healthz", tags=["ops"], summary="Liveness and store versions")
-async def healthz(request: Request) -> dict[str, object]:
+@router.get("/healthz", tags=["ops"], summary="Liveness and store versions",
+            responses={503: {"description": "The event store is not running."}})
+async def healthz(request: Request) -> Response:
+    """``200`` with the store versions, or ``503`` when the event store cannot write."""
     rt: Runtime = request.app.state.runtime
-    return {"status": "ok", "writer_queue_events": rt.writer.queued_events,
+    healthy = rt.events.healthy()
+    body = {"status": "ok" if healthy else "event store down",
+            "writer_queue_events": rt.writer.queued_events,
             "event_store_schema": rt.events.schema_version,
             "state_store_schema": rt.state.schema_version}
+    return Response(msgspec.json.encode(body), status_code=200 if healthy else 503,
+                    media_type="application/json")
 
 
 def _is_loopback(host: str | None) -> bool:
