@@ -32,7 +32,7 @@ from shopwatch.settings import Settings, defaults
 from shopwatch.store.base import EventQuery
 from shopwatch.store.duckdb import DuckDBEventStore
 from shopwatch.store.state import Project
-from shopwatch.web.app import create_app
+from shopwatch.web.app import create_api, create_app
 
 REPO = Path(__file__).resolve().parent.parent
 SHOPWATCH = Path(sys.executable).with_name("shopwatch")
@@ -99,9 +99,11 @@ class Live:
         return events
 
 
-def _start(settings: Settings) -> tuple[Live, uvicorn.Server, threading.Thread]:
+def _start(settings: Settings, api_only: bool = False,
+           ) -> tuple[Live, uvicorn.Server, threading.Thread]:
     runtime = Runtime.open(settings)
-    app = create_app(runtime)
+    # api_only: the FastAPI app alone, without the ingest front door in front of it.
+    app = create_api(runtime) if api_only else create_app(runtime)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
                             lifespan="on", access_log=False)
     server = uvicorn.Server(config)
@@ -128,10 +130,10 @@ def server(settings: Settings) -> Iterator[Callable[..., Live]]:
     """
     running: list[tuple[Live, uvicorn.Server, threading.Thread]] = []
 
-    def start(**overrides: Any) -> Live:
+    def start(api_only: bool = False, **overrides: Any) -> Live:
         if "data_dir" not in overrides and running:
             overrides["data_dir"] = f"{settings.data_dir}-{len(running)}"
-        started = _start(settings.replace(**overrides))
+        started = _start(settings.replace(**overrides), api_only)
         running.append(started)
         return started[0]
 

@@ -636,3 +636,17 @@ def test_a_dead_store_process_answers_503_and_nothing_is_acknowledged(
     assert "cannot write" in error_of(response)
     health = httpx.get(live.base_url + "/healthz")
     assert health.status_code == 503 and health.json()["status"] == "event store down"
+
+
+@pytest.mark.parametrize("api_only", [False, True])
+def test_ingest_answers_the_same_through_the_front_door_and_fastapi(
+        server: Callable[..., Live], api_only: bool) -> None:
+    live = server(api_only=api_only)
+    project = live.create_project("shop-a")
+    ok = live.post_events(project.ingest_key, [{"name": "a", "id": "1"}, {"name": "b c"}])
+    assert ok.status_code == 200
+    assert ok.json()["accepted"] == 1 and ok.json()["rejected"][0]["index"] == 1
+    refused = live.post_events("swpub_nope", [{"name": "a"}])
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
+    [stored] = live.read_events(project.secret_key)
+    assert stored["id"] == "1"

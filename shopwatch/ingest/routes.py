@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import msgspec
@@ -42,15 +43,23 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
              responses=_RESPONSES, tags=["ingest"], summary="Send events")
 async def ingest_events(request: Request) -> Response:
     """Store a batch of events. The answer comes after they are committed."""
-    rt: Runtime = request.app.state.runtime
+    status, body = await ingest(request.app.state.runtime, request.headers, request.stream())
+    return Response(body, status_code=status, media_type="application/json")
+
+
+async def ingest(rt: Runtime, headers: Mapping[str, str],
+                 chunks: AsyncIterator[bytes]) -> tuple[int, bytes]:
+    """Everything ``POST /api/v1/events`` does: ``(status, JSON body)`` of the answer.
+
+    Raises :class:`HTTPError` for a refused request (the caller renders it).
+    """
     metrics = rt.metrics
     started = time.perf_counter()
     try:
-        info = rt.keys.require(request.headers, secret=False)
-        fmt = body_format(request.headers.get("content-type"))
-        body = await read_body(request.stream(), request.headers.get("content-encoding"),
-                               request.headers.get("content-length"),
-                               rt.settings.max_body_bytes)
+        info = rt.keys.require(headers, secret=False)
+        fmt = body_format(headers.get("content-type"))
+        body = await read_body(chunks, headers.get("content-encoding"),
+                               headers.get("content-length"), rt.settings.max_body_bytes)
         now_us = time.time_ns() // 1000
         outcome = pipeline.process(body, fmt, info.project_id, now_us, rt.pipeline)
         n = outcome.rows.n
@@ -79,4 +88,4 @@ async def ingest_events(request: Request) -> Response:
     metrics.requests.labels(str(status)).inc()
     metrics.request_seconds.observe(time.perf_counter() - started)
     payload = {"accepted": n, "rejected": outcome.rejected, "warnings": outcome.warnings}
-    return Response(_encode(payload), status_code=status, media_type="application/json")
+    return status, _encode(payload)

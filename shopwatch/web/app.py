@@ -17,6 +17,7 @@ from shopwatch.errors import HTTPError
 from shopwatch.ingest.routes import router as ingest_router
 from shopwatch.runtime import Runtime
 from shopwatch.web.api import router as api_router
+from shopwatch.web.frontdoor import FrontDoor
 from shopwatch.web.ops import router as ops_router
 
 log = logging.getLogger(__name__)
@@ -30,9 +31,17 @@ def error_response(status: int, code: str, message: str,
                     media_type="application/json", headers=headers)
 
 
-def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
-    """An app serving ``runtime``. With ``manage_runtime`` the app's lifespan starts the
-    writer and, at shutdown, commits what is queued and closes the stores."""
+def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FrontDoor:
+    """The ASGI app serving ``runtime``: the ingest front door over the FastAPI app.
+
+    With ``manage_runtime`` the app's lifespan starts the writer and, at shutdown,
+    commits what is queued and closes the stores.
+    """
+    return FrontDoor(create_api(runtime, manage_runtime=manage_runtime), runtime)
+
+
+def create_api(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
+    """The FastAPI app alone (every route, ingest included, and the OpenAPI spec)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
