@@ -50,6 +50,10 @@ class HTTPError(ShopwatchError):
         self.message = message
         self.retry_after = retry_after
 
+    def body(self) -> dict[str, dict[str, str]]:
+        """The JSON body every Shopwatch error answer has."""
+        return {"error": {"code": self.code, "message": self.message}}
+
 
 class BadRequest(HTTPError):
     status = 400

@@ -351,7 +351,8 @@ def enrich(items: list[Item], config: PipelineConfig, now_us: int, drops: Drops,
 
 
 def enrich_ts(event: ev.Event, config: PipelineConfig, now_us: int) -> str | None:
-    """Normalise one event's ``ts`` to epoch ms; clamp an implausible time.
+    """Resolve one event's ``ts`` to epoch milliseconds (:func:`enrich` then makes it
+    seconds); clamp an implausible time.
 
     Returns a warning when the time was clamped (then ``ts`` is removed, meaning
     receive time), else ``None``. Raises :class:`Drop` for an unreadable time.

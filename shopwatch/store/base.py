@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-import pyarrow as pa
-
 
 @dataclass
 class EventBatch:
@@ -31,39 +29,38 @@ class EventBatch:
     ids: list[str]
 
 
-# The stored columns, in table order, with their Arrow types.
-EVENT_SCHEMA: Final = pa.schema([
-    ("project_id", pa.int32()),
-    ("id", pa.string()),
-    ("name", pa.string()),
-    ("ts", pa.timestamp("us")),
-    ("received_at", pa.timestamp("us")),
-    ("session_id", pa.string()),
-    ("anonymous_id", pa.string()),
-    ("user_id", pa.string()),
-    ("page", pa.string()),
-    ("referrer", pa.string()),
-    ("utm_source", pa.string()),
-    ("utm_medium", pa.string()),
-    ("utm_campaign", pa.string()),
-    ("utm_term", pa.string()),
-    ("utm_content", pa.string()),
-    ("device_category", pa.string()),
-    ("browser", pa.string()),
-    ("browser_version", pa.string()),
-    ("os", pa.string()),
-    ("os_version", pa.string()),
-    ("language", pa.string()),
-    ("country", pa.string()),
-    ("screen_width", pa.int32()),
-    ("screen_height", pa.int32()),
-    ("value", pa.float64()),
-    ("currency", pa.string()),
-    ("transaction_id", pa.string()),
-    ("params", pa.string()),
-    ("flags", pa.list_(pa.string())),
-])
-EVENT_COLUMNS: Final = tuple(EVENT_SCHEMA.names)
+# The stored columns of ``events``, in table order (types: store/duckdb.py, MIGRATIONS).
+EVENT_COLUMNS: Final = (
+    "project_id",
+    "id",
+    "name",
+    "ts",
+    "received_at",
+    "session_id",
+    "anonymous_id",
+    "user_id",
+    "page",
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "device_category",
+    "browser",
+    "browser_version",
+    "os",
+    "os_version",
+    "language",
+    "country",
+    "screen_width",
+    "screen_height",
+    "value",
+    "currency",
+    "transaction_id",
+    "params",
+    "flags",
+)
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,9 @@ def create_api(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
 
     @app.exception_handler(HTTPError)
     async def _http_error(_request: Request, exc: HTTPError) -> Response:
-        return error_response(exc.status, exc.code, exc.message, exc.retry_after)
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+        return Response(_encode(exc.body()), status_code=exc.status,
+                        media_type="application/json", headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _starlette_error(_request: Request, exc: StarletteHTTPException) -> Response:

@@ -46,7 +46,7 @@ class FrontDoor:
             status, body = await ingest(self.runtime, headers, _chunks(receive))
         except HTTPError as exc:
             status = exc.status
-            body = _encode({"error": {"code": exc.code, "message": exc.message}})
+            body = _encode(exc.body())
             if exc.retry_after is not None:
                 extra.append((b"retry-after", str(exc.retry_after).encode()))
         except Exception:
