@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PLACEHOLDER = b"@@@@@@@@"
+ID_SLOT = b"@@@@@@@@"
 PAGES = ["/", "/c/shoes", "/c/jackets", "/p/trail-runner-2", "/p/rain-jacket", "/search",
          "/cart", "/checkout/shipping", "/checkout/payment", "/account"]
 PRODUCTS = [(f"SKU-{i:05d}", f"Product {i}", random.choice(["shoes", "jackets", "bags"]),
@@ -54,9 +54,9 @@ def make_event(rng: random.Random, now_ms: int) -> dict[str, Any]:
         ["page_view", "view_item", "add_to_cart", "begin_checkout", "purchase", "login",
          "search"], weights=[40, 25, 10, 5, 3, 4, 5])[0]
     event: dict[str, Any] = {
-        # The load process writes the request number over the placeholder, so every
+        # The load process writes the request number into this id slot, so every
         # event id of the run is unique (repeats would be cheap dedup hits).
-        "id": PLACEHOLDER.decode() + uuid.UUID(int=rng.getrandbits(128)).hex[:24],
+        "id": ID_SLOT.decode() + uuid.UUID(int=rng.getrandbits(128)).hex[:24],
         "name": kind,
         "ts": now_ms - rng.randint(0, 5000),
         "session_id": f"s-{rng.randint(1, 50_000)}",
@@ -126,7 +126,7 @@ async def _load(port: int, key: str, bodies: list[bytes], seconds: float, warmup
             if now >= stop_at:
                 break
             req = requests[next_index % len(requests)].replace(
-                PLACEHOLDER, b"%08x" % next_index)
+                ID_SLOT, b"%08x" % next_index)
             next_index += 1
             t0 = time.perf_counter()
             writer.write(req)
@@ -246,7 +246,7 @@ def storage_baseline(bodies: list[bytes], tmp: Path, requests_per_commit: int) -
 
     config = pipeline.PipelineConfig(max_events=10_000)
     now_us = time.time_ns() // 1000
-    batches = [pipeline.process(b.replace(PLACEHOLDER, b"%08x" % i), pipeline.Format.JSON, 1,
+    batches = [pipeline.process(b.replace(ID_SLOT, b"%08x" % i), pipeline.Format.JSON, 1,
                                 now_us, config).rows for i, b in enumerate(bodies)]
     store = DuckDBEventStore(tmp / "baseline.duckdb")
     t0 = time.perf_counter()

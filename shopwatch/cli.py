@@ -66,10 +66,6 @@ def serve(host: str | None, port: int | None, data_dir: str | None) -> None:
     from shopwatch.web.app import create_app
 
     settings = load_settings(host=host, port=port, data_dir=data_dir)
-    # The writer thread gives up the GIL for every DuckDB call and must win it back
-    # from the busy request loop; at the default 5 ms switch interval each commit waits
-    # tens of ms for it (a convoy). 0.5 ms keeps commits flowing.
-    sys.setswitchinterval(0.0005)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -104,7 +104,7 @@ class DuckDBEventStore:
 
     def __init__(self, path: Path, *, threads: int = 1,
                  checkpoint_threshold: int = 256 * 1024 * 1024,
-                 lock_wait: float = 10.0) -> None:
+                 lock_wait: float = 3.0) -> None:
         self._path = path
         config: dict[str, str | bool | int | float | list[str]] = {
             "checkpoint_threshold": f"{checkpoint_threshold}B"}
