@@ -5,17 +5,40 @@ BIN := $(VENV)/bin
 DATA ?= ./shopwatch-data
 PROJECT ?= My shop
 
-.PHONY: run test test-fast lint bench-ingest install install-test clean
+VENDOR := shopwatch/web/static/vendor
+
+.PHONY: run test test-fast lint bench-ingest install install-test assets browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-install: $(BIN)/python
+install: $(BIN)/python assets
 	$(BIN)/pip install --quiet -e .
 
-install-test: $(BIN)/python
+install-test: $(BIN)/python assets browser
 	$(BIN)/pip install --quiet -e '.[test]'
+
+# The dashboard's browser libraries come from the npm registry (pinned in
+# package-lock.json) and are served by Shopwatch itself: no CDN, nothing minified in git.
+assets: $(VENDOR)/.installed
+
+$(VENDOR)/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	mkdir -p $(VENDOR)
+	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css \
+	   node_modules/htmx.org/dist/htmx.min.js \
+	   node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
+	   $(VENDOR)/
+	cp node_modules/uplot/LICENSE $(VENDOR)/LICENSE.uplot
+	cp node_modules/htmx.org/LICENSE $(VENDOR)/LICENSE.htmx
+	cp node_modules/swagger-ui-dist/LICENSE $(VENDOR)/LICENSE.swagger-ui
+	touch $@
+
+# Browser tests drive the system's Chromium (Debian package); nothing downloads a browser.
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
 run: install
 	$(BIN)/shopwatch project create "$(PROJECT)" --exist-ok --data $(DATA)
@@ -35,4 +58,4 @@ bench-ingest: install
 	$(BIN)/python benchmarks/ingest.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info node_modules $(VENDOR)

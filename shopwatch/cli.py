@@ -76,6 +76,10 @@ def serve(host: str | None, port: int | None, data_dir: str | None) -> None:
     projects = runtime.state.list_projects()
     console.print(f"[bold]Shopwatch {__version__}[/] on [link={base}]{base}[/]  "
                   f"(data: {settings.data_path.resolve()})", highlight=False)
+    console.print(f"  dashboard: {base}/  (sign in)", highlight=False)
+    if runtime.users.count() == 0:
+        console.print("  No dashboard user yet: add one with "
+                      "`shopwatch user add you@example.com --role admin`.", highlight=False)
     if not projects:
         console.print("No project yet: create one with `shopwatch project create NAME`.")
     for p in projects:
@@ -106,7 +110,7 @@ def _print_projects(projects: list[Any], as_json: bool) -> None:
     for column in table.columns[2:]:
         column.overflow = "fold"  # a key cut short with "…" cannot be copied
     for p in projects:
-        table.add_row(str(p.id), p.name, p.ingest_key, p.secret_key)
+        table.add_row(str(p.id), p.name, p.ingest_key or "(revoked)", p.secret_key or "(revoked)")
     console.print(table)
 
 
@@ -115,11 +119,16 @@ def _print_projects(projects: list[Any], as_json: bool) -> None:
 @data_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--exist-ok", is_flag=True, help="Print the existing project if NAME is taken.")
-def project_create(name: str, data_dir: str | None, as_json: bool, exist_ok: bool) -> None:
+@click.option("--currency", default="USD", show_default=True,
+              help="ISO 4217 code revenue is reported in.")
+@click.option("--timezone", default="UTC", show_default=True,
+              help="IANA time zone of the shop (when its days start).")
+def project_create(name: str, data_dir: str | None, as_json: bool, exist_ok: bool,
+                   currency: str, timezone: str) -> None:
     """Create project NAME and print its ingest and secret keys."""
     state = open_state(load_settings(data_dir=data_dir))
     try:
-        created = state.create_project(name)
+        created = state.create_project(name, currency, timezone)
     except ConfigError as exc:
         if not exist_ok or "exists already" not in str(exc):
             fail(str(exc))
@@ -167,6 +176,142 @@ def project_rotate_key(project_ref: str, kind: str, data_dir: str | None, as_jso
         _print_projects([rotated], False)
 
 
+# --- users ---------------------------------------------------------------------------------
+
+
+@main.group()
+def user() -> None:
+    """Dashboard users: admins manage, viewers look."""
+
+
+def _read_password(password_stdin: bool, generate: bool, prompt: str) -> str:
+    if generate:
+        import secrets
+
+        return secrets.token_urlsafe(15)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            fail("--password-stdin: standard input held no password")
+        return password
+    if not sys.stdin.isatty():
+        fail("no terminal to ask for the password: pass --password-stdin (and pipe it) "
+             "or --generate-password")
+    value: str = click.prompt(prompt, hide_input=True, confirmation_prompt=True)
+    return value
+
+
+@user.command("add")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "viewer"]), required=True,
+              help="admin manages projects, keys and users; viewer only looks.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--generate-password", is_flag=True,
+              help="Make up a strong password and print it once.")
+@click.option("--exist-ok", is_flag=True, help="Succeed without change if EMAIL exists.")
+@data_option
+def user_add(email: str, role: str, password_stdin: bool, generate_password: bool,
+             exist_ok: bool, data_dir: str | None) -> None:
+    """Add a dashboard user (the password is asked for twice unless given otherwise)."""
+    from shopwatch.accounts.users import Users, normalize_email
+
+    users = Users(open_state(load_settings(data_dir=data_dir)))
+    try:
+        address = normalize_email(email)
+        if exist_ok:
+            try:
+                existing = users.find(address)
+            except NotFound:
+                pass
+            else:
+                console.print(f"User {existing.email} exists already ({existing.role}); "
+                              "unchanged. `shopwatch user set-password` sets a new password.",
+                              highlight=False)
+                return
+        password = _read_password(password_stdin, generate_password, "Password")
+        added = users.add(address, password, role)
+    except ConfigError as exc:
+        fail(str(exc))
+    console.print(f"Added {added.email} ({added.role}).", highlight=False)
+    if generate_password:
+        console.print(f"  password: {password}   (shown once; change it under Your account)",
+                      highlight=False, soft_wrap=True)
+
+
+@user.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@data_option
+def user_list(as_json: bool, data_dir: str | None) -> None:
+    """List dashboard users."""
+    from shopwatch.accounts.users import Users
+
+    found = Users(open_state(load_settings(data_dir=data_dir))).list()
+    if as_json:
+        click.echo(json.dumps([{"id": u.id, "email": u.email, "role": u.role,
+                                "created_at": u.created_at.isoformat()} for u in found]))
+        return
+    table = Table("id", "email", "role", "added")
+    for u in found:
+        table.add_row(str(u.id), u.email, u.role, u.created_at.strftime("%Y-%m-%d"))
+    console.print(table)
+
+
+@user.command("set-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--generate-password", is_flag=True,
+              help="Make up a strong password and print it once.")
+@data_option
+def user_set_password(email: str, password_stdin: bool, generate_password: bool,
+                      data_dir: str | None) -> None:
+    """Set a user's password; every session of theirs is signed out."""
+    from shopwatch.accounts.users import Users
+
+    users = Users(open_state(load_settings(data_dir=data_dir)))
+    try:
+        found = users.find(email)
+        password = _read_password(password_stdin, generate_password, "New password")
+        users.set_password(found.id, password)
+    except (NotFound, ConfigError) as exc:
+        fail(str(exc))
+    console.print(f"Password of {found.email} changed; their sessions are signed out.",
+                  highlight=False)
+    if generate_password:
+        console.print(f"  password: {password}", highlight=False, soft_wrap=True)
+
+
+@user.command("set-role")
+@click.argument("email")
+@click.argument("role", type=click.Choice(["admin", "viewer"]))
+@data_option
+def user_set_role(email: str, role: str, data_dir: str | None) -> None:
+    """Make a user an admin or a viewer."""
+    from shopwatch.accounts.users import Users
+
+    users = Users(open_state(load_settings(data_dir=data_dir)))
+    try:
+        changed = users.set_role(users.find(email).id, role)
+    except (NotFound, ConfigError) as exc:
+        fail(str(exc))
+    console.print(f"{changed.email} is now {changed.role}.", highlight=False)
+
+
+@user.command("remove")
+@click.argument("email")
+@data_option
+def user_remove(email: str, data_dir: str | None) -> None:
+    """Remove a user and sign out their sessions."""
+    from shopwatch.accounts.users import Users
+
+    users = Users(open_state(load_settings(data_dir=data_dir)))
+    try:
+        found = users.find(email)
+        users.remove(found.id)
+    except (NotFound, ConfigError) as exc:
+        fail(str(exc))
+    console.print(f"Removed {found.email}.", highlight=False)
+
+
 # --- events --------------------------------------------------------------------------------
 
 
@@ -201,6 +346,9 @@ def events_tail(project_ref: str | None, limit: int, names: tuple[str, ...], fol
             chosen = state.get_project(project_ref)
         except NotFound as exc:
             fail(str(exc))
+    if chosen.secret_key is None:
+        fail(f"project {chosen.id} has no secret key (revoked): issue one with "
+             f"`shopwatch project rotate-key {chosen.id} --kind secret`")
     base = (url or f"http://{settings.host}:{settings.port}").rstrip("/")
     client = httpx.Client(base_url=base, timeout=10,
                           headers={"Authorization": f"Bearer {chosen.secret_key}"})

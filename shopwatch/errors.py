@@ -70,6 +70,15 @@ class Forbidden(HTTPError):
     code = "forbidden"
 
 
+class PageNotFound(HTTPError):
+    status = 404
+    code = "not_found"
+
+
+class LoginRequired(Unauthorized):
+    """A page asked for without a session: pages answer with a redirect to /login."""
+
+
 class PayloadTooLarge(HTTPError):
     status = 413
     code = "payload_too_large"

@@ -12,6 +12,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from shopwatch.accounts.lockout import LoginThrottle
+from shopwatch.accounts.sessions import Sessions
+from shopwatch.accounts.users import Users
 from shopwatch.ingest.pipeline import PipelineConfig
 from shopwatch.ingest.ratelimit import RateLimiter
 from shopwatch.ingest.writer import Writer
@@ -50,6 +53,9 @@ class Runtime:
     keys: KeyCache
     limiter: RateLimiter
     pipeline: PipelineConfig
+    users: Users
+    sessions: Sessions
+    throttle: LoginThrottle
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -89,8 +95,14 @@ class Runtime:
             query_allow=settings.query_allow,
             pseudonym_key=bytes.fromhex(state.instance_value("pseudonym_key")),
         )
+        users = Users(state)
         return cls(settings, state, events, writer, metrics, KeyCache(state),
-                   RateLimiter(settings.ingest_rate_limit), pipeline)
+                   RateLimiter(settings.ingest_rate_limit), pipeline, users,
+                   Sessions(state, users, idle_timeout=settings.session_idle_timeout,
+                            lifetime=settings.session_lifetime),
+                   LoginThrottle(state, pipeline.pseudonym_key,
+                                 max_failures=settings.login_max_failures,
+                                 window=settings.login_failure_window))
 
     def start(self) -> None:
         self.writer.start()

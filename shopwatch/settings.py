@@ -116,6 +116,18 @@ SETTINGS: tuple[Setting, ...] = (
     _s("metrics_token", "", str, "secret",
        "Bearer token required by /metrics. Empty: /metrics answers loopback clients only."),
     _s("read_limit_max", 1000, int, "integer", "Largest `limit` accepted by GET /api/v1/events."),
+    _s("session_idle_timeout", 12 * 3600.0, _parse_duration, "duration",
+       "A dashboard session unused for this long ends (the user signs in again)."),
+    _s("session_lifetime", 14 * 86400.0, _parse_duration, "duration",
+       "A dashboard session ends this long after sign-in, however active."),
+    _s("login_max_failures", 5, int, "integer",
+       "Failed sign-ins, per account and per client address, that lock sign-in out for "
+       "the rest of `login_failure_window`."),
+    _s("login_failure_window", 300.0, _parse_duration, "duration",
+       "The window in which failed sign-ins are counted for the lock-out."),
+    _s("cookie_secure", "auto", str, "auto|always|never",
+       "The session cookie's `Secure` flag: `auto` sets it when the request came over "
+       "HTTPS (directly, or `X-Forwarded-Proto: https` from a proxy on 127.0.0.1)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -114,6 +114,14 @@ class EventStore(Protocol):
         """Stored events, of one project or all."""
         ...
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only SQL query over ``events`` (DuckDB dialect, ``?`` parameters).
+
+        For Shopwatch's own analytics modules: the SQL is always theirs, never a user's,
+        and every query filters on ``project_id``. Safe to call from any thread.
+        """
+        ...
+
     def checkpoint(self) -> None:
         """Fold the write-ahead log into the database file (writer thread only)."""
         ...

@@ -242,6 +242,10 @@ class DuckDBEventStore:
                 "SELECT count(*) FROM events WHERE project_id = ?", [project_id]).fetchone()
         return int(row[0]) if row else 0
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self._cursor().execute(sql, list(params)).fetchall()
+        return rows
+
     def size_bytes(self) -> int:
         return files_bytes(self.path, ".wal")
 

@@ -111,6 +111,11 @@ class EventStoreProcess:
         with self._read_lock:
             return int(self._call(self._read_conn, "count", project_id))
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._read_lock:
+            rows: list[tuple[Any, ...]] = self._call(self._read_conn, "query", sql, list(params))
+            return rows
+
     def size_bytes(self) -> int:
         return files_bytes(self.path, ".wal")
 
@@ -147,7 +152,7 @@ def _child_main(path: str, threads: int, checkpoint_threshold: int, write_conn: 
         return
     write_conn.send(("ok", store.schema_version))
     reads: dict[str, Callable[..., Any]] = {"query_events": store.query_events,
-                                            "count": store.count}
+                                            "count": store.count, "query": store.query}
     writes: dict[str, Callable[..., Any]] = {"write": store.write,
                                              "prune_dedup": store.prune_dedup,
                                              "checkpoint": store.checkpoint}

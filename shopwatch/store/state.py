@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -41,6 +41,9 @@ projects = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # Added by migration 2: what "today" and "revenue" mean for this shop.
+    sa.Column("currency", sa.String(3), nullable=False, server_default="USD"),
+    sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"),
 )
 api_keys = sa.Table(
     "api_keys", metadata,
@@ -55,16 +58,62 @@ instance = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
+users = sa.Table(
+    "users", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),  # stored lower-case
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("password_changed_at", sa.DateTime(timezone=True), nullable=False),
+)
+sessions = sa.Table(
+    "sessions", metadata,
+    # SHA-256 of the cookie's token: a copy of this table opens no session.
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+login_failures = sa.Table(
+    "login_failures", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    # Keyed hashes (instance pseudonym key) of the e-mail tried and of the client address:
+    # enough to count, never the address itself.
+    sa.Column("account_hash", sa.String(64), nullable=False, index=True),
+    sa.Column("client_hash", sa.String(64), nullable=False, index=True),
+)
 
 
 def _m1_initial(conn: Connection) -> None:
-    for table in (projects, api_keys, instance):
+    # The version-1 shape of ``projects``, frozen here: later migrations alter it.
+    v1 = sa.MetaData()
+    sa.Table("projects", v1,
+             sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+             sa.Column("name", sa.String(200), nullable=False, unique=True),
+             sa.Column("created_at", sa.DateTime(timezone=True), nullable=False)).create(conn)
+    for table in (api_keys, instance):
         table.create(conn)
     conn.execute(instance.insert().values(key="pseudonym_key", value=secrets.token_hex(32)))
 
 
+def _m2_accounts(conn: Connection) -> None:
+    conn.execute(sa.text(
+        "ALTER TABLE projects ADD COLUMN currency VARCHAR(3) NOT NULL DEFAULT 'USD'"))
+    conn.execute(sa.text(
+        "ALTER TABLE projects ADD COLUMN timezone VARCHAR(64) NOT NULL DEFAULT 'UTC'"))
+    for table in (users, sessions, login_failures):
+        table.create(conn)
+
+
 MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Connection], None]], ...]] = (
     (1, "projects, api keys, instance secrets", _m1_initial),
+    (2, "dashboard accounts, sessions, login failures; project currency and time zone",
+     _m2_accounts),
 )
 
 
@@ -74,11 +123,15 @@ class Project:
 
     id: int
     name: str
-    ingest_key: str
-    secret_key: str
+    ingest_key: str | None  # None once revoked without a replacement
+    secret_key: str | None
+    currency: str = "USD"  # ISO 4217: the currency revenue is reported in
+    timezone: str = "UTC"  # IANA name: where "today" starts and ends
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The four fields of the CLI's ``--json`` contract (issue 2), nothing more."""
+        return {"id": self.id, "name": self.name, "ingest_key": self.ingest_key,
+                "secret_key": self.secret_key}
 
 
 @dataclass(frozen=True)
@@ -131,18 +184,21 @@ class StateStore:
 
     # --- projects --------------------------------------------------------------------------
 
-    def create_project(self, name: str) -> Project:
-        """Create a project with fresh keys. Raises ConfigError when the name is taken."""
+    def create_project(self, name: str, currency: str = "USD", timezone: str = "UTC") -> Project:
+        """Create a project with fresh keys. Raises ConfigError when the name is taken or
+        the currency or time zone is not valid."""
         name = name.strip()
         if not name or len(name) > 200:
             raise ConfigError("a project name must be 1 to 200 characters")
+        currency, timezone = check_currency(currency), check_timezone(timezone)
         now = _now()
         with self.engine.begin() as conn:
             exists = conn.execute(sa.select(projects.c.id).where(
                 sa.func.lower(projects.c.name) == name.lower())).first()
             if exists:
                 raise ConfigError(f"a project named {name!r} exists already (id {exists[0]})")
-            inserted = conn.execute(projects.insert().values(name=name, created_at=now))
+            inserted = conn.execute(projects.insert().values(
+                name=name, created_at=now, currency=currency, timezone=timezone))
             pid = inserted.inserted_primary_key
             assert pid is not None
             project_id = int(pid[0])
@@ -150,20 +206,54 @@ class StateStore:
             for kind, key in keys.items():
                 conn.execute(api_keys.insert().values(
                     key=key, project_id=project_id, kind=kind, created_at=now))
-        return Project(project_id, name, keys["ingest"], keys["secret"])
+        return Project(project_id, name, keys["ingest"], keys["secret"], currency, timezone)
 
     def list_projects(self) -> list[Project]:
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(projects.c.id, projects.c.name, api_keys.c.kind, api_keys.c.key)
-                .join(api_keys, api_keys.c.project_id == projects.c.id)
-                .where(api_keys.c.revoked_at.is_(None))
-                .order_by(projects.c.id)
-            ).all()
-        found: dict[int, dict[str, Any]] = {}
-        for pid, name, kind, key in rows:
-            found.setdefault(pid, {"id": pid, "name": name})[f"{kind}_key"] = key
-        return [Project(**p) for p in found.values()]
+                sa.select(projects.c.id, projects.c.name, projects.c.currency,
+                          projects.c.timezone).order_by(projects.c.id)).all()
+            keys = conn.execute(
+                sa.select(api_keys.c.project_id, api_keys.c.kind, api_keys.c.key)
+                .where(api_keys.c.revoked_at.is_(None))).all()
+        live = {(pid, kind): key for pid, kind, key in keys}
+        return [Project(pid, name, live.get((pid, "ingest")), live.get((pid, "secret")),
+                        currency, timezone) for pid, name, currency, timezone in rows]
+
+    def update_project(self, ref: str | int, *, name: str | None = None,
+                       currency: str | None = None, timezone: str | None = None) -> Project:
+        """Rename a project or change its currency or time zone (ConfigError if invalid)."""
+        project = self.get_project(ref)
+        values: dict[str, str] = {}
+        if name is not None:
+            name = name.strip()
+            if not name or len(name) > 200:
+                raise ConfigError("name: a project name must be 1 to 200 characters")
+            values["name"] = name
+        if currency is not None:
+            values["currency"] = check_currency(currency)
+        if timezone is not None:
+            values["timezone"] = check_timezone(timezone)
+        with self.engine.begin() as conn:
+            if "name" in values:
+                clash = conn.execute(sa.select(projects.c.id).where(
+                    (sa.func.lower(projects.c.name) == values["name"].lower())
+                    & (projects.c.id != project.id))).first()
+                if clash:
+                    raise ConfigError(f"name: a project named {values['name']!r} exists already")
+            if values:
+                conn.execute(projects.update().where(projects.c.id == project.id).values(**values))
+        return self.get_project(project.id)
+
+    def revoke_key(self, ref: str | int, kind: KeyKind) -> Project:
+        """Revoke the project's current key of ``kind`` without issuing a new one (for a
+        leaked key, or to stop ingest); :meth:`rotate_key` issues a fresh one."""
+        project = self.get_project(ref)
+        with self.engine.begin() as conn:
+            conn.execute(api_keys.update().where(
+                (api_keys.c.project_id == project.id) & (api_keys.c.kind == kind)
+                & api_keys.c.revoked_at.is_(None)).values(revoked_at=_now()))
+        return self.get_project(project.id)
 
     def get_project(self, ref: str | int) -> Project:
         """A project by id or (case-insensitive) name; NotFound says which exist."""
@@ -201,6 +291,27 @@ class StateStore:
         if value is None:
             raise NotFound(f"instance setting {key!r} missing")
         return str(value)
+
+
+def check_currency(code: str) -> str:
+    """An ISO 4217 code, upper-cased; ConfigError otherwise."""
+    code = code.strip().upper()
+    if len(code) != 3 or not code.isalpha() or not code.isascii():
+        raise ConfigError(f"currency: {code!r} is not a three-letter ISO 4217 code (e.g. EUR)")
+    return code
+
+
+def check_timezone(name: str) -> str:
+    """An IANA time zone name; ConfigError otherwise."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = name.strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"timezone: {name!r} is not an IANA time zone "
+                          "(e.g. Europe/Paris, America/New_York, UTC)") from None
+    return name
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -1,17 +1,22 @@
-"""Read routes of the JSON API (secret key)."""
+"""Read routes of the JSON API (a session, or the project's secret key; see access.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Query, Request, Response
 
-from shopwatch.errors import BadRequest
+from shopwatch.analytics.counts import event_counts
+from shopwatch.analytics.overview import overview
+from shopwatch.analytics.timerange import TimeRange, parse_range
+from shopwatch.errors import BadRequest, Forbidden
 from shopwatch.runtime import Runtime
 from shopwatch.store.base import EventQuery
+from shopwatch.web import access
 
 router = APIRouter()
 _encode = msgspec.json.Encoder().encode
@@ -66,15 +71,18 @@ async def list_events(
     received_from: Annotated[str | None, Query(
         description="only events received at or after this time (RFC 3339 or epoch ms); "
                     "with sort=received_at&order=asc, a way to follow new events")] = None,
+    project: Annotated[str | None, Query(
+        description="project id (sessions; a secret key reads its own project)")] = None,
 ) -> Response:
-    """Events of the key's project, newest first by default, each with its ``id``."""
+    """Events of a project, newest first by default, each with its ``id``."""
     rt: Runtime = request.app.state.runtime
-    info = rt.keys.require(request.headers, secret=True)
+    principal = access.require_api(request)
+    chosen = access.project_for(request, principal, project)
     if limit > rt.settings.read_limit_max:
         raise BadRequest(f"limit: at most {rt.settings.read_limit_max}")
     names = [n.strip() for part in (name or []) for n in part.split(",") if n.strip()]
     query = EventQuery(
-        project_id=info.project_id,
+        project_id=chosen.id,
         since_us=parse_time(from_, "from") if from_ else None,
         until_us=parse_time(to, "to") if to else None,
         names=names, limit=limit, newest_first=order == "desc",
@@ -84,3 +92,92 @@ async def list_events(
     rows = await asyncio.to_thread(rt.events.query_events, query)
     return Response(_encode({"events": [present(r) for r in rows]}),
                     media_type="application/json")
+
+
+# --- dashboard figures -----------------------------------------------------------------------
+
+RangeQuery = Annotated[str, Query(description="1h, 24h, 7d, 30d or custom (with from and to)")]
+ProjectQuery = Annotated[str | None, Query(
+    description="project id (sessions; a secret key reads its own project)")]
+
+
+def _range(range_: str, from_: str | None, to: str | None) -> TimeRange:
+    return parse_range(range_, from_, to, time.time_ns() // 1000)
+
+
+@router.get("/api/v1/overview", tags=["dashboard"], summary="The overview page's figures")
+async def get_overview(
+    request: Request, project: ProjectQuery = None,
+    range_: Annotated[str, Query(alias="range", description="1h, 24h, 7d, 30d or custom")]
+    = "24h",
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: Annotated[str | None, Query()] = None,
+) -> Response:
+    """Availability, active sessions, orders and revenue today against the same day last
+    week, conversion rate and traffic over the range against the previous period."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    rng = _range(range_, from_, to)
+    body = await asyncio.to_thread(overview, rt.events, chosen, rng, time.time_ns() // 1000)
+    return Response(_encode(body), media_type="application/json")
+
+
+@router.get("/api/v1/event-counts", tags=["dashboard"], summary="Events per name in a range")
+async def get_event_counts(
+    request: Request, project: ProjectQuery = None,
+    name: Annotated[list[str] | None, Query(description="event name; repeat")] = None,
+    range_: Annotated[str, Query(alias="range")] = "24h",
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: Annotated[str | None, Query()] = None,
+) -> Response:
+    """How many events of each name the project sent in the range and the one before."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    names = [n.strip() for part in (name or []) for n in part.split(",") if n.strip()]
+    if len(names) > 50:
+        raise BadRequest("name: at most 50 names")
+    body = await asyncio.to_thread(event_counts, rt.events, chosen.id,
+                                   _range(range_, from_, to), names)
+    return Response(_encode(body), media_type="application/json")
+
+
+@router.get("/api/v1/projects", tags=["settings"], summary="Projects")
+async def list_projects(request: Request) -> Response:
+    """The projects the caller may read. Keys are shown to admins only; a secret key
+    sees its own project."""
+    rt: Runtime = request.app.state.runtime
+    principal = access.require_api(request)
+    projects = rt.state.list_projects()
+    if principal.key_project_id is not None:
+        projects = [p for p in projects if p.id == principal.key_project_id]
+    out = []
+    for p in projects:
+        item: dict[str, Any] = {"id": p.id, "name": p.name, "currency": p.currency,
+                                "timezone": p.timezone}
+        if principal.is_admin:
+            item.update(ingest_key=p.ingest_key, secret_key=p.secret_key)
+        out.append(item)
+    return Response(_encode({"projects": out}), media_type="application/json")
+
+
+@router.get("/api/v1/me", tags=["settings"], summary="Who is calling")
+async def me(request: Request) -> Response:
+    """The signed-in user, or the project of the secret key used."""
+    principal = access.require_api(request)
+    if principal.user is not None:
+        u = principal.user
+        body: dict[str, Any] = {"user": {"id": u.id, "email": u.email, "role": u.role}}
+    else:
+        body = {"project_id": principal.key_project_id}
+    return Response(_encode(body), media_type="application/json")
+
+
+@router.get("/api/v1/users", tags=["settings"], summary="Users (admins only)")
+async def list_users(request: Request) -> Response:
+    rt: Runtime = request.app.state.runtime
+    principal = access.require_api(request)
+    if not principal.is_admin:
+        raise Forbidden("only an admin session can list users")
+    users = [{"id": u.id, "email": u.email, "role": u.role,
+              "created_at": u.created_at.isoformat()} for u in rt.users.list()]
+    return Response(_encode({"users": users}), media_type="application/json")

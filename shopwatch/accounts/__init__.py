@@ -1,0 +1,1 @@
+"""Dashboard accounts: users and their roles, passwords, sessions, sign-in lock-out."""

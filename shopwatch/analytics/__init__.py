@@ -1,0 +1,1 @@
+"""Analytics over stored events: one module per domain, reading via ``EventStore.query``."""

@@ -1,0 +1,124 @@
+"""The dashboard's navigation: the layers of an e-commerce business and their pages.
+
+Every capability page plugs in here. A page whose capability is not built yet is
+listed with ``built=False``: it says so plainly, names what data will fill it, and
+shows how much of that data the project already sends (``event_names``), never a
+made-up figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+
+@dataclass(frozen=True)
+class Page:
+    path: str
+    title: str
+    summary: str  # what the page shows (or will show)
+    built: bool = False
+    fills_from: str = ""  # for pages not built yet: the data that will fill them
+    event_names: tuple[str, ...] = ()  # events already counted on a not-built page
+    issue: int | None = None  # the issue that builds it
+
+
+@dataclass(frozen=True)
+class Layer:
+    key: str
+    title: str
+    pages: tuple[Page, ...] = field(default_factory=tuple)
+
+
+_COMMERCE = ("view_item", "add_to_cart", "begin_checkout", "add_payment_info", "purchase")
+
+LAYERS: Final[tuple[Layer, ...]] = (
+    Layer("overview", "Overview", (
+        Page("/overview", "Overview",
+             "Availability, active sessions, orders and revenue today, conversion, alerts.",
+             built=True),
+    )),
+    Layer("reliability", "Reliability", (
+        Page("/reliability/uptime", "Uptime",
+             "Whether the shop answers, from every region, and its response times.",
+             fills_from="uptime monitors (HTTP, TCP, DNS, TLS, heartbeats) that Shopwatch "
+             "runs against the shop", issue=7),
+        Page("/reliability/checks", "Checks",
+             "Scripted purchase flows (search, cart, checkout, payment) run in a real "
+             "browser, with per-step timings and screenshots of failures.",
+             fills_from="API and browser flow monitors", issue=7),
+        Page("/reliability/backend", "Backend",
+             "Endpoints and dependencies: throughput, errors and latency, traces.",
+             fills_from="OpenTelemetry traces and metrics sent to /v1/traces and /v1/metrics",
+             issue=9),
+    )),
+    Layer("behaviour", "Behaviour", (
+        Page("/behaviour/real-users", "Real users",
+             "Core Web Vitals, page speed and JavaScript errors as shoppers experience them.",
+             fills_from="the browser snippet (RUM) in the shop's pages", issue=6,
+             event_names=("page_view",)),
+        Page("/behaviour/funnels", "Funnels",
+             "Where shoppers drop between product, cart, checkout and purchase.",
+             fills_from="e-commerce events from the shop's server or the browser snippet",
+             event_names=_COMMERCE, issue=5),
+        Page("/behaviour/journeys", "Journeys",
+             "Sessions, landing and exit pages, paths through the shop.",
+             fills_from="page_view events with session ids", event_names=("page_view",),
+             issue=5),
+        Page("/behaviour/events", "Live events",
+             "The latest events received, newest first.", built=True),
+    )),
+    Layer("marketing", "Marketing", (
+        Page("/marketing/sources", "Sources",
+             "Visits, orders and revenue by referrer and traffic source.",
+             fills_from="page views with referrers and utm_source/utm_medium",
+             event_names=("page_view",), issue=5),
+        Page("/marketing/campaigns", "Campaigns",
+             "Campaign performance: sessions, conversion, revenue per utm_campaign.",
+             fills_from="events with utm_campaign", event_names=("page_view", "purchase"),
+             issue=5),
+        Page("/marketing/spend", "Spend",
+             "Cost per acquisition and return on ad spend per campaign.",
+             fills_from="campaign spend imported per day, joined to orders", issue=11),
+    )),
+    Layer("business", "Business", (
+        Page("/business/orders", "Orders",
+             "Orders, average order value, items per order, refunds and cancellations.",
+             fills_from="purchase, refund and order_cancelled events",
+             event_names=("purchase", "refund", "order_cancelled"), issue=5),
+        Page("/business/revenue", "Revenue",
+             "Gross and net revenue in the shop's currency, by product and category.",
+             fills_from="purchase and refund events with value, currency and items",
+             event_names=("purchase", "refund"), issue=5),
+        Page("/business/customers", "Customers",
+             "Repeat purchases, cohorts, lifetime value, NPS and CSAT.",
+             fills_from="purchase events with user_id, and survey_response events",
+             event_names=("purchase", "survey_response"), issue=11),
+        Page("/business/service-desk", "Service desk",
+             "Contacts, service level and handle time.",
+             fills_from="support_contact events or a service-desk feed",
+             event_names=("support_contact",), issue=11),
+    )),
+    Layer("security", "Security", (
+        Page("/security", "Security",
+             "Credential stuffing, brute force, card testing and account takeover signals.",
+             fills_from="login, login_failed, payment_declined, profile_updated and "
+             "password_changed events",
+             event_names=("login", "login_failed", "payment_declined", "profile_updated",
+                          "password_changed"), issue=10),
+    )),
+    Layer("alerts", "Alerts", (
+        Page("/alerts", "Alerts",
+             "Alert rules, firing and resolved incidents, SLOs and their error budgets.",
+             fills_from="alert rules on any of the figures above", issue=8),
+    )),
+)
+
+PAGES: Final[dict[str, Page]] = {p.path: p for layer in LAYERS for p in layer.pages}
+
+
+def layer_of(path: str) -> Layer | None:
+    for layer in LAYERS:
+        if any(p.path == path for p in layer.pages):
+            return layer
+    return None

@@ -1,0 +1,287 @@
+/* Shopwatch dashboard: controls, panels filled from the JSON API, charts, sortable tables.
+ * Every figure on a page is fetched here from /api/v1/…; the server renders none. */
+(function () {
+  "use strict";
+  const body = document.body;
+  const KEPT = ["project", "range", "from", "to", "compare"];
+  const page = new URLSearchParams(location.search);
+
+  // --- formatting -------------------------------------------------------------------------
+  const locale = navigator.language || "en";
+  const fmtInt = new Intl.NumberFormat(locale, {maximumFractionDigits: 0});
+  const fmtDec = new Intl.NumberFormat(locale, {maximumFractionDigits: 2});
+  function fmtMoney(value, currency) {
+    try {
+      return new Intl.NumberFormat(locale, {style: "currency", currency: currency}).format(value);
+    } catch (e) { return fmtDec.format(value) + " " + currency; }
+  }
+  function fmtPct(ratio) {
+    return new Intl.NumberFormat(locale, {style: "percent", maximumFractionDigits: 1}).format(ratio);
+  }
+  function fmtTime(iso) {
+    return new Date(iso).toLocaleString(locale, {timeZone: body.dataset.timezone || "UTC",
+      month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit"});
+  }
+  function text(el, value) { if (el) el.textContent = value; }
+  function delta(now, before, invert) {
+    if (now == null || before == null) return null;
+    if (before === 0) return now === 0 ? {label: "no change", cls: ""} : {label: "new", cls: "up"};
+    const change = (now - before) / Math.abs(before);
+    const good = invert ? change < 0 : change > 0;
+    return {label: (change > 0 ? "+" : "") + fmtPct(change), cls: change === 0 ? "" : (good ? "up" : "down")};
+  }
+
+  // --- controls -----------------------------------------------------------------------------
+  const controls = document.getElementById("controls");
+  if (controls) {
+    controls.querySelectorAll("[data-autosubmit]").forEach(function (el) {
+      el.addEventListener("change", function () {
+        if (el.id === "range-select" && el.value === "custom") {
+          controls.querySelector(".custom-range").hidden = false;
+          return;
+        }
+        if (el.id === "range-select") {
+          controls.querySelectorAll(".custom-range input").forEach(function (i) { i.disabled = true; });
+        }
+        controls.submit();
+      });
+    });
+    const compare = document.getElementById("compare");
+    if (compare) compare.addEventListener("change", function () {
+      controls.querySelector("input[name=compare]").value = compare.checked ? "1" : "0";
+      controls.submit();
+    });
+    const refresh = document.getElementById("refresh-select");
+    if (refresh) {
+      refresh.value = localStorage.getItem("shopwatch.refresh") || "0";
+      refresh.addEventListener("change", function () {
+        localStorage.setItem("shopwatch.refresh", refresh.value);
+        schedule();
+      });
+    }
+  }
+  let timer = null;
+  function schedule() {
+    if (timer) clearInterval(timer);
+    const el = document.getElementById("refresh-select");
+    const seconds = el ? Number(el.value) : 0;
+    if (seconds > 0) timer = setInterval(loadPanels, seconds * 1000);
+  }
+
+  // --- panels ---------------------------------------------------------------------------------
+  function apiUrl(base) {
+    const url = new URL(base, location.origin);
+    KEPT.forEach(function (k) { if (page.get(k) && k !== "compare") url.searchParams.set(k, page.get(k)); });
+    if (!url.searchParams.get("project") && body.dataset.project) url.searchParams.set("project", body.dataset.project);
+    return url;
+  }
+  const renderers = {};
+  function loadPanels() {
+    document.querySelectorAll("[data-panel]").forEach(function (panel) {
+      const render = renderers[panel.dataset.panel];
+      if (!render) return;
+      panel.setAttribute("aria-busy", "true");
+      fetch(apiUrl(panel.dataset.api), {headers: {"Accept": "application/json"}, credentials: "same-origin"})
+        .then(function (r) {
+          return r.json().then(function (data) {
+            if (!r.ok) throw new Error((data.error && data.error.message) || ("HTTP " + r.status));
+            return data;
+          });
+        })
+        .then(function (data) {
+          render(panel, data);
+          const err = panel.querySelector(".panel-error"); if (err) err.remove();
+          text(document.getElementById("updated"), "Updated " + new Date().toLocaleTimeString(locale));
+        })
+        .catch(function (e) {
+          let err = panel.querySelector(".panel-error");
+          if (!err) { err = document.createElement("div"); err.className = "error-box panel-error"; panel.prepend(err); }
+          err.textContent = "Could not load these figures: " + e.message;
+        })
+        .finally(function () { panel.setAttribute("aria-busy", "false"); });
+    });
+  }
+
+  // --- charts (uPlot) ---------------------------------------------------------------------
+  const charts = new WeakMap();
+  function chartWidth(el) { return Math.max(120, el.clientWidth || el.parentElement.clientWidth - 32); }
+  function sparkline(el, xs, ys, prev) {
+    if (!window.uPlot || !el) return;
+    const old = charts.get(el); if (old) old.destroy();
+    el.textContent = "";
+    const series = [{}, {stroke: "#1f6feb", width: 1.5, fill: "rgba(31,111,235,0.08)", spanGaps: false}];
+    const data = [xs, ys];
+    if (prev) { series.push({stroke: "#9aa5b1", width: 1, dash: [4, 3]}); data.push(prev); }
+    const plot = new uPlot({width: chartWidth(el), height: 40, legend: {show: false},
+      cursor: {show: false}, select: {show: false}, scales: {x: {time: true}},
+      axes: [{show: false}, {show: false}], series: series}, data, el);
+    charts.set(el, plot);
+  }
+  function timeseries(el, xs, lines) {
+    if (!window.uPlot || !el) return;
+    const old = charts.get(el); if (old) old.destroy();
+    el.textContent = "";
+    const series = [{}].concat(lines.map(function (l) {
+      return {label: l.label, stroke: l.color, width: l.dash ? 1.25 : 2, dash: l.dash,
+              value: function (u, v) { return v == null ? "–" : fmtInt.format(v); }};
+    }));
+    const plot = new uPlot({width: chartWidth(el), height: 260, series: series,
+      axes: [{}, {values: function (u, vals) { return vals.map(function (v) { return fmtInt.format(v); }); }}]},
+      [xs].concat(lines.map(function (l) { return l.values; })), el);
+    charts.set(el, plot);
+  }
+  window.addEventListener("resize", function () {
+    document.querySelectorAll(".spark, .chart").forEach(function (el) {
+      const plot = charts.get(el); if (plot) plot.setSize({width: chartWidth(el), height: plot.height});
+    });
+  });
+  function secondsOf(isoList) { return isoList.map(function (t) { return Date.parse(t) / 1000; }); }
+  function steps(fromIso, stepSeconds, n) {
+    const start = Date.parse(fromIso) / 1000, out = [];
+    for (let i = 0; i < n; i++) out.push(start + i * stepSeconds);
+    return out;
+  }
+  const RANGE_LABELS = {"1h": "last hour", "24h": "last 24 hours", "7d": "last 7 days",
+                        "30d": "last 30 days", "custom": "selected period"};
+
+  // --- overview -------------------------------------------------------------------------------
+  renderers.overview = function (panel, d) {
+    const currency = d.currency || body.dataset.currency;
+    const compare = page.get("compare") !== "0";
+    panel.querySelectorAll("[data-range-label]").forEach(function (el) { el.textContent = RANGE_LABELS[d.range.label] || d.range.label; });
+    panel.querySelectorAll("[data-kpi]").forEach(function (card) {
+      const k = d[card.dataset.kpi];
+      const value = card.querySelector(".kpi-value"), sub = card.querySelector(".kpi-sub");
+      const spark = card.querySelector(".spark");
+      if (!k) return;
+      if (k.status === "not_built") {
+        value.textContent = "Not built yet"; value.classList.add("na");
+        sub.textContent = k.message + " Fills from: " + k.fills_from + ".";
+        return;
+      }
+      value.classList.remove("na");
+      const key = card.dataset.kpi;
+      let shown, subText = "", change = null;
+      if (key === "revenue_today") {
+        shown = fmtMoney(k.value, currency);
+        change = delta(k.value, k.previous);
+        subText = "same day last week " + fmtMoney(k.previous, currency);
+        const others = Object.keys(k.other_currencies || {});
+        if (others.length) subText += " · not converted: " + others.map(function (c) { return fmtMoney(k.other_currencies[c], c); }).join(", ");
+      } else if (key === "orders_today") {
+        shown = fmtInt.format(k.value);
+        change = delta(k.value, k.previous);
+        subText = "same day last week " + fmtInt.format(k.previous);
+      } else if (key === "conversion_rate") {
+        shown = k.value == null ? "–" : fmtPct(k.value);
+        if (compare) change = delta(k.value, k.previous);
+        subText = fmtInt.format(k.converted_sessions) + " of " + fmtInt.format(k.sessions) + " sessions"
+          + (compare && k.previous != null ? " · before " + fmtPct(k.previous) : "");
+      } else {
+        shown = fmtInt.format(k.value);
+        subText = "sessions with an event in the last 5 minutes";
+      }
+      value.textContent = shown;
+      sub.textContent = "";
+      if (change) {
+        const span = document.createElement("span");
+        span.className = "delta " + change.cls; span.textContent = change.label + " ";
+        sub.appendChild(span);
+      }
+      sub.appendChild(document.createTextNode(subText));
+      if (k.series) {
+        let xs;
+        if (key.endsWith("_today")) xs = steps(d.today.from, 3600, k.series.length);
+        else if (key === "active_sessions") xs = steps(k.series_from, k.series_step_seconds, k.series.length);
+        else xs = secondsOf(d.buckets);
+        sparkline(spark, xs, k.series, compare && k.previous_series ? k.previous_series : null);
+      }
+    });
+    const t = d.traffic;
+    if (t) {
+      const totals = panel.querySelector("[data-traffic-totals]");
+      totals.textContent = "";
+      [["Events", t.events, t.previous_events], ["Sessions", t.sessions, t.previous_sessions]].forEach(function (row) {
+        const span = document.createElement("span");
+        const b = document.createElement("b"); b.textContent = fmtInt.format(row[1]);
+        span.append(row[0] + " ", b);
+        if (compare) span.append(" (previous period " + fmtInt.format(row[2]) + ")");
+        totals.appendChild(span);
+      });
+      const lines = [{label: "Events", color: "#1f6feb", values: t.series.events},
+                     {label: "Sessions", color: "#1a7f37", values: t.series.sessions}];
+      if (compare) {
+        lines.push({label: "Events, previous period", color: "#9aa5b1", dash: [5, 4], values: t.series.previous_events});
+        lines.push({label: "Sessions, previous period", color: "#b7d9c0", dash: [5, 4], values: t.series.previous_sessions});
+      }
+      timeseries(panel.querySelector("[data-chart=traffic]"), secondsOf(d.buckets), lines);
+    }
+  };
+
+  // --- live events ------------------------------------------------------------------------
+  function cell(tr, value, opts) {
+    const td = document.createElement("td");
+    td.textContent = value == null ? "" : value;
+    if (opts && opts.num) td.className = "num";
+    if (opts && opts.sort != null) td.dataset.value = opts.sort;
+    tr.appendChild(td);
+  }
+  renderers.events = function (panel, d) {
+    const tbody = panel.querySelector("tbody");
+    tbody.textContent = "";
+    d.events.forEach(function (e) {
+      const tr = document.createElement("tr");
+      const p = e.params || {}, dev = e.device || {};
+      cell(tr, fmtTime(e.received_at), {sort: e.received_at});
+      cell(tr, e.name);
+      cell(tr, e.page);
+      cell(tr, e.session_id);
+      cell(tr, typeof p.value === "number" ? fmtMoney(p.value, p.currency || body.dataset.currency) : "",
+           {num: true, sort: typeof p.value === "number" ? p.value : ""});
+      cell(tr, dev.country);
+      cell(tr, [dev.category, dev.browser].filter(Boolean).join(" · "));
+      tbody.appendChild(tr);
+    });
+    panel.querySelector(".empty").hidden = d.events.length > 0;
+  };
+
+  // --- data already sent (sections not built yet) -----------------------------------------
+  renderers["event-counts"] = function (panel, d) {
+    panel.querySelectorAll("[data-range-label]").forEach(function (el) { el.textContent = RANGE_LABELS[d.range.label] || d.range.label; });
+    const tbody = panel.querySelector("tbody");
+    tbody.textContent = "";
+    d.counts.forEach(function (c) {
+      const tr = document.createElement("tr");
+      cell(tr, c.name);
+      cell(tr, fmtInt.format(c.events), {num: true, sort: c.events});
+      cell(tr, fmtInt.format(c.previous), {num: true, sort: c.previous});
+      cell(tr, c.last_received ? fmtTime(c.last_received) : "never", {sort: c.last_received || ""});
+      tbody.appendChild(tr);
+    });
+  };
+
+  // --- sortable tables --------------------------------------------------------------------
+  document.addEventListener("click", function (ev) {
+    const th = ev.target.closest("table.sortable th");
+    if (!th) return;
+    const table = th.closest("table"), tbody = table.querySelector("tbody");
+    const index = Array.prototype.indexOf.call(th.parentElement.children, th);
+    const asc = th.getAttribute("aria-sort") !== "ascending";
+    table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
+    th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+    const numeric = th.dataset.type === "number";
+    const rows = Array.prototype.slice.call(tbody.rows);
+    rows.sort(function (a, b) {
+      const ca = a.cells[index], cb = b.cells[index];
+      let va = ca.dataset.value != null ? ca.dataset.value : ca.textContent;
+      let vb = cb.dataset.value != null ? cb.dataset.value : cb.textContent;
+      if (numeric) { va = va === "" ? -Infinity : Number(va); vb = vb === "" ? -Infinity : Number(vb); }
+      const cmp = numeric ? va - vb : String(va).localeCompare(String(vb), locale, {numeric: true});
+      return asc ? cmp : -cmp;
+    });
+    rows.forEach(function (r) { tbody.appendChild(r); });
+  });
+
+  loadPanels();
+  schedule();
+})();
