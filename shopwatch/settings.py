@@ -55,6 +55,15 @@ def _parse_size(raw: str) -> int:
     return int(text)
 
 
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value
+    return parse
+
+
 @dataclass(frozen=True)
 class Setting:
     """One row of the settings table."""
@@ -125,7 +134,7 @@ SETTINGS: tuple[Setting, ...] = (
        "the rest of `login_failure_window`."),
     _s("login_failure_window", 300.0, _parse_duration, "duration",
        "The window in which failed sign-ins are counted for the lock-out."),
-    _s("cookie_secure", "auto", str, "auto|always|never",
+    _s("cookie_secure", "auto", _choice("auto", "always", "never"), "auto|always|never",
        "The session cookie's `Secure` flag: `auto` sets it when the request came over "
        "HTTPS (directly, or `X-Forwarded-Proto: https` from a proxy on 127.0.0.1)."),
 )

@@ -607,7 +607,8 @@ def test_metrics_token(server: Any) -> None:
 
 
 def test_openapi_documents_ingest(live: Live) -> None:
-    spec = live.client().get("/openapi.json").json()
+    project = live.create_project()
+    spec = live.client(project.secret_key).get("/openapi.json").json()
     operation = spec["paths"]["/api/v1/events"]["post"]
     assert {"200", "400", "401", "413", "415", "429", "503"} <= set(operation["responses"])
 

@@ -162,7 +162,7 @@ def overview(store: EventStore, project: Project, rng: TimeRange, now_us: int) -
     Every ``series`` under conversion and traffic has one entry per ``buckets`` entry.
     """
     previous = rng.previous()
-    today = _Today(ZoneInfo('UTC'), now_us)
+    today = _Today(ZoneInfo(project.timezone), now_us)
     conversion, traffic = _conversion_and_traffic(store, project.id, rng)
     return {
         "range": rng.as_dict(),
