@@ -261,3 +261,43 @@ def sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sink]:
                                query_allow=frozenset({"page", "sort"})))
     yield sink
     sink.close()
+
+
+# --- dashboard users and sessions ------------------------------------------------------------
+
+ADMIN_EMAIL = "admin@example.com"
+VIEWER_EMAIL = "viewer@example.com"
+PASSWORD = "correct horse battery"
+
+
+def sign_in(live: Live, email: str = ADMIN_EMAIL, password: str = PASSWORD,
+            **headers: str) -> httpx.Client:
+    """A client signed in through the real login form (CSRF cookie and field included)."""
+    client = live.client(**headers)
+    form = client.get("/login")
+    assert form.status_code == 200, form.text
+    token = client.cookies.get("sw_login_csrf")
+    response = client.post("/login", data={"email": email, "password": password,
+                                           "csrf_token": token, "next": "/overview"})
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/overview"
+    return client
+
+
+def csrf_of(client: httpx.Client, page: str = "/account") -> str:
+    """The session's CSRF token, read from a form as a browser would."""
+    import re
+
+    html = client.get(page).text
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, f"no csrf_token field on {page}"
+    return match.group(1)
+
+
+@pytest.fixture
+def dashboard(live: Live) -> Live:
+    """``live`` with an admin and a viewer (password :data:`PASSWORD`) and a project."""
+    live.runtime.users.add(ADMIN_EMAIL, PASSWORD, "admin")
+    live.runtime.users.add(VIEWER_EMAIL, PASSWORD, "viewer")
+    live.create_project("shop-a")
+    return live

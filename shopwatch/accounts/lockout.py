@@ -41,13 +41,13 @@ class LoginThrottle:
         account, client_hash = self._hashes(email, client)
         since = now - self.window
         wait = 0.0
+        c = login_failures.c
         with self._engine.connect() as conn:
-            for column, value in ((login_failures.c.account_hash, account),
-                                  (login_failures.c.client_hash, client_hash)):
+            for match in ((c.account_hash == account) & ~c.account_cleared,
+                          c.client_hash == client_hash):
                 times = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in conn.execute(
-                    sa.select(login_failures.c.at).where((column == value)
-                                                         & (login_failures.c.at > since))
-                    .order_by(login_failures.c.at.desc()).limit(self.max_failures)).scalars()]
+                    sa.select(c.at).where(match & (c.at > since))
+                    .order_by(c.at.desc()).limit(self.max_failures)).scalars()]
                 if len(times) >= self.max_failures:
                     # Free again when the oldest of the last max_failures leaves the window.
                     wait = max(wait, (times[-1] + self.window - now).total_seconds())
@@ -66,4 +66,5 @@ class LoginThrottle:
     def record_success(self, email: str) -> None:
         account = self._hash("account", email.strip().lower())
         with self._engine.begin() as conn:
-            conn.execute(login_failures.delete().where(login_failures.c.account_hash == account))
+            conn.execute(login_failures.update().where(login_failures.c.account_hash == account)
+                         .values(account_cleared=True))

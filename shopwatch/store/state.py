@@ -86,6 +86,9 @@ login_failures = sa.Table(
     # enough to count, never the address itself.
     sa.Column("account_hash", sa.String(64), nullable=False, index=True),
     sa.Column("client_hash", sa.String(64), nullable=False, index=True),
+    # Set by a successful sign-in: no longer counted against the account, still against
+    # the address.
+    sa.Column("account_cleared", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 
