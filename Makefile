@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= ./shopwatch-data
 PROJECT ?= My shop
+ADMIN ?= admin@example.com
 
 VENDOR := shopwatch/web/static/vendor
 
@@ -42,6 +43,7 @@ browser:
 
 run: install
 	$(BIN)/shopwatch project create "$(PROJECT)" --exist-ok --data $(DATA)
+	$(BIN)/shopwatch user add $(ADMIN) --role admin --generate-password --exist-ok --data $(DATA)
 	$(BIN)/shopwatch serve --data $(DATA)
 
 lint: install-test
@@ -52,7 +54,7 @@ test: install-test lint
 	$(BIN)/pytest
 
 test-fast: install-test
-	$(BIN)/pytest -m 'not slow'
+	$(BIN)/pytest -m 'not slow and not browser'
 
 bench-ingest: install
 	$(BIN)/python benchmarks/ingest.py

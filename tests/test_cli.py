@@ -267,3 +267,59 @@ def _wait_for(condition: Any, timeout: float = 30.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+# --- users ---------------------------------------------------------------------------------
+
+
+def test_user_add_reads_the_password_from_stdin(data: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["user", "add", "Ops@Example.com", "--role", "admin",
+                                  "--password-stdin", "--data", data],
+                           input="a long enough password\n", catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "Added ops@example.com (admin)." in result.output
+    assert "a long enough password" not in result.output
+    from shopwatch.accounts.users import Users
+    from shopwatch.store.state import StateStore
+
+    users = Users(StateStore(Path(data) / "state.sqlite"))
+    assert users.authenticate("ops@example.com", "a long enough password") is not None
+
+
+def test_user_add_generates_a_password_once_and_exist_ok_keeps_it(cli: Any, data: str) -> None:
+    first = cli("user", "add", "a@example.com", "--role", "viewer", "--generate-password",
+                "--exist-ok", "--data", data)
+    assert first.exit_code == 0 and "password: " in first.output
+    again = cli("user", "add", "a@example.com", "--role", "viewer", "--generate-password",
+                "--exist-ok", "--data", data)
+    assert again.exit_code == 0 and "exists already" in again.output
+    assert "password: " not in again.output
+    listed = json.loads(cli("user", "list", "--json", "--data", data).output)
+    assert [(u["email"], u["role"]) for u in listed] == [("a@example.com", "viewer")]
+
+
+@pytest.mark.parametrize(("args", "stdin", "message"), [
+    (["--role", "admin", "--password-stdin"], "short\n", "password: at least 10 characters"),
+    (["--role", "admin", "--password-stdin"], "", "standard input held no password"),
+    (["--role", "admin"], "", "no terminal to ask for the password"),
+    (["--role", "owner", "--password-stdin"], "long enough pw\n", "Invalid value for '--role'"),
+])
+def test_user_add_says_what_is_wrong(data: str, args: list[str], stdin: str,
+                                     message: str) -> None:
+    result = CliRunner().invoke(main, ["user", "add", "b@example.com", *args, "--data", data],
+                                input=stdin)
+    assert result.exit_code != 0
+    assert message in result.output
+
+
+def test_last_admin_cannot_be_removed_from_the_cli(cli: Any, data: str) -> None:
+    cli("user", "add", "a@example.com", "--role", "admin", "--generate-password", "--data", data)
+    removed = cli("user", "remove", "a@example.com", "--data", data)
+    assert removed.exit_code == 1 and "last admin" in removed.output
+    assert cli("user", "add", "b@example.com", "--role", "admin", "--generate-password",
+               "--data", data).exit_code == 0
+    assert cli("user", "set-role", "a@example.com", "viewer", "--data", data).exit_code == 0
+    assert cli("user", "remove", "a@example.com", "--data", data).exit_code == 0
+    changed = cli("user", "set-password", "b@example.com", "--generate-password", "--data", data)
+    assert changed.exit_code == 0 and "sessions are signed out" in changed.output

@@ -282,6 +282,12 @@
     rows.forEach(function (r) { tbody.appendChild(r); });
   });
 
+  // Plain forms that need a second thought (htmx forms use hx-confirm instead).
+  document.addEventListener("submit", function (ev) {
+    const form = ev.target;
+    if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) ev.preventDefault();
+  });
+
   loadPanels();
   schedule();
 })();

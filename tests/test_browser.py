@@ -1,0 +1,191 @@
+"""The dashboard in a real browser: the system's headless Chromium driven by Playwright.
+
+Signs in, visits every page, and asserts the browser saw no console error, no failed
+request and no HTTP error; screenshots land in ``test-artifacts/screenshots/``. Playwright
+never downloads a browser here: it drives ``chromium`` from the system (Debian package,
+installed by ``make test``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, sync_playwright
+
+from shopwatch.web.sections import PAGES
+from tests.conftest import ADMIN_EMAIL, PASSWORD, REPO, Live
+
+pytestmark = pytest.mark.browser
+SHOTS = REPO / "test-artifacts" / "screenshots"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-default-apps", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.fail("no system Chromium: `make test` installs the Debian package `chromium`")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, headless=True,
+                                              args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+class Watched:
+    """A page whose console errors, failed requests and HTTP errors are collected."""
+
+    def __init__(self, page: Page, base_url: str) -> None:
+        self.page = page
+        self.base_url = base_url
+        self.problems: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
+        page.on("requestfailed", self._failed)
+        page.on("response", self._response)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type in ("error", "warning"):
+            self.problems.append(f"console {message.type}: {message.text}")
+
+    def _failed(self, request: Request) -> None:
+        self.problems.append(f"request failed: {request.url} ({request.failure})")
+
+    def _response(self, response: Response) -> None:
+        if response.status >= 400:
+            self.problems.append(f"HTTP {response.status}: {response.url}")
+
+    def open(self, path: str) -> None:
+        self.page.goto(self.base_url + path)
+        self.settle()
+
+    def settle(self) -> None:
+        self.page.wait_for_load_state("networkidle")
+        self.page.wait_for_function(
+            "() => !document.querySelector('[data-panel][aria-busy=\"true\"]')")
+
+    def shot(self, name: str) -> Path:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        path = SHOTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+def signed_in(browser: Browser, dashboard: Live) -> Iterator[Watched]:
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, locale="en-US",
+                                  timezone_id="UTC")
+    watched = Watched(context.new_page(), dashboard.base_url)
+    watched.open("/login")
+    watched.page.fill("input[name=email]", ADMIN_EMAIL)
+    watched.page.fill("input[name=password]", PASSWORD)
+    watched.page.click("button[type=submit]")
+    watched.page.wait_for_url("**/overview")
+    watched.settle()
+    yield watched
+    context.close()
+
+
+def seed(live: Live) -> None:
+    project = live.runtime.state.get_project("shop-a")
+    events: list[dict[str, Any]] = [
+        {"name": "page_view", "session_id": f"s{i}", "page": f"/product/{i}",
+         "device": {"category": "mobile", "browser": "Firefox", "country": "FR"}}
+        for i in range(6)]
+    events += [{"name": "purchase", "session_id": "s1",
+                "params": {"transaction_id": "T-1", "value": 1234.5, "currency": "USD"}}]
+    assert live.post_events(project.ingest_key or "", events).status_code == 200
+
+
+def test_every_page_loads_without_errors(signed_in: Watched, dashboard: Live) -> None:
+    seed(dashboard)
+    paths = [*PAGES, "/settings/projects", "/settings/users", "/account", "/api/docs"]
+    for path in paths:
+        signed_in.open(path)
+        assert signed_in.page.locator("h1").first.is_visible(), path
+        signed_in.shot(path.strip("/").replace("/", "-"))
+    assert signed_in.problems == []
+
+
+def test_overview_shows_figures_from_the_api(signed_in: Watched, dashboard: Live) -> None:
+    seed(dashboard)
+    signed_in.open("/overview?range=1h")
+    page = signed_in.page
+    orders = page.locator("[data-kpi=orders_today] .kpi-value")
+    assert orders.inner_text() == "1"
+    assert page.locator("[data-kpi=revenue_today] .kpi-value").inner_text() == "$1,234.50"
+    assert page.locator("[data-kpi=active_sessions] .kpi-value").inner_text() == "6"
+    assert "Not built yet" in page.locator("[data-kpi=availability]").inner_text()
+    assert page.locator("[data-chart=traffic] canvas").count() == 1  # uPlot drew it
+    assert page.locator("[data-kpi=orders_today] .spark canvas").count() == 1
+    signed_in.shot("overview-with-data")
+    assert signed_in.problems == []
+
+
+def test_period_picker_and_comparison_drive_the_figures(signed_in: Watched) -> None:
+    page = signed_in.page
+    page.select_option("#range-select", "7d")
+    page.wait_for_url("**range=7d**")
+    signed_in.settle()
+    assert "last 7 days" in page.locator("[data-kpi=conversion_rate] h2").inner_text()
+    page.uncheck("#compare")
+    page.wait_for_url("**compare=0**")
+    signed_in.settle()
+    assert "previous period" not in page.locator("[data-traffic-totals]").inner_text()
+    page.select_option("#range-select", "custom")
+    assert page.locator(".custom-range").is_visible()
+    page.fill("input[name=from]", "2026-01-01T00:00")
+    page.fill("input[name=to]", "2026-01-08T00:00")
+    page.click(".custom-range button")
+    page.wait_for_url("**range=custom**")
+    signed_in.settle()
+    assert "selected period" in page.locator("[data-kpi=conversion_rate] h2").inner_text()
+    signed_in.shot("overview-custom-range")
+    assert signed_in.problems == []
+
+
+def test_live_events_table_sorts(signed_in: Watched, dashboard: Live) -> None:
+    seed(dashboard)
+    signed_in.open("/behaviour/events")
+    page = signed_in.page
+    rows = page.locator("table.data tbody tr")
+    assert rows.count() == 7
+    page.click("th:has-text('Event')")
+    first = page.locator("table.data tbody tr td:nth-child(2)").first.inner_text()
+    assert first == "page_view"
+    page.click("th:has-text('Event')")
+    assert page.locator("table.data tbody tr td:nth-child(2)").first.inner_text() == "purchase"
+    assert signed_in.problems == []
+
+
+def test_rotating_a_key_in_the_browser_swaps_the_card(signed_in: Watched, dashboard: Live) -> None:
+    old = dashboard.runtime.state.get_project("shop-a")
+    signed_in.open("/settings/projects")
+    page = signed_in.page
+    page.on("dialog", lambda dialog: dialog.accept())
+    card = page.locator(f"#project-{old.id}")
+    assert old.ingest_key in card.inner_text()
+    card.locator("form[action$='/keys/ingest/rotate'] button").click()
+    page.wait_for_function(
+        f"() => !document.querySelector('#project-{old.id}').innerText.includes("
+        f"'{old.ingest_key}')")
+    new = dashboard.runtime.state.get_project("shop-a")
+    assert new.ingest_key != old.ingest_key
+    assert (new.ingest_key or "") in page.locator(f"#project-{old.id}").inner_text()
+    assert page.url.endswith("/settings/projects")  # swapped in place, no reload
+    assert signed_in.problems == []
+
+
+def test_signing_out_ends_the_session(signed_in: Watched) -> None:
+    page = signed_in.page
+    page.click("text=Sign out")
+    page.wait_for_url("**/login")
+    signed_in.open("/overview")
+    assert "/login?next=" in page.url
+    assert signed_in.problems == []
