@@ -8,7 +8,7 @@ ADMIN ?= admin@example.com
 
 VENDOR := shopwatch/web/static/vendor
 
-.PHONY: run test test-fast lint bench-ingest install install-test assets browser clean
+.PHONY: run test test-fast lint bench-ingest bench-overview install install-test assets browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,9 @@ test-fast: install-test
 
 bench-ingest: install
 	$(BIN)/python benchmarks/ingest.py
+
+bench-overview: install
+	$(BIN)/python benchmarks/overview.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info node_modules $(VENDOR)

@@ -55,7 +55,12 @@ class Watched:
             self.problems.append(f"console {message.type}: {message.text}")
 
     def _failed(self, request: Request) -> None:
-        self.problems.append(f"request failed: {request.url} ({request.failure})")
+        # ERR_ABORTED is the browser cancelling a request itself because the page moved
+        # on (e.g. the favicon still loading when a test clicks a link): not a failure
+        # of the server. Refused connections, DNS and TLS errors are; HTTP errors are
+        # caught in _response.
+        if request.failure != "net::ERR_ABORTED":
+            self.problems.append(f"request failed: {request.url} ({request.failure})")
 
     def _response(self, response: Response) -> None:
         if response.status >= 400:

@@ -23,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 from shopwatch import __version__
 from shopwatch.analytics.timerange import PRESETS
 from shopwatch.errors import ConfigError, NotFound, PageNotFound, RateLimited
-from shopwatch.store.state import Project
+from shopwatch.store.state import KeyKind, Project
 from shopwatch.web import access
 from shopwatch.web.access import SESSION_COOKIE, Principal
 from shopwatch.web.sections import LAYERS, PAGES
@@ -287,10 +287,11 @@ def key_action(request: Request, project_id: int, kind: str, action: str,
         raise PageNotFound(f"no key action {kind}/{action}")
     _project(request, project_id)
     state = access.runtime(request).state
+    key_kind: KeyKind = "ingest" if kind == "ingest" else "secret"
     if action == "rotate":
-        project = state.rotate_key(project_id, kind)  # type: ignore[arg-type]
+        project = state.rotate_key(project_id, key_kind)
     else:
-        project = state.revoke_key(project_id, kind)  # type: ignore[arg-type]
+        project = state.revoke_key(project_id, key_kind)
     return _done(request, f"{kind}-key-{action}d", "project_card.html", p=project,
                  base_url=str(request.base_url).rstrip("/"))
 
