@@ -194,3 +194,47 @@ def test_signing_out_ends_the_session(signed_in: Watched) -> None:
     signed_in.open("/overview")
     assert "/login?next=" in page.url
     assert signed_in.problems == []
+
+
+def test_a_shop_page_on_another_origin_can_send_events(browser: Browser, dashboard: Live,
+                                                       tmp_path: Path) -> None:
+    """The snippet shown under Settings → Projects works from the shop's own origin."""
+    import http.server
+    import threading
+
+    project = dashboard.runtime.state.get_project("shop-a")
+    (tmp_path / "index.html").write_text("<!doctype html><title>shop</title>")
+    handler = partial_handler(tmp_path)
+    shop = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=shop.serve_forever, daemon=True).start()
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{shop.server_address[1]}/index.html")
+        status = page.evaluate(
+            """async ([url, key]) => (await fetch(url + "/api/v1/events", {method: "POST",
+                 headers: {"Authorization": "Bearer " + key, "Content-Type": "application/json"},
+                 body: JSON.stringify({events: [{name: "page_view", page: "/cross-origin"}]})
+               })).status""", [dashboard.base_url, project.ingest_key])
+        assert status == 200
+        reading = page.evaluate(
+            """async ([url, key]) => { try { await fetch(url + "/api/v1/events",
+                 {headers: {"Authorization": "Bearer " + key}}); return "read"; }
+                 catch (e) { return "blocked"; } }""", [dashboard.base_url, project.secret_key])
+        assert reading == "blocked"  # nothing but ingest answers other origins
+        context.close()
+    finally:
+        shop.shutdown()
+    stored = dashboard.read_events(project.secret_key or "")
+    assert [e["page"] for e in stored] == ["/cross-origin"]
+
+
+def partial_handler(directory: Path) -> Any:
+    import functools
+    import http.server
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return functools.partial(Quiet, directory=str(directory))

@@ -26,6 +26,16 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _encode = msgspec.json.Encoder().encode
+# Shops send events from their own pages, on another origin, with the public ingest key
+# (write-only, meant to be embedded): ingest alone answers cross-origin requests. No
+# cookies are involved (no Allow-Credentials), so "*" exposes nothing.
+CORS_HEADERS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"POST, OPTIONS"),
+    (b"access-control-allow-headers",
+     b"authorization, content-type, content-encoding, x-shopwatch-key"),
+    (b"access-control-max-age", b"86400"),
+]
 
 
 class FrontDoor:
@@ -36,9 +46,14 @@ class FrontDoor:
         self.runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope["method"] != "POST"
-                or scope["path"] != "/api/v1/events"):
+        if scope["type"] != "http" or scope["path"] != "/api/v1/events" or scope[
+                "method"] not in ("POST", "OPTIONS"):
             await self.app(scope, receive, send)
+            return
+        if scope["method"] == "OPTIONS":  # a browser's CORS preflight
+            await send({"type": "http.response.start", "status": 204,
+                        "headers": [*CORS_HEADERS, (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         extra: list[tuple[bytes, bytes]] = []
@@ -55,7 +70,7 @@ class FrontDoor:
             body = _encode({"error": {"code": "internal", "message": "internal error"}})
         await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()), *extra]})
+            (b"content-length", str(len(body)).encode()), *extra, *CORS_HEADERS[:1]]})
         await send({"type": "http.response.body", "body": body})
 
 
