@@ -8,7 +8,7 @@ ADMIN ?= admin@example.com
 
 VENDOR := shopwatch/web/static/vendor
 
-.PHONY: run test test-fast lint bench-ingest bench-overview install install-test assets browser clean
+.PHONY: run serve test test-fast lint bench-ingest bench-overview install install-test assets browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,12 @@ $(VENDOR)/.installed: package.json package-lock.json
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
+# The demo: Shopwatch, a demo shop, shoppers and incidents, four weeks of history.
 run: install
+	$(BIN)/shopwatch demo --speed 10 --backfill 28
+
+# Shopwatch alone, for your own shop.
+serve: install
 	$(BIN)/shopwatch project create "$(PROJECT)" --exist-ok --data $(DATA)
 	$(BIN)/shopwatch user add $(ADMIN) --role admin --generate-password --exist-ok --data $(DATA)
 	$(BIN)/shopwatch serve --data $(DATA)

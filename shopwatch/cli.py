@@ -94,6 +94,53 @@ def serve(host: str | None, port: int | None, data_dir: str | None) -> None:
                 access_log=False, server_header=False)
 
 
+# --- demo ----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--port", type=int, default=8080, show_default=True,
+              help="Shopwatch's port; the demo shop listens on the next one.")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default="./shopwatch-demo",
+              show_default=True, help="Data directory of the demo (reused by the next run).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the shoppers' random choices.")
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="How much faster than real life shoppers arrive and act (10 = ten times).")
+@click.option("--backfill", type=float, default=0.0, show_default=True, metavar="DAYS",
+              help="Write DAYS of past history first (once per data directory).")
+@click.option("--no-browser", is_flag=True, help="Do not open the dashboard in a browser.")
+@click.option("--reset", is_flag=True, help="Delete the demo's data directory first.")
+@click.option("--duration", type=float, default=None, metavar="SECONDS",
+              help="Stop by itself after SECONDS of live shoppers.")
+def demo(port: int, data_dir: str, seed: int, speed: float, backfill: float, no_browser: bool,
+         reset: bool, duration: float | None) -> None:
+    """Run Shopwatch with a demo shop and simulated shoppers, incidents included.
+
+    One command, one terminal: the dashboard on --port (sign-in printed), a small
+    instrumented shop on the next port, shoppers and incidents driving it. Ctrl-C stops
+    everything; the next run reuses the data (--reset starts over).
+    """
+    from shopwatch.demo.runner import DemoOptions, run
+
+    if speed <= 0 or backfill < 0 or not 0 < port < 65535:
+        raise click.UsageError("--speed must be > 0, --backfill >= 0, --port 1-65534")
+    default_age = settings_mod.defaults().max_event_age
+    settings = load_settings(data_dir=data_dir, port=port,
+                             max_event_age=max(default_age, (backfill + 1) * 86400))
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per simulated request would drown what the demo says.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    options = DemoOptions(port=port, data=settings.data_path, seed=seed, speed=speed,
+                          backfill=backfill, open_browser=not no_browser, reset=reset,
+                          duration=duration)
+    try:
+        run(settings, options, say=lambda line: console.print(line, highlight=False,
+                                                              soft_wrap=True))
+    except ShopwatchError as exc:
+        fail(str(exc))
+
+
 # --- projects ------------------------------------------------------------------------------
 
 

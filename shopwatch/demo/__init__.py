@@ -1,0 +1,1 @@
+"""The demo: a small instrumented shop, simulated shoppers and incidents (`shopwatch demo`)."""

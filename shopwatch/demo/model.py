@@ -1,0 +1,230 @@
+"""How the demo's shoppers behave: who they are, where they come from, what they do.
+
+Pure and seeded: :func:`plan_visit` turns a random generator into one visit — a persona
+and the steps it will take — so a live run (``simulator.py``, over HTTP against the
+shop) and the history backfill (``history.py``, straight to events) share one model.
+The rates are plausible for a small shop (conversion ~2-3 % of visits, cart abandonment
+~70 %), not measured from any real one.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final, TypeVar
+
+# (weight, user agent, device category, browser, os)
+DEVICES: Final = (
+    (30, "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+         "Chrome/124.0 Safari/537.36", "desktop", "Chrome", "Windows"),
+    (8, "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like "
+        "Gecko) Version/17.4 Safari/605.1.15", "desktop", "Safari", "macOS"),
+    (5, "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+     "desktop", "Firefox", "Linux"),
+    (27, "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+         "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1", "mobile", "Safari", "iOS"),
+    (23, "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+         "Chrome/124.0 Mobile Safari/537.36", "mobile", "Chrome", "Android"),
+    (7, "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+        "Gecko) Version/17.4 Mobile/15E148 Safari/604.1", "tablet", "Safari", "iPadOS"),
+)
+# (weight, name, referrer, utm)
+SOURCES: Final[tuple[tuple[int, str, str | None, dict[str, str]], ...]] = (
+    (30, "direct", None, {}),
+    (24, "google organic", "https://www.google.com/", {}),
+    (14, "google ads", "https://www.google.com/",
+     {"utm_source": "google", "utm_medium": "cpc", "utm_campaign": "winter-sale"}),
+    (10, "newsletter", None,
+     {"utm_source": "newsletter", "utm_medium": "email", "utm_campaign": "weekly-deals"}),
+    (12, "facebook ads", "https://www.facebook.com/",
+     {"utm_source": "facebook", "utm_medium": "paid_social", "utm_campaign": "new-arrivals"}),
+    (6, "instagram", "https://l.instagram.com/", {}),
+    (4, "price comparison", "https://www.idealo.de/",
+     {"utm_source": "idealo", "utm_medium": "referral", "utm_campaign": "feed"}),
+)
+# (weight, country, language)
+COUNTRIES: Final = ((32, "FR", "fr-FR"), (22, "DE", "de-DE"), (14, "GB", "en-GB"),
+                    (12, "US", "en-US"), (8, "ES", "es-ES"), (7, "IT", "it-IT"),
+                    (5, "BE", "fr-BE"))
+SEARCH_TERMS: Final = ("coffee", "espresso", "green tea", "grinder", "mug", "filter",
+                       "decaf", "kettle", "matcha", "beans", "gift")
+SUPPORT_TOPICS: Final = ("delivery", "payment", "return", "product question", "account")
+# Cards of the payment sandbox (see shop/payments.py): ordinary cards, declined only by its
+# random ~6 %; the second is what a shopper tries after a decline.
+GOOD_CARD: Final = "4242424242424242"
+OTHER_CARD: Final = "5555555555554444"
+
+# Visits per hour of day (0-23, shop's local time), relative; and per weekday (Mon=0).
+HOURLY: Final = (0.25, 0.15, 0.1, 0.08, 0.08, 0.12, 0.3, 0.55, 0.8, 0.95, 1.05, 1.15,
+                 1.35, 1.3, 1.1, 1.0, 1.0, 1.1, 1.3, 1.55, 1.65, 1.45, 1.0, 0.55)
+WEEKLY: Final = (0.95, 0.95, 1.0, 1.0, 0.95, 1.1, 1.25)
+
+
+def seasonality(at: datetime) -> float:
+    """The relative visit rate at local time ``at`` (averages ~1 over a week)."""
+    return HOURLY[at.hour] * WEEKLY[at.weekday()] / 0.92
+
+
+T = TypeVar("T")
+
+
+def weighted(rng: random.Random, options: Sequence[tuple[int, T]]) -> T:
+    """One of ``options`` (weight, value), chosen in proportion to the weights."""
+    total = sum(w for w, _ in options)
+    pick = rng.uniform(0, total)
+    for weight, value in options:
+        pick -= weight
+        if pick <= 0:
+            return value
+    return options[-1][1]
+
+
+@dataclass(frozen=True)
+class Persona:
+    """Who is visiting: device, origin, and (if returning) their account."""
+
+    user_agent: str
+    device: str
+    browser: str
+    os: str
+    country: str
+    language: str
+    source: str
+    referrer: str | None
+    utm: dict[str, str]
+    email: str | None = None  # a returning customer's account
+    password: str | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing the shopper does. ``kind`` is one of the shop's actions:
+    home, category, search, product, add, remove, cart, login, signup, checkout,
+    shipping, payment, survey, support, profile, password, refund, cancel."""
+
+    kind: str
+    args: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Visit:
+    persona: Persona
+    steps: tuple[Step, ...]
+    think: tuple[float, ...]  # seconds before each step (at speed 1)
+
+
+@dataclass
+class Customers:
+    """Accounts created by earlier visits, which returning shoppers sign in with."""
+
+    accounts: list[tuple[str, str]] = field(default_factory=list)
+
+    def new(self, rng: random.Random) -> tuple[str, str]:
+        n = len(self.accounts) + rng.randrange(1_000_000)
+        return f"shopper{n}@example.net", f"pw-{rng.getrandbits(48):012x}"
+
+
+def persona(rng: random.Random, customers: Customers) -> Persona:
+    _, ua, device, browser, os_ = weighted(rng, [(d[0], d) for d in DEVICES])
+    country, language = weighted(rng, [(w, (c, lang)) for w, c, lang in COUNTRIES])
+    source, referrer, utm = weighted(rng, [(w, (n, r, u)) for w, n, r, u in SOURCES])
+    email = password = None
+    if customers.accounts and rng.random() < 0.35:
+        email, password = rng.choice(customers.accounts)
+    return Persona(ua, device, browser, os_, country, language, source, referrer, dict(utm),
+                   email, password)
+
+
+def plan_visit(rng: random.Random, customers: Customers, products: list[str],
+               categories: list[str]) -> Visit:
+    """One visit: a persona and its steps. Shoppers browse, search, add, abandon at every
+    step with plausible rates, buy, and sometimes come back to complain or refund."""
+    who = persona(rng, customers)
+    steps: list[Step] = []
+    landing = "home"
+    if who.source in ("facebook ads", "instagram"):
+        landing = "category"
+    elif who.source in ("google ads", "price comparison"):
+        landing = "product"
+    if landing == "home":
+        steps.append(Step("home"))
+    elif landing == "category":
+        steps.append(Step("category", {"slug": rng.choice(categories)}))
+    else:
+        steps.append(Step("product", {"id": rng.choice(products)}))
+    if rng.random() < 0.5:  # bounce
+        return _visit(rng, who, steps)
+    if who.email and rng.random() < 0.7:
+        if rng.random() < 0.06:  # mistyped once
+            steps.append(Step("login", {"email": who.email, "password": "wrong-" + (
+                who.password or "")}))
+        steps.append(Step("login", {"email": who.email, "password": who.password}))
+    for _ in range(rng.choice((1, 1, 2, 3))):
+        if rng.random() < 0.35:
+            steps.append(Step("search", {"q": rng.choice(SEARCH_TERMS)}))
+        else:
+            steps.append(Step("category", {"slug": rng.choice(categories)}))
+        for _ in range(rng.choice((1, 1, 2, 3))):
+            steps.append(Step("product", {"id": rng.choice(products)}))
+    in_cart = [s.args["id"] for s in steps if s.kind == "product"]
+    if not in_cart or rng.random() > 0.2:
+        return _visit(rng, who, _afterthoughts(rng, who, steps))
+    added = rng.sample(in_cart, k=min(len(in_cart), rng.choice((1, 1, 1, 2, 3))))
+    for pid in added:
+        steps.append(Step("add", {"id": pid, "qty": rng.choice((1, 1, 1, 2, 3))}))
+    steps.append(Step("cart"))
+    if len(added) > 1 and rng.random() < 0.12:
+        steps.append(Step("remove", {"id": added[-1]}))
+    if rng.random() > 0.5:  # cart abandoned
+        return _visit(rng, who, steps)
+    if not who.email and rng.random() < 0.25:
+        email, password = customers.new(rng)
+        steps.append(Step("signup", {"email": email, "password": password}))
+    steps.append(Step("checkout"))
+    if rng.random() > 0.8:
+        return _visit(rng, who, steps)
+    steps.append(Step("shipping", {"method": rng.choice(("standard", "standard", "express")),
+                                   "country": who.country}))
+    if rng.random() > 0.85:
+        return _visit(rng, who, steps)
+    method = "paypal" if rng.random() < 0.22 else "card"
+    steps.append(Step("payment", {"method": method, "card": GOOD_CARD,
+                                  "retry_card": OTHER_CARD if rng.random() < 0.5 else None}))
+    if rng.random() < 0.25:
+        kind = rng.choice(("nps", "nps", "csat"))
+        steps.append(Step("survey", {"kind": kind, "score": _score(rng, kind)}))
+    if rng.random() < 0.04:
+        steps.append(Step("refund"))
+    elif rng.random() < 0.01:
+        steps.append(Step("cancel"))
+    return _visit(rng, who, _afterthoughts(rng, who, steps))
+
+
+def _afterthoughts(rng: random.Random, who: Persona, steps: list[Step]) -> list[Step]:
+    if rng.random() < 0.03:
+        steps.append(Step("support", {"topic": rng.choice(SUPPORT_TOPICS),
+                                      "channel": rng.choice(("email", "chat", "phone"))}))
+    logged_in = any(s.kind in ("login", "signup") for s in steps)
+    if logged_in and rng.random() < 0.05:
+        steps.append(Step("profile", {"fields": rng.sample(
+            ["name", "email", "address", "phone"], k=rng.choice((1, 1, 2)))}))
+    if logged_in and rng.random() < 0.01:
+        steps.append(Step("password"))
+    return steps
+
+
+def _score(rng: random.Random, kind: str) -> int:
+    if kind == "csat":
+        return weighted(rng, [(4, 1), (5, 2), (12, 3), (35, 4), (44, 5)])
+    return weighted(rng, [(3, 0), (2, 2), (4, 4), (6, 6), (12, 7), (20, 8), (25, 9),
+                          (28, 10)])
+
+
+def _visit(rng: random.Random, who: Persona, steps: list[Step]) -> Visit:
+    # Think times: seconds before each step, long-tailed like real reading times.
+    think = tuple(0.0 if i == 0 else min(120.0, rng.lognormvariate(math.log(8), 0.8))
+                  for i in range(len(steps)))
+    return Visit(who, tuple(steps), think)

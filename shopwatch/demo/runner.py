@@ -1,0 +1,263 @@
+"""`shopwatch demo`: Shopwatch, the demo shop and its shoppers in one process, one loop.
+
+Start-up: the data directory gets an ordinary project "Demo shop" (EUR,
+Europe/Paris) and an admin login, both remembered in ``demo.json`` so a second run
+reuses them (and the data) unless ``--reset``. Shopwatch serves on ``--port``, the shop
+on the next port; the shop sends its events to Shopwatch with the project's public
+ingest key through :class:`shopwatch.client.ShopwatchClient`, exactly as a real shop
+would. With ``--backfill DAYS`` (first run only) weeks of history go in through the
+ingest API before the live shoppers start.
+
+Stopping (Ctrl-C or SIGTERM), in an order that loses nothing: the shoppers stop, the
+shop stops and its client delivers what it still holds, then Shopwatch commits and
+closes. ``demo-summary.json`` then holds what the simulator did (orders completed,
+declines, incidents), ``demo-incidents.jsonl`` every incident with start and end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import time
+import webbrowser
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from shopwatch.accounts.users import Users
+from shopwatch.errors import ConfigError
+from shopwatch.runtime import Runtime, ensure_data_dir, open_state
+from shopwatch.settings import Settings
+
+DEMO_FILE = "demo.json"
+PROJECT = "Demo shop"
+ADMIN = "demo@example.com"
+CURRENCY = "EUR"
+TIMEZONE = "Europe/Paris"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    port: int = 8080
+    data: Path = Path("./shopwatch-demo")
+    seed: int = 0
+    speed: float = 1.0
+    backfill: float = 0.0
+    open_browser: bool = True
+    reset: bool = False
+    visits_per_minute: float = 3.0
+    incident_every: float = 300.0
+    duration: float | None = None  # stop by itself after this many seconds (tests)
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to the demo, which stops every part in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def prepare(settings: Settings, opts: DemoOptions) -> dict[str, Any]:
+    """Create (or reuse) the demo's project and admin; returns the ``demo.json`` record."""
+    data = settings.data_path
+    marker = data / DEMO_FILE
+    if opts.reset and data.exists():
+        if not marker.exists() and any(data.iterdir()):
+            raise ConfigError(f"--reset: {data} is not a demo data directory (no {DEMO_FILE});"
+                              " refusing to delete it")
+        shutil.rmtree(data)
+    ensure_data_dir(data)
+    record: dict[str, Any] = json.loads(marker.read_text()) if marker.exists() else {}
+    state = open_state(settings)
+    try:
+        if not record:
+            if any(p.name == PROJECT for p in state.list_projects()):
+                raise ConfigError(f"{data} already has a project {PROJECT!r} but no "
+                                  f"{DEMO_FILE}: use another --data, or --reset")
+            state.create_project(PROJECT, CURRENCY, TIMEZONE)
+            password = secrets.token_urlsafe(12)
+            Users(state).add(ADMIN, password, "admin")
+            record = {"email": ADMIN, "password": password,
+                      "created_at": datetime.now(UTC).isoformat(), "backfilled_days": 0}
+            _write_private(marker, record)
+        project = state.get_project(PROJECT)
+    finally:
+        state.close()
+    record["project_id"] = project.id
+    record["ingest_key"] = project.ingest_key
+    return record
+
+
+def _write_private(path: Path, record: dict[str, Any]) -> None:
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o600)
+
+
+def run(settings: Settings, opts: DemoOptions, say: Callable[[str], None] = print) -> None:
+    """Run the demo until Ctrl-C / SIGTERM (or ``opts.duration``); see the module docstring."""
+    record = prepare(settings, opts)
+    if not record.get("ingest_key"):
+        raise ConfigError(f"the demo project has no ingest key (revoked): issue one with "
+                          f"`shopwatch project rotate-key {record['project_id']} --kind ingest "
+                          f"--data {settings.data_path}`")
+    asyncio.run(_main(settings, opts, record, say))
+
+
+async def _main(settings: Settings, opts: DemoOptions, record: dict[str, Any],
+                say: Callable[[str], None]) -> None:
+    from shopwatch.client import ShopwatchClient
+    from shopwatch.demo import history
+    from shopwatch.demo.incidents import ShopFaults
+    from shopwatch.demo.shop import catalogue, create_shop
+    from shopwatch.demo.simulator import Simulator
+    from shopwatch.web.app import create_app
+
+    data = settings.data_path
+    base = f"http://127.0.0.1:{opts.port}"
+    shop_url = f"http://127.0.0.1:{opts.port + 1}"
+    runtime = Runtime.open(settings)
+    shopwatch = _Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=opts.port,
+                                       log_level="warning", access_log=False,
+                                       server_header=False))
+    client = ShopwatchClient(base, record["ingest_key"])
+    faults = ShopFaults()
+    shop = _Server(uvicorn.Config(create_shop(client, faults=faults, seed=opts.seed,
+                                              currency=CURRENCY),
+                                  host="127.0.0.1", port=opts.port + 1, log_level="warning",
+                                  access_log=False))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    shopwatch_task = asyncio.create_task(shopwatch.serve())
+    await _started(shopwatch, shopwatch_task, f"Shopwatch on port {opts.port}")
+    shop_task = asyncio.create_task(shop.serve())
+    await _started(shop, shop_task, f"the demo shop on port {opts.port + 1}")
+
+    say(f"Shopwatch demo — dashboard {base}/  (sign in as {record['email']}, password "
+        f"{record['password']})")
+    say(f"  demo shop:  {shop_url}/   (data: {data.resolve()}, project {record['project_id']})")
+    say(f"  incidents are logged to {data / 'demo-incidents.jsonl'}; Ctrl-C stops everything")
+    if opts.open_browser:
+        with contextlib.suppress(Exception):
+            webbrowser.open(f"{base}/login")
+
+    products = [history.Product(p.id, p.name, p.category, p.price)
+                for p in catalogue.PRODUCTS]
+    simulator = Simulator(
+        shop_url, faults, products=[p.id for p in products],
+        categories=sorted({p.category for p in products}), seed=opts.seed, speed=opts.speed,
+        visits_per_minute=opts.visits_per_minute, incident_every=opts.incident_every,
+        timezone=TIMEZONE, incidents_log=data / "demo-incidents.jsonl", say=say)
+    backfilled: history.HistoryResult | None = None
+    try:
+        days_left = opts.backfill - float(record.get("backfilled_days", 0))
+        if days_left > 0:
+            backfilled = await _backfill(base, record, products, days_left, opts, say, data)
+        if not stop.is_set():
+            sim_task = asyncio.create_task(simulator.run())
+            waits = [asyncio.create_task(stop.wait()), sim_task]
+            if opts.duration is not None:
+                waits.append(asyncio.create_task(asyncio.sleep(opts.duration)))
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            sim_task.cancel()
+            await asyncio.gather(sim_task, return_exceptions=True)
+            for task in waits:
+                task.cancel()
+    finally:
+        say("stopping: shoppers, then the shop (delivering its last events), then Shopwatch")
+        shop.should_exit = True
+        await asyncio.gather(shop_task, return_exceptions=True)
+        await asyncio.to_thread(client.close, 30.0)
+        shopwatch.should_exit = True
+        await asyncio.gather(shopwatch_task, return_exceptions=True)
+        summary = simulator.summary.as_dict()
+        summary["client"] = _stats(client)
+        if backfilled is not None:
+            summary["backfill"] = {"days": opts.backfill, "visits": backfilled.visits,
+                                   "events": backfilled.events, "orders": len(backfilled.orders),
+                                   "counts": dict(backfilled.counts)}
+        _write_private(data / "demo-summary.json", summary)
+        say(f"stopped. {len(simulator.summary.orders)} orders in this run; summary in "
+            f"{data / 'demo-summary.json'}")
+
+
+def _stats(client: Any) -> dict[str, Any]:
+    stats = client.stats
+    return {k: getattr(stats, k) for k in ("sent", "rejected", "dropped", "retries")}
+
+
+async def _started(server: uvicorn.Server, task: asyncio.Task[None], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if task.done():
+            await task  # raises what failed (port in use…)
+            raise ConfigError(f"could not start {what} (is the port in use? try --port)")
+        if time.monotonic() > deadline:
+            raise ConfigError(f"{what} did not start within 30 s")
+        await asyncio.sleep(0.05)
+
+
+async def _backfill(base: str, record: dict[str, Any], products: list[Any], days: float,
+                    opts: DemoOptions, say: Callable[[str], None], data: Path) -> Any:
+    from shopwatch.client import ShopwatchClient
+    from shopwatch.demo import history
+
+    say(f"backfilling {days:g} days of history through the ingest API ...")
+    started = time.monotonic()
+    sender = ShopwatchClient(base, record["ingest_key"], batch_size=1000, max_queue=200_000,
+                             flush_interval=0.2)
+    shown = [0]
+
+    def progress(done: int, total: int) -> None:
+        percent = done * 100 // total
+        if percent >= shown[0] + 25:
+            shown[0] = percent
+            say(f"  backfill {percent}%")
+
+    def work() -> history.HistoryResult:
+        result = history.backfill(_Throttled(sender), products, days=days,
+                                  now=datetime.now(UTC), seed=opts.seed,
+                                  visits_per_minute=opts.visits_per_minute,
+                                  timezone=TIMEZONE, currency=CURRENCY, progress=progress)
+        sender.close(120.0)
+        return result
+
+    result: history.HistoryResult = await asyncio.to_thread(work)
+    stats = sender.stats
+    say(f"  backfill done: {result.events:,} events, {len(result.orders):,} orders in "
+        f"{time.monotonic() - started:.1f} s (dropped {stats.dropped})")
+    incidents_log = data / "demo-incidents.jsonl"
+    with incidents_log.open("a") as out:
+        for entry in result.incidents:
+            out.write(json.dumps(entry) + "\n")
+    marker = data / DEMO_FILE
+    saved = json.loads(marker.read_text())
+    saved["backfilled_days"] = float(saved.get("backfilled_days", 0)) + days
+    _write_private(marker, saved)
+    return result
+
+
+class _Throttled:
+    """Hands events to the client without overrunning its queue: backfill produces far
+    faster than any server ingests, and a dropped event would be history lost."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def send(self, event: dict[str, Any]) -> str:
+        while self.client.stats.queued > 100_000:
+            time.sleep(0.01)
+        return str(self.client.send(event))
