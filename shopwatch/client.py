@@ -414,7 +414,7 @@ class ShopwatchClient:
                     self._give_up(batch, error)
                     return
                 retry_after = _retry_after(response.headers.get("retry-after"))
-            if attempt >= self._max_retries or error.startswith('Connect'):
+            if attempt >= self._max_retries:
                 log.warning("giving up %d events after %d retries: %s",
                             len(batch), attempt, error)
                 self._give_up(batch, error)
