@@ -8,7 +8,7 @@ ADMIN ?= admin@example.com
 
 VENDOR := shopwatch/web/static/vendor
 
-.PHONY: run serve test test-fast lint bench-ingest bench-overview install install-test assets browser clean
+.PHONY: run serve test test-fast lint bench-ingest bench-overview bench-backfill install install-test assets browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,9 @@ bench-ingest: install
 
 bench-overview: install
 	$(BIN)/python benchmarks/overview.py
+
+bench-backfill: install
+	$(BIN)/python benchmarks/backfill.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info node_modules $(VENDOR)
