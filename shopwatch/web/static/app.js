@@ -126,7 +126,8 @@
               value: function (u, v) { return v == null ? "–" : fmtInt.format(v); }};
     }));
     const plot = new uPlot({width: chartWidth(el), height: 260, series: series,
-      axes: [{}, {values: function (u, vals) { return vals.map(function (v) { return fmtInt.format(v); }); }}]},
+      // Wide enough for "1,000,000": uPlot's default cuts off the leading digits.
+      axes: [{}, {size: 64, values: function (u, vals) { return vals.map(function (v) { return fmtInt.format(v); }); }}]},
       [xs].concat(lines.map(function (l) { return l.values; })), el);
     charts.set(el, plot);
   }
