@@ -1,0 +1,190 @@
+"""The commerce KPIs of a period (``GET /api/v1/kpis``); definitions in docs/kpis.md.
+
+All computed from stored events of one project in ``[from, to)`` by event time, in a few
+grouped queries. Sessions as in :mod:`shopwatch.analytics.sessions`. Money is converted
+to the project's currency with :mod:`shopwatch.analytics.currency`; amounts in a
+currency without a rate are summed apart in ``unconverted`` and left out of revenue.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from shopwatch.analytics.currency import rate_sql
+from shopwatch.analytics.sessions import TS, sessionized_sql
+from shopwatch.analytics.timerange import TimeRange
+from shopwatch.store.base import EventStore
+from shopwatch.store.state import Project
+
+# What makes a session "engaged" (not a bounce), after GA4: a conversion-like event,
+# a second page view, or 10 seconds or more between its first and last event.
+ENGAGING: Final = ("add_to_cart", "begin_checkout", "add_payment_info", "purchase",
+                   "sign_up", "login", "search")
+ENGAGED_SECONDS: Final = 10
+
+_SESSIONS_SQL: Final = f"""
+WITH {sessionized_sql()},
+s AS (
+    SELECT sk,
+        epoch(max(ts)) - epoch(min(ts)) AS duration,
+        count(*) FILTER (WHERE name = 'page_view') AS pages,
+        bool_or(name IN ({", ".join(f"'{n}'" for n in ENGAGING)})) AS engaging,
+        bool_or(name = 'add_to_cart') AS carted,
+        bool_or(name = 'begin_checkout') AS checked_out,
+        bool_or(name = 'purchase') AS bought
+    FROM ev WHERE sk IS NOT NULL GROUP BY sk
+), pv AS (
+    SELECT epoch(lead(ts) OVER (PARTITION BY sk ORDER BY ts, id)) - epoch(ts) AS on_page
+    FROM ev WHERE sk IS NOT NULL AND name = 'page_view'
+)
+SELECT
+    (SELECT count(*) FROM ev),
+    count(*),
+    COALESCE(sum(pages), 0),
+    avg(duration),
+    count(*) FILTER (WHERE NOT engaging AND pages < 2 AND duration < {ENGAGED_SECONDS}),
+    count(*) FILTER (WHERE bought),
+    count(*) FILTER (WHERE carted),
+    count(*) FILTER (WHERE carted AND NOT bought),
+    count(*) FILTER (WHERE checked_out),
+    count(*) FILTER (WHERE checked_out AND NOT bought),
+    (SELECT avg(on_page) FROM pv WHERE on_page IS NOT NULL)
+FROM s
+"""
+
+# Abandoned carts' value: what was added minus what was removed, in sessions that
+# added something and bought nothing.
+_ABANDONED_SQL: Final = f"""
+WITH {sessionized_sql()},
+s AS (SELECT sk FROM ev WHERE sk IS NOT NULL GROUP BY sk
+      HAVING bool_or(name = 'add_to_cart') AND NOT bool_or(name = 'purchase')),
+m AS (SELECT CASE WHEN name = 'add_to_cart' THEN value ELSE -value END AS value,
+             upper(currency) AS cur
+      FROM ev JOIN s USING (sk)
+      WHERE name IN ('add_to_cart', 'remove_from_cart') AND value IS NOT NULL)
+SELECT COALESCE(upper(cur), ?), sum(value), any_value({{rate}}) FROM m GROUP BY 1
+"""
+
+# Purchases of the period, one per transaction id (the first one), with items.
+_ORDERS_SQL: Final = f"""
+WITH p AS (
+    SELECT value, upper(currency) AS cur,
+        list_sum(list_transform(
+            CAST(COALESCE(json_extract(params, '$.items'), '[]') AS JSON[]),
+            lambda x: COALESCE(TRY_CAST(x->>'quantity' AS DOUBLE), 1))) AS items
+    FROM events
+    WHERE project_id = ? AND name = 'purchase' AND ts >= {TS} AND ts < {TS}
+    QUALIFY transaction_id IS NULL
+         OR row_number() OVER (PARTITION BY transaction_id ORDER BY ts, id) = 1
+)
+SELECT COALESCE(cur, ?), count(*), COALESCE(sum(value), 0), COALESCE(sum(items), 0),
+       any_value({{rate}})
+FROM p GROUP BY 1
+"""
+
+# Refunds and cancellations of the period. A refund without a value refunds the whole
+# order; a cancellation takes back the order's value (its own value if the order is
+# not found).
+_RETURNS_SQL: Final = f"""
+WITH r AS (
+    SELECT name, transaction_id, value, upper(currency) AS cur FROM events
+    WHERE project_id = ? AND name IN ('refund', 'order_cancelled')
+      AND ts >= {TS} AND ts < {TS}
+), o AS (
+    SELECT transaction_id, arg_min(value, ts) AS value, arg_min(upper(currency), ts) AS cur
+    FROM events
+    WHERE project_id = ? AND name = 'purchase'
+      AND transaction_id IN (SELECT transaction_id FROM r)
+    GROUP BY transaction_id
+), m AS (
+    SELECT r.name,
+        CASE WHEN r.name = 'refund' AND r.value IS NOT NULL THEN r.value
+             ELSE COALESCE(o.value, r.value) END AS value,
+        CASE WHEN r.name = 'refund' AND r.value IS NOT NULL THEN r.cur
+             ELSE COALESCE(o.cur, r.cur) END AS cur
+    FROM r LEFT JOIN o USING (transaction_id)
+)
+SELECT name, COALESCE(cur, ?), count(*), COALESCE(sum(value), 0), any_value({{rate}})
+FROM m GROUP BY 1, 2
+"""
+
+# Visitors of the period, and whether their first event ever came before it.
+_VISITORS_SQL: Final = f"""
+WITH v AS (
+    SELECT DISTINCT COALESCE(anonymous_id, user_id) AS visitor FROM events
+    WHERE project_id = ? AND ts >= {TS} AND ts < {TS}
+      AND COALESCE(anonymous_id, user_id) IS NOT NULL
+), first AS (
+    SELECT COALESCE(anonymous_id, user_id) AS visitor, min(ts) AS first_ts FROM events
+    WHERE project_id = ? AND ts < {TS} AND COALESCE(anonymous_id, user_id) IN (
+        SELECT visitor FROM v)
+    GROUP BY 1
+)
+SELECT count(*), count(*) FILTER (WHERE first_ts >= {TS}) FROM first
+"""
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return part / whole if whole else None
+
+
+def _money(value: float) -> float:
+    return round(value, 6)
+
+
+def kpis(store: EventStore, project: Project, rng: TimeRange) -> dict[str, Any]:
+    """Every KPI of docs/kpis.md for ``project`` over ``rng`` (see the module docstring)."""
+    base = project.currency.upper()
+    rate = rate_sql(base)
+    window = [project.id, rng.start_us, rng.end_us]
+    (events, sessions, pages, duration, bounces, converted, carts, abandoned, checkouts,
+     checkouts_abandoned, on_page) = store.query(_SESSIONS_SQL, window)[0]
+
+    unconverted: dict[str, float] = {}
+
+    def convert(rows: list[tuple[Any, ...]], amount: int, factor: int) -> float:
+        total = 0.0
+        for row in rows:
+            if row[factor] is None:
+                unconverted[row[0]] = _money(unconverted.get(row[0], 0.0) + row[amount])
+            else:
+                total += row[amount] * row[factor]
+        return total
+
+    order_rows = store.query(_ORDERS_SQL.format(rate=rate), [*window, base])
+    orders = sum(int(r[1]) for r in order_rows)
+    valued_orders = sum(int(r[1]) for r in order_rows if r[4] is not None)
+    items = sum(float(r[3]) for r in order_rows)
+    gross = convert(order_rows, 2, 4)
+    return_rows = store.query(_RETURNS_SQL.format(rate=rate), [*window, project.id, base])
+    refunds = convert([(r[1], r[3], r[4]) for r in return_rows if r[0] == "refund"], 1, 2)
+    cancels = convert([(r[1], r[3], r[4]) for r in return_rows if r[0] != "refund"], 1, 2)
+    refund_count = sum(int(r[2]) for r in return_rows if r[0] == "refund")
+    cancel_count = sum(int(r[2]) for r in return_rows if r[0] != "refund")
+    abandoned_rows = store.query(_ABANDONED_SQL.format(rate=rate), [*window, base])
+    abandoned_value = convert(abandoned_rows, 1, 2)
+    visitors, new_visitors = store.query(_VISITORS_SQL, [
+        *window, project.id, rng.end_us, rng.start_us])[0]
+    net = gross - refunds - cancels
+    return {
+        "range": rng.as_dict(), "currency": base,
+        "events": int(events), "sessions": int(sessions),
+        "visitors": int(visitors), "new_visitors": int(new_visitors),
+        "returning_visitors": int(visitors) - int(new_visitors),
+        "bounce_rate": _ratio(bounces, sessions),
+        "pages_per_session": _ratio(pages, sessions),
+        "avg_session_duration_s": float(duration) if duration is not None else None,
+        "avg_time_on_page_s": float(on_page) if on_page is not None else None,
+        "orders": orders, "items_per_order": _ratio(items, orders),
+        "gross_revenue": _money(gross), "refunds": _money(refunds), "refund_count": refund_count,
+        "cancellations": _money(cancels), "cancellation_count": cancel_count,
+        "revenue": _money(net),
+        "aov": _money(gross / valued_orders) if valued_orders else None,
+        "conversion_rate": _ratio(converted, sessions), "converted_sessions": int(converted),
+        "carts": int(carts), "abandoned_carts": int(abandoned),
+        "cart_abandonment_rate": _ratio(abandoned, carts),
+        "abandoned_cart_value": _money(abandoned_value),
+        "checkouts": int(checkouts),
+        "checkout_abandonment_rate": _ratio(checkouts_abandoned, checkouts),
+        "unconverted": unconverted,
+    }
