@@ -33,7 +33,7 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError(f"expected true/false, got {raw!r}")
 
 
-def _parse_duration(raw: str) -> float:
+def parse_duration(raw: str) -> float:
     """Seconds from ``"90"``, ``"90s"``, ``"5m"``, ``"2h"`` or ``"7d"``."""
     text = raw.strip().lower()
     units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -93,12 +93,12 @@ SETTINGS: tuple[Setting, ...] = (
        "Largest request body accepted, measured after gzip decompression (413 above it)."),
     _s("max_events_per_request", 1000, int, "integer",
        "Most events one ingest request may carry (413 above it)."),
-    _s("max_future_skew", 300.0, _parse_duration, "duration",
+    _s("max_future_skew", 300.0, parse_duration, "duration",
        "Events stamped further than this in the future are clamped to receive time "
        "and flagged `ts_clamped`."),
-    _s("max_event_age", 7 * 86400.0, _parse_duration, "duration",
+    _s("max_event_age", 7 * 86400.0, parse_duration, "duration",
        "Events stamped older than this are clamped to receive time and flagged `ts_clamped`."),
-    _s("dedup_window", 7 * 86400.0, _parse_duration, "duration",
+    _s("dedup_window", 7 * 86400.0, parse_duration, "duration",
        "How long a client event id is remembered: the same id sent again within this "
        "window is acknowledged but stored once."),
     _s("writer_queue_events", 200_000, int, "integer",
@@ -114,7 +114,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("duckdb_checkpoint_threshold", 256 * 1024 * 1024, _parse_size, "size",
        "WAL size at which DuckDB folds it into the database file. Larger means fewer, "
        "cheaper checkpoints under load and a longer replay after a crash."),
-    _s("commit_timeout", 10.0, _parse_duration, "duration",
+    _s("commit_timeout", 10.0, parse_duration, "duration",
        "How long an ingest request waits for its commit before answering 503."),
     _s("ingest_rate_limit", 0, int, "integer",
        "Events per second one project may send (token bucket, burst of one second's worth); "
@@ -125,14 +125,14 @@ SETTINGS: tuple[Setting, ...] = (
     _s("metrics_token", "", str, "secret",
        "Bearer token required by /metrics. Empty: /metrics answers loopback clients only."),
     _s("read_limit_max", 1000, int, "integer", "Largest `limit` accepted by GET /api/v1/events."),
-    _s("session_idle_timeout", 12 * 3600.0, _parse_duration, "duration",
+    _s("session_idle_timeout", 12 * 3600.0, parse_duration, "duration",
        "A dashboard session unused for this long ends (the user signs in again)."),
-    _s("session_lifetime", 14 * 86400.0, _parse_duration, "duration",
+    _s("session_lifetime", 14 * 86400.0, parse_duration, "duration",
        "A dashboard session ends this long after sign-in, however active."),
     _s("login_max_failures", 5, int, "integer",
        "Failed sign-ins, per account and per client address, that lock sign-in out for "
        "the rest of `login_failure_window`."),
-    _s("login_failure_window", 300.0, _parse_duration, "duration",
+    _s("login_failure_window", 300.0, parse_duration, "duration",
        "The window in which failed sign-ins are counted for the lock-out."),
     _s("cookie_secure", "auto", _choice("auto", "always", "never"), "auto|always|never",
        "The session cookie's `Secure` flag: `auto` sets it when the request came over "

@@ -11,10 +11,13 @@ import msgspec
 from fastapi import APIRouter, Query, Request, Response
 
 from shopwatch.analytics.counts import event_counts
+from shopwatch.analytics.funnel import dropped_sessions, funnel, parse_steps, session_events
+from shopwatch.analytics.kpis import kpis
 from shopwatch.analytics.overview import overview
 from shopwatch.analytics.timerange import TimeRange, parse_range
 from shopwatch.errors import BadRequest, Forbidden
 from shopwatch.runtime import Runtime
+from shopwatch.settings import parse_duration
 from shopwatch.store.base import EventQuery
 from shopwatch.web import access
 
@@ -101,15 +104,19 @@ ProjectQuery = Annotated[str | None, Query(
     description="project id (sessions; a secret key reads its own project)")]
 
 
-def _range(range_: str, from_: str | None, to: str | None) -> TimeRange:
+def _range(range_: str | None, from_: str | None, to: str | None) -> TimeRange:
+    """The period of a request: a preset, or ``from``/``to`` (custom when both are given
+    without ``range``); 24 hours by default."""
+    if range_ is None:
+        range_ = "custom" if from_ and to else "24h"
     return parse_range(range_, from_, to, time.time_ns() // 1000)
 
 
 @router.get("/api/v1/overview", tags=["dashboard"], summary="The overview page's figures")
 async def get_overview(
     request: Request, project: ProjectQuery = None,
-    range_: Annotated[str, Query(alias="range", description="1h, 24h, 7d, 30d or custom")]
-    = "24h",
+    range_: Annotated[str | None, Query(alias="range", description="1h, 24h, 7d, 30d or custom")]
+    = None,
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: Annotated[str | None, Query()] = None,
 ) -> Response:
@@ -126,7 +133,7 @@ async def get_overview(
 async def get_event_counts(
     request: Request, project: ProjectQuery = None,
     name: Annotated[list[str] | None, Query(description="event name; repeat")] = None,
-    range_: Annotated[str, Query(alias="range")] = "24h",
+    range_: Annotated[str | None, Query(alias="range")] = None,
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: Annotated[str | None, Query()] = None,
 ) -> Response:
@@ -181,3 +188,102 @@ async def list_users(request: Request) -> Response:
     users = [{"id": u.id, "email": u.email, "role": u.role,
               "created_at": u.created_at.isoformat()} for u in rt.users.list()]
     return Response(_encode({"users": users}), media_type="application/json")
+
+
+# --- commerce analytics ----------------------------------------------------------------------
+
+RangeParam = Annotated[str | None, Query(alias="range", description=(
+    "1h, 24h, 7d, 30d, or custom with from and to (default: custom when from and to are "
+    "given, else 24h)"))]
+FromParam = Annotated[str | None, Query(alias="from", description="RFC 3339 or epoch ms")]
+ToParam = Annotated[str | None, Query(description="RFC 3339 or epoch ms (exclusive)")]
+
+
+def _json(body: Any) -> Response:
+    return Response(_encode(body), media_type="application/json")
+
+
+@router.get("/api/v1/kpis", tags=["commerce"], summary="Commerce KPIs of a period")
+async def get_kpis(request: Request, project: ProjectQuery = None, range_: RangeParam = None,
+                   from_: FromParam = None, to: ToParam = None) -> Response:
+    """Sessions, visitors, bounce, orders, gross and net revenue, AOV, conversion, carts
+    and abandonment; every key is defined in docs/kpis.md."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    return _json(await asyncio.to_thread(kpis, rt.events, chosen, _range(range_, from_, to)))
+
+
+@router.get("/api/v1/funnel", tags=["commerce"], summary="A funnel of event names")
+async def get_funnel(
+    request: Request, project: ProjectQuery = None,
+    steps: Annotated[str | None, Query(description="comma-separated event names")] = None,
+    within: Annotated[str | None, Query(description=(
+        "session (default) or a duration such as 1h: steps by the same visitor within it"))]
+    = None,
+    by: Annotated[str | None, Query(description="device, browser, country, source or "
+                                                "landing_page")] = None,
+    range_: RangeParam = None, from_: FromParam = None, to: ToParam = None,
+) -> Response:
+    """Count, conversion, drop-off and median time per step, the previous period, and an
+    optional breakdown."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    window = _within(within)
+    body = await asyncio.to_thread(funnel, rt.events, chosen.id, _range(range_, from_, to),
+                                   parse_steps(steps), window_s=window, by=by)
+    return _json(body)
+
+
+def _within(within: str | None) -> float | None:
+    if within in (None, "", "session"):
+        return None
+    assert within is not None
+    try:
+        seconds = parse_duration(within)
+    except ValueError:
+        raise BadRequest(f"within: {within!r} is neither 'session' nor a duration like 30m, "
+                         "2h or 7d") from None
+    if not 0 < seconds <= 90 * 86400:
+        raise BadRequest("within: between 1 second and 90 days")
+    return seconds
+
+
+@router.get("/api/v1/funnel/dropped", tags=["commerce"],
+            summary="Sessions that stopped at a funnel step")
+async def get_funnel_dropped(
+    request: Request,
+    step: Annotated[int | None, Query(description="1-based step index (required)")] = None,
+    project: ProjectQuery = None, steps: Annotated[str | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    range_: RangeParam = None, from_: FromParam = None, to: ToParam = None,
+) -> Response:
+    """The latest sessions that reached ``step`` and not the next one."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    # Checked here, not by FastAPI, so that anonymous callers get 401 before any 400.
+    if step is None:
+        raise BadRequest("step: required (1 for the first step)")
+    rows = await asyncio.to_thread(dropped_sessions, rt.events, chosen.id,
+                                   _range(range_, from_, to), parse_steps(steps), step,
+                                   limit=limit)
+    return _json({"sessions": rows})
+
+
+@router.get("/api/v1/session-events", tags=["commerce"], summary="One session's events")
+async def get_session_events(
+    request: Request,
+    session: Annotated[str | None, Query(description="a session key (s:… or v:…), required")]
+    = None,
+    project: ProjectQuery = None, range_: RangeParam = None, from_: FromParam = None,
+    to: ToParam = None,
+) -> Response:
+    """The session's events of the period, in order."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    if not session:
+        raise BadRequest("session: required")
+    if len(session) > 400:
+        raise BadRequest("session: at most 400 characters")
+    rows = await asyncio.to_thread(session_events, rt.events, chosen.id,
+                                   _range(range_, from_, to), session)
+    return _json({"session": session, "events": rows})

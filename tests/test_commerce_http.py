@@ -1,0 +1,64 @@
+"""The commerce API over HTTP: the contract keys, periods, errors naming the parameter."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tests.conftest import VIEWER_EMAIL, Live, sign_in
+
+EVENTS: list[dict[str, Any]] = [
+    {"name": "view_item", "session_id": "a"}, {"name": "add_to_cart", "session_id": "a"},
+    {"name": "begin_checkout", "session_id": "a"},
+    {"name": "purchase", "session_id": "a",
+     "params": {"transaction_id": "T1", "value": 30, "currency": "USD"}},
+    {"name": "view_item", "session_id": "b"}, {"name": "add_to_cart", "session_id": "b"},
+]
+
+
+def test_kpis_and_funnel_contracts(dashboard: Live) -> None:
+    project = dashboard.runtime.state.get_project("shop-a")
+    now_ms = int(time.time() * 1000)
+    # A second apart, oldest first: events stamped alike have no order among themselves.
+    stamped = [{**e, "ts": now_ms - (len(EVENTS) - i) * 1000} for i, e in enumerate(EVENTS)]
+    assert dashboard.post_events(project.ingest_key or "", stamped).status_code == 200
+    client = dashboard.client(project.secret_key)
+    body = client.get("/api/v1/kpis", params={"range": "1h"}).json()
+    assert {"sessions", "orders", "revenue", "aov", "conversion_rate", "carts",
+            "cart_abandonment_rate", "checkout_abandonment_rate"} <= set(body)
+    assert (body["sessions"], body["orders"], body["revenue"], body["carts"]) == (2, 1, 30, 2)
+    assert body["cart_abandonment_rate"] == 0.5 and body["conversion_rate"] == 0.5
+    funnel = client.get("/api/v1/funnel", params={
+        "steps": "view_item,add_to_cart,purchase", "range": "1h"}).json()
+    assert [(s["name"], s["count"], s["conversion"], s["drop_off"]) for s in funnel["steps"]] == [
+        ("view_item", 2, 1.0, 0.0), ("add_to_cart", 2, 1.0, 0.0), ("purchase", 1, 0.5, 0.5)]
+    dropped = client.get("/api/v1/funnel/dropped", params={
+        "steps": "view_item,add_to_cart,purchase", "step": 2, "range": "1h"}).json()
+    assert [d["session"] for d in dropped["sessions"]] == ["s:b"]
+    events = client.get("/api/v1/session-events", params={"session": "s:a", "range": "1h"})
+    assert [e["name"] for e in events.json()["events"]][-1] == "purchase"
+    # A session reads the same figures.
+    viewer = sign_in(dashboard, VIEWER_EMAIL)
+    assert viewer.get("/api/v1/kpis?range=1h").json()["orders"] == 1
+
+
+def test_from_and_to_alone_make_a_custom_period(dashboard: Live) -> None:
+    client = sign_in(dashboard)
+    body = client.get("/api/v1/kpis", params={"from": "2026-01-01T00:00:00Z",
+                                              "to": "2026-01-02T00:00:00Z"}).json()
+    assert body["range"]["label"] == "custom" and body["sessions"] == 0
+
+
+def test_bad_parameters_are_named(dashboard: Live) -> None:
+    client = sign_in(dashboard)
+    for path, message in [
+        ("/api/v1/funnel?steps=only_one", "steps:"),
+        ("/api/v1/funnel?within=soon", "within:"),
+        ("/api/v1/funnel?by=planet", "by:"),
+        ("/api/v1/funnel/dropped", "step:"),
+        ("/api/v1/funnel/dropped?step=5", "step:"),
+        ("/api/v1/session-events", "session:"),
+    ]:
+        response = client.get(path)
+        assert response.status_code == 400, path
+        assert response.json()["error"]["message"].startswith(message), (path, response.text)
