@@ -31,10 +31,12 @@ $(VENDOR)/.installed: package.json package-lock.json
 	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css \
 	   node_modules/htmx.org/dist/htmx.min.js \
 	   node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
+	   node_modules/echarts/dist/echarts.min.js \
 	   $(VENDOR)/
 	cp node_modules/uplot/LICENSE $(VENDOR)/LICENSE.uplot
 	cp node_modules/htmx.org/LICENSE $(VENDOR)/LICENSE.htmx
 	cp node_modules/swagger-ui-dist/LICENSE $(VENDOR)/LICENSE.swagger-ui
+	cp node_modules/echarts/LICENSE $(VENDOR)/LICENSE.echarts
 	touch $@
 
 # Browser tests drive the system's Chromium (Debian package); nothing downloads a browser.

@@ -238,3 +238,25 @@ def partial_handler(directory: Path) -> Any:
             pass
 
     return functools.partial(Quiet, directory=str(directory))
+
+
+def test_funnel_page_draws_steps_and_opens_a_dropped_session(signed_in: Watched,
+                                                            dashboard: Live) -> None:
+    project = dashboard.runtime.state.get_project("shop-a")
+    events = [{"name": n, "session_id": s} for s, n in [
+        ("k1", "view_item"), ("k1", "add_to_cart"), ("k2", "view_item")]]
+    assert dashboard.post_events(project.ingest_key or "", events).status_code == 200
+    signed_in.open("/behaviour/funnels?range=1h&steps=view_item,add_to_cart&by=device")
+    page = signed_in.page
+    rows = page.locator("[data-steps] tr")
+    assert rows.count() == 2
+    assert "2" in rows.nth(0).inner_text() and "50%" in rows.nth(1).inner_text()
+    assert page.locator("[data-chart=funnel] canvas").count() == 1  # ECharts drew it
+    assert page.locator("[data-breakdown]").is_visible()
+    page.click("text=list sessions")
+    page.wait_for_selector("[data-dropped] tbody tr")
+    page.locator("[data-dropped] tbody button").first.click()
+    page.wait_for_selector("[data-session] tbody tr")
+    assert page.locator("[data-session-key]").inner_text() == "s:k2"
+    signed_in.shot("funnel-dropped-session")
+    assert signed_in.problems == []

@@ -204,13 +204,21 @@ def _json(body: Any) -> Response:
 
 
 @router.get("/api/v1/kpis", tags=["commerce"], summary="Commerce KPIs of a period")
-async def get_kpis(request: Request, project: ProjectQuery = None, range_: RangeParam = None,
-                   from_: FromParam = None, to: ToParam = None) -> Response:
+async def get_kpis(
+    request: Request, project: ProjectQuery = None, range_: RangeParam = None,
+    from_: FromParam = None, to: ToParam = None,
+    compare: Annotated[bool, Query(description="also the previous period, as `previous`")]
+    = False,
+) -> Response:
     """Sessions, visitors, bounce, orders, gross and net revenue, AOV, conversion, carts
     and abandonment; every key is defined in docs/kpis.md."""
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
-    return _json(await asyncio.to_thread(kpis, rt.events, chosen, _range(range_, from_, to)))
+    rng = _range(range_, from_, to)
+    body = await asyncio.to_thread(kpis, rt.events, chosen, rng)
+    if compare:
+        body["previous"] = await asyncio.to_thread(kpis, rt.events, chosen, rng.previous())
+    return _json(body)
 
 
 @router.get("/api/v1/funnel", tags=["commerce"], summary="A funnel of event names")

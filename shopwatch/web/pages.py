@@ -21,12 +21,48 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from shopwatch import __version__
+from shopwatch.analytics.funnel import DEFAULT_STEPS
 from shopwatch.analytics.timerange import PRESETS
 from shopwatch.errors import ConfigError, NotFound, PageNotFound, RateLimited
 from shopwatch.store.state import KeyKind, Project
 from shopwatch.web import access
 from shopwatch.web.access import SESSION_COOKIE, Principal
 from shopwatch.web.sections import LAYERS, PAGES
+
+# The cards of the KPI pages: (key in /api/v1/kpis, title, format, hint).
+KPI_CARDS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
+    "/behaviour/journeys": (
+        ("sessions", "Sessions", "int", ""),
+        ("visitors", "Visitors", "int", ""),
+        ("new_visitors", "New visitors", "int", "first event in this period"),
+        ("returning_visitors", "Returning visitors", "int", ""),
+        ("bounce_rate", "Bounce rate", "pct", "one page, no action, under 10 s"),
+        ("pages_per_session", "Pages per session", "dec", ""),
+        ("avg_session_duration_s", "Session duration", "seconds", "average"),
+        ("avg_time_on_page_s", "Time on page", "seconds", "average, last page excluded"),
+        ("carts", "Sessions with a cart", "int", ""),
+        ("cart_abandonment_rate", "Cart abandonment", "pct", "carts without a purchase"),
+        ("abandoned_cart_value", "Abandoned cart value", "money", ""),
+        ("checkout_abandonment_rate", "Checkout abandonment", "pct",
+         "checkouts without a purchase"),
+    ),
+    "/business/orders": (
+        ("orders", "Orders", "int", "one per transaction id"),
+        ("aov", "Average order value", "money", "gross"),
+        ("items_per_order", "Items per order", "dec", ""),
+        ("conversion_rate", "Conversion rate", "pct", "sessions with a purchase"),
+        ("refund_count", "Refunds", "int", ""),
+        ("cancellation_count", "Cancellations", "int", ""),
+    ),
+    "/business/revenue": (
+        ("revenue", "Net revenue", "money", "gross minus refunds and cancellations"),
+        ("gross_revenue", "Gross revenue", "money", ""),
+        ("refunds", "Refunded", "money", ""),
+        ("cancellations", "Cancelled", "money", ""),
+        ("aov", "Average order value", "money", "gross"),
+        ("abandoned_cart_value", "Left in abandoned carts", "money", ""),
+    ),
+}
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
@@ -170,9 +206,15 @@ def _section(request: Request) -> Response:
     page = PAGES.get(request.url.path)
     if page is None:
         raise PageNotFound(f"no page {request.url.path}")
-    template = {"/overview": "overview.html", "/behaviour/events": "events.html"}.get(
+    template = {"/overview": "overview.html", "/behaviour/events": "events.html",
+                "/behaviour/funnels": "funnel.html", "/behaviour/journeys": "kpis.html",
+                "/business/orders": "kpis.html", "/business/revenue": "kpis.html"}.get(
         page.path, "section.html")
-    return _render(request, template, _context(request, principal, page=page))
+    return _render(request, template, _context(
+        request, principal, page=page, cards=KPI_CARDS.get(page.path, ()),
+        steps=request.query_params.get("steps", ",".join(DEFAULT_STEPS)),
+        within=request.query_params.get("within", "session"),
+        by=request.query_params.get("by", "")))
 
 
 for _page in PAGES.values():

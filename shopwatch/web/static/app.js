@@ -72,6 +72,9 @@
   function apiUrl(base) {
     const url = new URL(base, location.origin);
     KEPT.forEach(function (k) { if (page.get(k) && k !== "compare") url.searchParams.set(k, page.get(k)); });
+    // Page-specific parameters (the funnel's form) go to its API call as they are.
+    ["steps", "within", "by"].forEach(function (k) { if (page.get(k)) url.searchParams.set(k, page.get(k)); });
+    if (url.pathname === "/api/v1/kpis" && page.get("compare") !== "0") url.searchParams.set("compare", "true");
     if (!url.searchParams.get("project") && body.dataset.project) url.searchParams.set("project", body.dataset.project);
     return url;
   }
@@ -260,6 +263,145 @@
       tbody.appendChild(tr);
     });
   };
+
+  // --- KPI pages --------------------------------------------------------------------------
+  function fmtSeconds(s) {
+    if (s == null) return "–";
+    if (s < 60) return fmtDec.format(s) + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min " + Math.round(s % 60) + " s";
+    return fmtDec.format(s / 3600) + " h";
+  }
+  function fmtAs(kind, value, currency) {
+    if (value == null) return "–";
+    if (kind === "money") return fmtMoney(value, currency);
+    if (kind === "pct") return fmtPct(value);
+    if (kind === "seconds") return fmtSeconds(value);
+    if (kind === "dec") return fmtDec.format(value);
+    return fmtInt.format(value);
+  }
+  const LOWER_IS_BETTER = {bounce_rate: 1, cart_abandonment_rate: 1, checkout_abandonment_rate: 1,
+                           abandoned_cart_value: 1, refunds: 1, refund_count: 1, cancellations: 1,
+                           cancellation_count: 1};
+  renderers.kpis = function (panel, d) {
+    panel.querySelectorAll("[data-k]").forEach(function (card) {
+      const key = card.dataset.k, kind = card.dataset.f;
+      card.querySelector(".kpi-value").textContent = fmtAs(kind, d[key], d.currency);
+      const sub = card.querySelector(".kpi-sub");
+      sub.textContent = "";
+      if (d.previous) {
+        const change = delta(d[key], d.previous[key], LOWER_IS_BETTER[key]);
+        if (change) {
+          const span = document.createElement("span");
+          span.className = "delta " + change.cls; span.textContent = change.label + " ";
+          sub.appendChild(span);
+        }
+        sub.appendChild(document.createTextNode("previous period " + fmtAs(kind, d.previous[key], d.currency)));
+      }
+    });
+    const note = panel.querySelector("[data-unconverted]");
+    const others = Object.keys(d.unconverted || {});
+    note.hidden = others.length === 0;
+    note.textContent = others.length ? "Not in revenue (no documented rate): " + others.map(function (c) { return fmtDec.format(d.unconverted[c]) + " " + c; }).join(", ") : "";
+  };
+
+  // --- funnel -------------------------------------------------------------------------------
+  let funnelChart = null;
+  renderers.funnel = function (panel, d) {
+    panel.querySelectorAll("[data-range-label]").forEach(function (el) { el.textContent = RANGE_LABELS[d.range.label] || d.range.label; });
+    const el = panel.querySelector("[data-chart=funnel]");
+    if (window.echarts && el) {
+      if (!funnelChart) funnelChart = window.echarts.init(el, null, {renderer: "canvas"});
+      const series = [{name: "This period", type: "bar", data: d.steps.map(function (s) { return s.count; }),
+                       itemStyle: {color: "#1f6feb"}, label: {show: true, position: "right"}}];
+      if (d.previous && page.get("compare") !== "0") {
+        series.push({name: "Previous period", type: "bar", data: d.previous.map(function (s) { return s.count; }),
+                     itemStyle: {color: "#c9d1d9"}});
+      }
+      funnelChart.setOption({animation: false, tooltip: {trigger: "axis"}, legend: {top: 0},
+        grid: {left: 140, right: 60, top: 30, bottom: 10},
+        xAxis: {type: "value"}, yAxis: {type: "category", inverse: true, data: d.steps.map(function (s) { return s.name; })},
+        series: series}, true);
+    }
+    const tbody = panel.querySelector("[data-steps]");
+    tbody.textContent = "";
+    d.steps.forEach(function (s, i) {
+      const tr = document.createElement("tr");
+      cell(tr, (i + 1) + ". " + s.name);
+      cell(tr, fmtInt.format(s.count), {num: true});
+      cell(tr, s.conversion == null ? "–" : fmtPct(s.conversion), {num: true});
+      cell(tr, i === 0 || s.drop_off == null ? "" : fmtPct(s.drop_off) + " (" + fmtInt.format(s.dropped) + ")", {num: true});
+      cell(tr, fmtSeconds(s.median_seconds), {num: true});
+      cell(tr, d.previous ? fmtInt.format(d.previous[i].count) : "", {num: true});
+      const td = document.createElement("td");
+      if (i < d.steps.length - 1 && s.count > d.steps[i + 1].count) {
+        const b = document.createElement("button");
+        b.className = "link"; b.type = "button"; b.textContent = "list sessions";
+        b.addEventListener("click", function () { showDropped(panel, i + 1, s.name); });
+        td.appendChild(b);
+      }
+      tr.appendChild(td);
+      tbody.appendChild(tr);
+    });
+    const box = panel.querySelector("[data-breakdown]");
+    box.hidden = !d.breakdown;
+    if (d.breakdown) {
+      box.querySelector("[data-by]").textContent = d.breakdown.by.replace("_", " ");
+      const thead = box.querySelector("thead"), body2 = box.querySelector("tbody");
+      thead.textContent = ""; body2.textContent = "";
+      const hr = document.createElement("tr");
+      const first = document.createElement("th"); first.textContent = d.breakdown.by.replace("_", " "); hr.appendChild(first);
+      d.steps.forEach(function (s) { const th = document.createElement("th"); th.className = "num"; th.dataset.type = "number"; th.textContent = s.name; hr.appendChild(th); });
+      const conv = document.createElement("th"); conv.className = "num"; conv.dataset.type = "number"; conv.textContent = "conversion"; hr.appendChild(conv);
+      thead.appendChild(hr);
+      d.breakdown.rows.forEach(function (r) {
+        const tr = document.createElement("tr");
+        cell(tr, r.value);
+        r.steps.forEach(function (s) { cell(tr, fmtInt.format(s.count), {num: true, sort: s.count}); });
+        const last = r.steps[r.steps.length - 1].conversion;
+        cell(tr, last == null ? "–" : fmtPct(last), {num: true, sort: last == null ? "" : last});
+        body2.appendChild(tr);
+      });
+    }
+  };
+  function fetchJson(url) {
+    return fetch(url, {headers: {"Accept": "application/json"}, credentials: "same-origin"})
+      .then(function (r) { return r.json(); });
+  }
+  function showDropped(panel, step, name) {
+    const box = panel.querySelector("[data-dropped]");
+    const url = apiUrl("/api/v1/funnel/dropped"); url.searchParams.set("step", step);
+    fetchJson(url).then(function (d) {
+      box.hidden = false;
+      box.querySelector("[data-dropped-step]").textContent = name;
+      const tbody = box.querySelector("tbody"); tbody.textContent = "";
+      d.sessions.forEach(function (s) {
+        const tr = document.createElement("tr");
+        cell(tr, fmtTime(s.reached_at), {sort: s.reached_at});
+        const td = document.createElement("td");
+        const b = document.createElement("button"); b.className = "link"; b.type = "button";
+        b.textContent = s.session; b.addEventListener("click", function () { showSession(panel, s.session); });
+        td.appendChild(b); tr.appendChild(td);
+        cell(tr, s.device); cell(tr, s.country); cell(tr, s.source); cell(tr, s.landing_page);
+        tbody.appendChild(tr);
+      });
+    });
+  }
+  function showSession(panel, key) {
+    const box = panel.querySelector("[data-session]");
+    const url = apiUrl("/api/v1/session-events"); url.searchParams.set("session", key);
+    fetchJson(url).then(function (d) {
+      box.hidden = false;
+      box.querySelector("[data-session-key]").textContent = key;
+      const tbody = box.querySelector("tbody"); tbody.textContent = "";
+      d.events.forEach(function (e) {
+        const tr = document.createElement("tr");
+        cell(tr, fmtTime(e.ts)); cell(tr, e.name); cell(tr, e.page);
+        cell(tr, e.value == null ? "" : fmtMoney(e.value, e.currency || body.dataset.currency), {num: true});
+        tbody.appendChild(tr);
+      });
+      box.scrollIntoView({block: "nearest"});
+    });
+  }
 
   // --- sortable tables --------------------------------------------------------------------
   document.addEventListener("click", function (ev) {
