@@ -8,7 +8,7 @@ ADMIN ?= admin@example.com
 
 VENDOR := shopwatch/web/static/vendor
 
-.PHONY: run serve test test-fast lint bench-ingest bench-overview bench-backfill install install-test assets browser clean
+.PHONY: run serve test test-fast lint bench-ingest bench-overview bench-backfill bench-queries install install-test assets browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,9 @@ bench-overview: install
 
 bench-backfill: install
 	$(BIN)/python benchmarks/backfill.py
+
+bench-queries: install
+	$(BIN)/python benchmarks/queries.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info node_modules $(VENDOR)

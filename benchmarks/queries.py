@@ -1,0 +1,215 @@
+"""Dashboard query benchmark: every dashboard API call on millions of events.
+
+``make bench-queries`` (default 10,000,000 events over 30 days, one project):
+
+1. **Generate** realistic events straight into a fresh data directory's event store with
+   one DuckDB statement (sessions of 1-12 events, visitors coming back, devices,
+   countries, utm campaigns, the e-commerce funnel with its drop-offs, purchases with
+   items in several currencies, refunds, cancellations), in time order as they would
+   arrive. The generator is this file's ``FILL``.
+2. **Baseline**: for each call, one hand-written DuckDB query that computes the call's
+   headline result, run in this process on the same file.
+3. **Shopwatch**: start ``shopwatch serve`` on the data directory and call each API
+   route over HTTP with the secret key, p50/p95 over ``--repeat`` calls after a warm-up;
+   then the server's resident memory (server plus its store process, from /proc).
+
+Bars (issue 5): every call <= 300 ms at 10 M events, <= 1.5 x its baseline, server RSS
+< 500 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ingest import free_port, start_process, stop_process, wait_port
+
+FILL = """
+INSERT INTO events (project_id, id, name, ts, received_at, session_id, anonymous_id, user_id,
+                    page, referrer, utm_source, utm_medium, utm_campaign, device_category,
+                    browser, os, country, value, currency, transaction_id, params, flags)
+WITH s AS (  -- sessions: start time, visitor, attributes
+    SELECT i AS sid,
+        make_timestamp((? - (hash(i * 31) % (30::UBIGINT * 86400 * 1000000)))::BIGINT) AS t0,
+        'v' || (hash(i * 17) % (? // 4))::VARCHAR AS visitor,
+        ['mobile', 'desktop', 'desktop', 'mobile', 'tablet'][(1 + hash(i) % 5)::BIGINT] AS device,
+        ['Chrome', 'Safari', 'Firefox', 'Edge'][(1 + hash(i * 3) % 4)::BIGINT] AS browser,
+        ['FR', 'DE', 'GB', 'US', 'ES', 'IT'][(1 + hash(i * 5) % 6)::BIGINT] AS country,
+        CASE hash(i * 7) % 6 WHEN 0 THEN 'google' WHEN 1 THEN 'newsletter'
+             WHEN 2 THEN 'facebook' ELSE NULL END AS utm_source,
+        CASE hash(i * 11) % 3 WHEN 0 THEN 'winter-sale' WHEN 1 THEN 'new-arrivals'
+             ELSE 'weekly' END AS campaign,
+        1 + hash(i * 13) % 12 AS n,
+        CASE WHEN hash(i * 19) % 10 = 0 THEN 'USD' ELSE 'EUR' END AS cur
+    FROM range(?) t(i)
+), e AS (  -- each session's events: the funnel with drop-offs, then browsing
+    SELECT s.*, j,
+        CASE WHEN j = 0 THEN 'page_view'
+             WHEN j = 1 THEN 'view_item'
+             WHEN j = 2 AND hash(sid * 23) % 4 = 0 THEN 'add_to_cart'
+             WHEN j = 3 AND hash(sid * 23) % 4 = 0 AND hash(sid * 29) % 2 = 0
+                  THEN 'begin_checkout'
+             WHEN j = 4 AND hash(sid * 23) % 4 = 0 AND hash(sid * 29) % 2 = 0
+                  AND hash(sid * 37) % 10 < 8 THEN 'add_payment_info'
+             WHEN j = 5 AND hash(sid * 23) % 4 = 0 AND hash(sid * 29) % 2 = 0
+                  AND hash(sid * 37) % 10 < 7 THEN 'purchase'
+             WHEN j = 6 AND hash(sid * 41) % 50 = 0 THEN 'refund'
+             WHEN j = 7 AND hash(sid * 43) % 100 = 0 THEN 'order_cancelled'
+             WHEN j % 3 = 0 THEN 'search'
+             ELSE 'page_view' END AS name
+    FROM s, range(12) r(j) WHERE j < s.n
+)
+SELECT 1, uuid()::VARCHAR, name, t0 + to_seconds(j * 20), t0 + to_seconds(j * 20),
+    's' || sid::VARCHAR, visitor, NULL, '/p/' || (hash(sid + j) % 300)::VARCHAR,
+    CASE WHEN utm_source IS NULL AND sid % 2 = 0 THEN 'https://www.google.com/' END,
+    utm_source, CASE WHEN utm_source IS NOT NULL THEN 'cpc' END,
+    CASE WHEN utm_source IS NOT NULL THEN campaign END,
+    device, browser, NULL, country,
+    CASE WHEN name IN ('purchase', 'add_to_cart') THEN 20 + hash(sid) % 180 END,
+    CASE WHEN name IN ('purchase', 'add_to_cart', 'refund') THEN cur END,
+    CASE WHEN name IN ('purchase', 'refund', 'order_cancelled') THEN 'T' || sid::VARCHAR END,
+    CASE WHEN name = 'purchase' THEN '{"items":[{"item_id":"a","quantity":2},{"item_id":"b"}]}'
+         ELSE '{}' END,
+    []
+FROM e ORDER BY 4
+"""
+
+# One hand-written query per call: the least work that gives the call's headline numbers.
+BASELINES = {
+    "kpis": """
+        SELECT count(DISTINCT session_id),
+               count(DISTINCT transaction_id) FILTER (WHERE name = 'purchase'),
+               sum(value) FILTER (WHERE name = 'purchase'),
+               count(DISTINCT session_id) FILTER (WHERE name = 'add_to_cart')
+        FROM events WHERE project_id = 1 AND ts >= make_timestamp(?) AND ts < make_timestamp(?)
+    """,
+    "funnel": """
+        WITH f AS (SELECT session_id,
+                 min(ts) FILTER (WHERE name = 'view_item') AS a,
+                 min(ts) FILTER (WHERE name = 'add_to_cart') AS b,
+                 min(ts) FILTER (WHERE name = 'begin_checkout') AS c,
+                 min(ts) FILTER (WHERE name = 'add_payment_info') AS d,
+                 min(ts) FILTER (WHERE name = 'purchase') AS e
+            FROM events WHERE project_id = 1 AND ts >= make_timestamp(?)
+              AND ts < make_timestamp(?) GROUP BY 1)
+        SELECT count(a), count(b) FILTER (WHERE b >= a), count(c) FILTER (WHERE c >= b AND b >= a),
+               count(d) FILTER (WHERE d >= c AND c >= b AND b >= a),
+               count(e) FILTER (WHERE e >= d AND d >= c AND c >= b AND b >= a)
+        FROM f
+    """,
+    "overview": """
+        SELECT time_bucket(INTERVAL 1 HOUR, ts), count(*), count(DISTINCT session_id)
+        FROM events WHERE project_id = 1 AND ts >= make_timestamp(?) AND ts < make_timestamp(?)
+        GROUP BY 1
+    """,
+}
+CALLS = [  # (name, path, params, baseline)
+    ("overview 24h", "/api/v1/overview", {"range": "24h"}, "overview"),
+    ("overview 30d", "/api/v1/overview", {"range": "30d"}, "overview"),
+    ("kpis 24h", "/api/v1/kpis", {"range": "24h"}, "kpis"),
+    ("kpis 7d", "/api/v1/kpis", {"range": "7d"}, "kpis"),
+    ("kpis 30d", "/api/v1/kpis", {"range": "30d"}, "kpis"),
+    ("funnel 24h", "/api/v1/funnel", {"range": "24h", "compare": "false"}, "funnel"),
+    ("funnel 30d", "/api/v1/funnel", {"range": "30d"}, "funnel"),
+]
+SPANS = {"24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children, in MB (from /proc)."""
+    total = 0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for p in pids:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=10)
+    args = parser.parse_args()
+    shopwatch = Path(sys.executable).with_name("shopwatch")
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ)
+        project = json.loads(subprocess.run(
+            [str(shopwatch), "project", "create", "bench", "--currency", "EUR", "--json",
+             "--data", tmp], capture_output=True, text=True, check=True, env=env).stdout)
+        # The server's own store opens (and migrates) the file once; then fill it.
+        port = free_port()
+        server = start_process([str(shopwatch), "serve", "--data", tmp, "--port", str(port)],
+                               Path(tmp), env)
+        wait_port(port)
+        stop_process(server)
+        now_us = time.time_ns() // 1000
+        sessions = args.events // 6  # ~6 events per session on average (n is 1..12)
+        t0 = time.perf_counter()
+        con = duckdb.connect(str(Path(tmp) / "events.duckdb"), config={"threads": 1})
+        con.execute(FILL, [now_us, sessions, sessions])
+        con.execute("CHECKPOINT")
+        total = con.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
+        print(f"generated {total:,} events in {time.perf_counter() - t0:.0f} s "
+              f"({(Path(tmp) / 'events.duckdb').stat().st_size / 2**20:.0f} MiB)")
+        baselines: dict[str, float] = {}
+        for name, _path, params, base in CALLS:
+            span = SPANS[params["range"]]
+            args_ = [now_us - span * 1_000_000, now_us]
+            con.execute(BASELINES[base], args_).fetchall()
+            samples = []
+            for _ in range(max(3, args.repeat // 2)):
+                t = time.perf_counter()
+                con.execute(BASELINES[base], args_).fetchall()
+                samples.append((time.perf_counter() - t) * 1000)
+            baselines[name] = statistics.median(samples)
+        con.close()
+
+        server = start_process([str(shopwatch), "serve", "--data", tmp, "--port", str(port)],
+                               Path(tmp), env)
+        try:
+            wait_port(port)
+            client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120,
+                                  headers={"Authorization": f"Bearer {project['secret_key']}"})
+            print(f"\n{'call':16}{'p50 ms':>10}{'p95 ms':>10}{'baseline ms':>14}{'ratio':>8}"
+                  f"{'bar':>12}")
+            for name, path, params, _base in CALLS:
+                response = client.get(path, params=params)
+                assert response.status_code == 200, response.text
+                samples = []
+                for _ in range(args.repeat):
+                    t = time.perf_counter()
+                    client.get(path, params=params)
+                    samples.append((time.perf_counter() - t) * 1000)
+                samples.sort()
+                p50 = statistics.median(samples)
+                p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
+                ratio = p50 / baselines[name]
+                ok = "met" if p50 <= 300 and ratio <= 1.5 else "NOT met"
+                print(f"{name:16}{p50:>10.0f}{p95:>10.0f}{baselines[name]:>14.0f}"
+                      f"{ratio:>8.1f}{ok:>12}")
+            memory = rss_mb(server.pid)
+            print(f"\nserver resident memory (with its store process): {memory:.0f} MB "
+                  f"(bar: < 500 MB) {'met' if memory < 500 else 'NOT met'}")
+        finally:
+            stop_process(server)
+
+
+
+
+if __name__ == "__main__":
+    main()
