@@ -62,3 +62,35 @@ def test_bad_parameters_are_named(dashboard: Live) -> None:
         response = client.get(path)
         assert response.status_code == 400, path
         assert response.json()["error"]["message"].startswith(message), (path, response.text)
+
+
+def test_tables_export_as_csv_and_parquet(dashboard: Live) -> None:
+    import csv
+    import io
+
+    import pyarrow.parquet as pq
+
+    project = dashboard.runtime.state.get_project("shop-a")
+    events = [{"name": "page_view", "session_id": "x", "utm_source": "google",
+               "utm_medium": "cpc", "utm_campaign": "spring"},
+              {"name": "purchase", "session_id": "x",
+               "params": {"transaction_id": "T9", "value": 12.5, "currency": "USD"}}]
+    assert dashboard.post_events(project.ingest_key or "", events).status_code == 200
+    client = dashboard.client(project.secret_key)
+    as_csv = client.get("/api/v1/acquisition", params={"by": "campaign", "range": "1h",
+                                                       "format": "csv"})
+    assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
+    assert 'filename="acquisition-by-campaign.csv"' in as_csv.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert rows == [{"campaign": "spring", "sessions": "1", "converted_sessions": "1",
+                     "conversion_rate": "1.0", "orders": "1", "revenue": "12.5"}]
+    as_parquet = client.get("/api/v1/events", params={"format": "parquet"})
+    table = pq.read_table(io.BytesIO(as_parquet.content))
+    assert table.num_rows == 2 and "params" in table.column_names
+    assert sorted(table.column("name").to_pylist()) == ["page_view", "purchase"]
+    kpis_csv = client.get("/api/v1/kpis", params={"range": "1h", "format": "csv"}).text
+    assert kpis_csv.splitlines()[0].startswith("from,to,currency,events,sessions")
+    bad = client.get("/api/v1/kpis", params={"format": "xlsx"})
+    assert bad.status_code == 400 and bad.json()["error"]["message"].startswith("format:")
+    by_channel = client.get("/api/v1/acquisition", params={"range": "1h"}).json()
+    assert [(r["channel"], r["orders"]) for r in by_channel["rows"]] == [("paid", 1)]

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import msgspec
 from fastapi import APIRouter, Query, Request, Response
 
+from shopwatch.analytics.acquisition import acquisition
 from shopwatch.analytics.counts import event_counts
 from shopwatch.analytics.funnel import dropped_sessions, funnel, parse_steps, session_events
 from shopwatch.analytics.kpis import kpis
@@ -19,7 +20,7 @@ from shopwatch.errors import BadRequest, Forbidden
 from shopwatch.runtime import Runtime
 from shopwatch.settings import parse_duration
 from shopwatch.store.base import EventQuery
-from shopwatch.web import access
+from shopwatch.web import access, export
 
 router = APIRouter()
 _encode = msgspec.json.Encoder().encode
@@ -93,8 +94,8 @@ async def list_events(
         by_received=sort == "received_at",
     )
     rows = await asyncio.to_thread(rt.events.query_events, query)
-    return Response(_encode({"events": [present(r) for r in rows]}),
-                    media_type="application/json")
+    events = [present(r) for r in rows]
+    return export.respond(request, {"events": events}, events, "events")
 
 
 # --- dashboard figures -----------------------------------------------------------------------
@@ -145,7 +146,7 @@ async def get_event_counts(
         raise BadRequest("name: at most 50 names")
     body = await asyncio.to_thread(event_counts, rt.events, chosen.id,
                                    _range(range_, from_, to), names)
-    return Response(_encode(body), media_type="application/json")
+    return export.respond(request, body, body["counts"], "event-counts")
 
 
 @router.get("/api/v1/projects", tags=["settings"], summary="Projects")
@@ -199,10 +200,6 @@ FromParam = Annotated[str | None, Query(alias="from", description="RFC 3339 or e
 ToParam = Annotated[str | None, Query(description="RFC 3339 or epoch ms (exclusive)")]
 
 
-def _json(body: Any) -> Response:
-    return Response(_encode(body), media_type="application/json")
-
-
 @router.get("/api/v1/kpis", tags=["commerce"], summary="Commerce KPIs of a period")
 async def get_kpis(
     request: Request, project: ProjectQuery = None, range_: RangeParam = None,
@@ -218,7 +215,9 @@ async def get_kpis(
     body = await asyncio.to_thread(kpis, rt.events, chosen, rng)
     if compare:
         body["previous"] = await asyncio.to_thread(kpis, rt.events, chosen, rng.previous())
-    return _json(body)
+    row = {k: v for k, v in body.items() if k not in ("previous", "range")}
+    return export.respond(request, body, [{"from": body["range"]["from"],
+                                           "to": body["range"]["to"], **row}], "kpis")
 
 
 @router.get("/api/v1/funnel", tags=["commerce"], summary="A funnel of event names")
@@ -239,7 +238,11 @@ async def get_funnel(
     window = _within(within)
     body = await asyncio.to_thread(funnel, rt.events, chosen.id, _range(range_, from_, to),
                                    parse_steps(steps), window_s=window, by=by)
-    return _json(body)
+    rows = body["steps"]
+    if "breakdown" in body:
+        rows = [{body["breakdown"]["by"]: r["value"], **step}
+                for r in body["breakdown"]["rows"] for step in r["steps"]]
+    return export.respond(request, body, rows, "funnel")
 
 
 def _within(within: str | None) -> float | None:
@@ -274,7 +277,7 @@ async def get_funnel_dropped(
     rows = await asyncio.to_thread(dropped_sessions, rt.events, chosen.id,
                                    _range(range_, from_, to), parse_steps(steps), step,
                                    limit=limit)
-    return _json({"sessions": rows})
+    return export.respond(request, {"sessions": rows}, rows, "dropped-sessions")
 
 
 @router.get("/api/v1/session-events", tags=["commerce"], summary="One session's events")
@@ -294,4 +297,18 @@ async def get_session_events(
         raise BadRequest("session: at most 400 characters")
     rows = await asyncio.to_thread(session_events, rt.events, chosen.id,
                                    _range(range_, from_, to), session)
-    return _json({"session": session, "events": rows})
+    return export.respond(request, {"session": session, "events": rows}, rows,
+                          "session-events")
+
+
+@router.get("/api/v1/acquisition", tags=["commerce"], summary="Traffic and sales by source")
+async def get_acquisition(
+    request: Request, project: ProjectQuery = None,
+    by: Annotated[str, Query(description="channel, source, medium or campaign")] = "channel",
+    range_: RangeParam = None, from_: FromParam = None, to: ToParam = None,
+) -> Response:
+    """Sessions, conversion, orders and revenue per channel, source, medium or campaign."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    body = await asyncio.to_thread(acquisition, rt.events, chosen, _range(range_, from_, to), by)
+    return export.respond(request, body, body["rows"], f"acquisition-by-{by}")

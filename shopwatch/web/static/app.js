@@ -74,6 +74,7 @@
     KEPT.forEach(function (k) { if (page.get(k) && k !== "compare") url.searchParams.set(k, page.get(k)); });
     // Page-specific parameters (the funnel's form) go to its API call as they are.
     ["steps", "within", "by"].forEach(function (k) { if (page.get(k)) url.searchParams.set(k, page.get(k)); });
+    if (!url.searchParams.get("by") && body.dataset.by && url.pathname === "/api/v1/acquisition") url.searchParams.set("by", body.dataset.by);
     if (url.pathname === "/api/v1/kpis" && page.get("compare") !== "0") url.searchParams.set("compare", "true");
     if (!url.searchParams.get("project") && body.dataset.project) url.searchParams.set("project", body.dataset.project);
     return url;
@@ -402,6 +403,52 @@
       box.scrollIntoView({block: "nearest"});
     });
   }
+
+  // --- acquisition --------------------------------------------------------------------------
+  renderers.acquisition = function (panel, d) {
+    panel.querySelectorAll("[data-range-label]").forEach(function (el) { el.textContent = RANGE_LABELS[d.range.label] || d.range.label; });
+    const tbody = panel.querySelector("tbody"), tfoot = panel.querySelector("tfoot");
+    tbody.textContent = ""; tfoot.textContent = "";
+    const total = d.total.sessions;
+    function row(label, r, into) {
+      const tr = document.createElement("tr");
+      cell(tr, label);
+      cell(tr, fmtInt.format(r.sessions), {num: true, sort: r.sessions});
+      cell(tr, total ? fmtPct(r.sessions / total) : "–", {num: true, sort: r.sessions});
+      cell(tr, fmtInt.format(r.converted_sessions), {num: true, sort: r.converted_sessions});
+      cell(tr, r.conversion_rate == null ? "–" : fmtPct(r.conversion_rate), {num: true, sort: r.conversion_rate == null ? "" : r.conversion_rate});
+      cell(tr, fmtInt.format(r.orders), {num: true, sort: r.orders});
+      cell(tr, fmtMoney(r.revenue, d.currency), {num: true, sort: r.revenue});
+      into.appendChild(tr);
+    }
+    d.rows.forEach(function (r) { row(r[d.by], r, tbody); });
+    row("Total", d.total, tfoot);
+    const el = panel.querySelector("[data-chart=acquisition]");
+    if (window.uPlot && el && d.rows.length) {
+      const old = charts.get(el); if (old) old.destroy();
+      el.textContent = "";
+      const top = d.rows.slice(0, 12);
+      const xs = top.map(function (_, i) { return i; });
+      const bars = window.uPlot.paths.bars({size: [0.6, 60]});
+      const plot = new uPlot({width: chartWidth(el), height: 220, legend: {show: true},
+        scales: {x: {time: false, range: [-0.5, top.length - 0.5]}},
+        axes: [{values: function (u, vals) { return vals.map(function (v) { return top[v] ? String(top[v][d.by]).slice(0, 18) : ""; }); }},
+               {size: 64, values: function (u, vals) { return vals.map(function (v) { return fmtInt.format(v); }); }}],
+        series: [{}, {label: "Sessions", stroke: "#1f6feb", fill: "rgba(31,111,235,0.35)", paths: bars,
+                      value: function (u, v) { return v == null ? "–" : fmtInt.format(v); }}]},
+        [xs, top.map(function (r) { return r.sessions; })], el);
+      charts.set(el, plot);
+    }
+  };
+  document.querySelectorAll("a[data-export]").forEach(function (a) {
+    a.addEventListener("click", function (ev) {
+      const panel = document.querySelector("[data-panel][data-api]");
+      if (!panel) return;
+      const url = apiUrl(panel.dataset.api);
+      url.searchParams.set("format", a.dataset.export);
+      a.href = url.toString();
+    });
+  });
 
   // --- sortable tables --------------------------------------------------------------------
   document.addEventListener("click", function (ev) {

@@ -1,0 +1,104 @@
+"""Acquisition: where sessions come from, and what each channel, source and campaign
+brings in orders and revenue (``GET /api/v1/acquisition``).
+
+Contract (docs/kpis.md, "Acquisition"): a session's traffic source is its first event in
+the period. Its **channel** is, in this order: ``paid`` (``utm_medium`` is a paid medium:
+cpc, ppc, paid, paid_social, display, cpm…), ``email`` (medium email or newsletter),
+``social`` (medium social, or a referrer on a social network), ``search`` (medium
+organic, or a referrer on a search engine), ``referral`` (any other referrer, or medium
+referral), else ``direct``. ``source`` is ``utm_source``, else the referrer's host, else
+``(direct)``; ``medium`` and ``campaign`` are the utm values (``(none)`` when absent).
+Per row: sessions, converted sessions (with a purchase), conversion rate, orders (one per
+transaction id) and revenue of those orders in the project's currency.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from shopwatch.analytics.currency import rate_sql
+from shopwatch.analytics.sessions import sessionized_sql
+from shopwatch.analytics.timerange import TimeRange
+from shopwatch.errors import BadRequest
+from shopwatch.store.base import EventStore
+from shopwatch.store.state import Project
+
+PAID: Final = ("cpc", "ppc", "paid", "paidsearch", "paid_search", "paid_social", "paidsocial",
+               "display", "cpm", "cpv", "banner", "affiliate")
+EMAIL: Final = ("email", "e-mail", "e_mail", "newsletter")
+SOCIAL_MEDIA: Final = ("social", "social-network", "social_network", "sm", "social-media")
+SOCIAL_HOSTS: Final = ("facebook.", "instagram.", "t.co", "twitter.", "x.com", "linkedin.",
+                       "pinterest.", "tiktok.", "youtube.", "reddit.", "snapchat.")
+SEARCH_HOSTS: Final = ("google.", "bing.", "duckduckgo.", "yahoo.", "ecosia.", "qwant.",
+                       "baidu.", "yandex.", "startpage.", "search.brave.")
+GROUPS: Final = ("channel", "source", "medium", "campaign")
+
+
+def _list(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+def _host_match(column: str, hosts: tuple[str, ...]) -> str:
+    return " OR ".join(f"contains({column}, '{h}')" for h in hosts)
+
+
+_HOST = "lower(regexp_extract(referrer, '^[a-z]+://([^/:]+)', 1))"
+_CHANNEL = f"""CASE
+    WHEN lower(utm_medium) IN ({_list(PAID)}) THEN 'paid'
+    WHEN lower(utm_medium) IN ({_list(EMAIL)}) THEN 'email'
+    WHEN lower(utm_medium) IN ({_list(SOCIAL_MEDIA)}) OR {_host_match('host', SOCIAL_HOSTS)}
+         THEN 'social'
+    WHEN lower(utm_medium) = 'organic' OR {_host_match('host', SEARCH_HOSTS)} THEN 'search'
+    WHEN lower(utm_medium) = 'referral' OR (host IS NOT NULL AND host <> '') THEN 'referral'
+    ELSE 'direct' END"""
+
+
+def acquisition(store: EventStore, project: Project, rng: TimeRange,
+                group: str = "channel") -> dict[str, Any]:
+    """Rows of traffic and sales per ``group`` (channel, source, medium or campaign),
+    largest first, with a total."""
+    if group not in GROUPS:
+        raise BadRequest(f"by: one of {', '.join(GROUPS)}")
+    key = {"channel": "channel", "source": "source", "medium": "medium",
+           "campaign": "campaign"}[group]
+    sql = f"""
+WITH {sessionized_sql()},
+first AS (  -- arg_min_null: a first event without utm values means no campaign
+    SELECT sk, arg_min_null(utm_source, ts) AS utm_source,
+           arg_min_null(utm_medium, ts) AS utm_medium,
+           arg_min_null(utm_campaign, ts) AS utm_campaign,
+           arg_min_null(referrer, ts) AS referrer
+    FROM ev WHERE sk IS NOT NULL GROUP BY sk
+), src AS (
+    SELECT sk, {_CHANNEL} AS channel,
+        COALESCE(utm_source, NULLIF(host, ''), '(direct)') AS source,
+        COALESCE(utm_medium, '(none)') AS medium, COALESCE(utm_campaign, '(none)') AS campaign
+    FROM (SELECT *, {_HOST} AS host FROM first)
+), orders AS (
+    SELECT sk, value, upper(currency) AS cur FROM ev
+    WHERE sk IS NOT NULL AND name = 'purchase'
+    QUALIFY transaction_id IS NULL
+         OR row_number() OVER (PARTITION BY transaction_id ORDER BY ts, id) = 1
+), per_session AS (
+    SELECT sk, count(*) AS orders, sum(value * {rate_sql(project.currency)}) AS revenue
+    FROM orders GROUP BY sk
+)
+SELECT {key}, count(*), count(o.sk), COALESCE(sum(o.orders), 0), COALESCE(sum(o.revenue), 0)
+FROM src LEFT JOIN per_session o USING (sk)
+GROUP BY 1 ORDER BY 2 DESC, 1
+"""
+    rows = []
+    totals = {"sessions": 0, "converted_sessions": 0, "orders": 0, "revenue": 0.0}
+    for value, sessions, converted, orders, revenue in store.query(
+            sql, [project.id, rng.start_us, rng.end_us]):
+        row = {group: value, "sessions": int(sessions), "converted_sessions": int(converted),
+               "conversion_rate": converted / sessions if sessions else None,
+               "orders": int(orders), "revenue": round(float(revenue), 6)}
+        rows.append(row)
+        for k in totals:
+            totals[k] += row[k]
+    totals["revenue"] = round(totals["revenue"], 6)
+    return {"range": rng.as_dict(), "currency": project.currency, "by": group, "rows": rows,
+            "total": {**totals, "conversion_rate": (totals["converted_sessions"]
+                                                    / totals["sessions"])
+                      if totals["sessions"] else None}}

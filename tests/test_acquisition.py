@@ -1,0 +1,80 @@
+"""Acquisition channels, sources and campaigns against hand-computed values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from shopwatch.analytics.acquisition import acquisition
+from shopwatch.analytics.timerange import parse_range
+from shopwatch.errors import BadRequest
+from shopwatch.ingest.pipeline import Format, PipelineConfig, process
+from shopwatch.store.duckdb import DuckDBEventStore
+from shopwatch.store.state import Project, StateStore
+
+DAY = parse_range("custom", "2026-03-10T00:00", "2026-03-11T00:00", now_us=0)
+
+
+def ev(session: str, hhmm: str, name: str = "page_view", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "ts": f"2026-03-10T{hhmm}:00Z", "session_id": session, **extra}
+
+
+def buy(session: str, hhmm: str, tx: str, value: float, currency: str) -> dict[str, Any]:
+    return ev(session, hhmm, "purchase",
+              params={"transaction_id": tx, "value": value, "currency": currency})
+
+
+EVENTS = [
+    ev("a", "10:00", utm_source="google", utm_medium="cpc", utm_campaign="winter"),
+    buy("a", "10:05", "T1", 30, "EUR"),
+    ev("b", "11:00", referrer="https://www.google.com/search?q=tea"),
+    ev("c", "12:00", referrer="https://l.facebook.com/"), buy("c", "12:03", "T2", 10, "USD"),
+    ev("d", "13:00", utm_source="newsletter", utm_medium="email", utm_campaign="weekly"),
+    ev("e", "14:00", referrer="https://blog.example.org/post"),
+    ev("f", "15:00"), buy("f", "15:01", "T3", 5, "EUR"), buy("f", "15:02", "T3", 5, "EUR"),
+    # g's campaign link comes second: the session's source is its first event's.
+    ev("g", "16:00"), ev("g", "16:01", utm_source="google", utm_medium="cpc"),
+]
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DuckDBEventStore, Project]]:
+    tmp: Path = tmp_path_factory.mktemp("acq")
+    project = StateStore(tmp / "s.sqlite").create_project("shop", "EUR")
+    store = DuckDBEventStore(tmp / "e.duckdb")
+    now_us = int(datetime(2026, 3, 12, tzinfo=UTC).timestamp() * 1e6)
+    outcome = process(msgspec.json.encode({"events": EVENTS}), Format.JSON, project.id, now_us,
+                      PipelineConfig(max_event_age_s=60 * 86400))
+    assert not outcome.rejected
+    store.write([outcome.rows])
+    yield store, project
+    store.close()
+
+
+def test_channels(stored: tuple[DuckDBEventStore, Project]) -> None:
+    result = acquisition(*stored, DAY)
+    rows = [(r["channel"], r["sessions"], r["converted_sessions"], r["orders"],
+             round(r["revenue"], 4)) for r in result["rows"]]
+    assert rows == [("direct", 2, 1, 1, 5), ("email", 1, 0, 0, 0), ("paid", 1, 1, 1, 30),
+                    ("referral", 1, 0, 0, 0), ("search", 1, 0, 0, 0),
+                    ("social", 1, 1, 1, round(10 / 1.053, 4))]
+    total = result["total"]
+    assert (total["sessions"], total["orders"]) == (7, 3)
+    assert total["conversion_rate"] == pytest.approx(3 / 7)
+    assert total["revenue"] == pytest.approx(35 + 10 / 1.053)
+
+
+def test_sources_and_campaigns(stored: tuple[DuckDBEventStore, Project]) -> None:
+    sources = {r["source"]: r["sessions"] for r in acquisition(*stored, DAY, "source")["rows"]}
+    assert sources == {"(direct)": 2, "google": 1, "www.google.com": 1, "l.facebook.com": 1,
+                       "newsletter": 1, "blog.example.org": 1}
+    campaigns = {r["campaign"]: r["orders"]
+                 for r in acquisition(*stored, DAY, "campaign")["rows"]}
+    assert campaigns == {"(none)": 2, "winter": 1, "weekly": 0}
+    with pytest.raises(BadRequest, match="by:"):
+        acquisition(*stored, DAY, "planet")
