@@ -78,3 +78,40 @@ def test_sources_and_campaigns(stored: tuple[DuckDBEventStore, Project]) -> None
     assert campaigns == {"(none)": 2, "winter": 1, "weekly": 0}
     with pytest.raises(BadRequest, match="by:"):
         acquisition(*stored, DAY, "planet")
+
+
+def test_products_and_categories(tmp_path: Path) -> None:
+    from shopwatch.analytics.products import products
+
+    project = StateStore(tmp_path / "s.sqlite").create_project("shop", "EUR")
+    store = DuckDBEventStore(tmp_path / "e.duckdb")
+    tea = {"item_id": "tea", "item_name": "Green tea", "item_category": "tea", "price": 4}
+    mug = {"item_id": "mug", "item_name": "Mug", "item_category": "gear", "price": 10}
+    events = [
+        ev("a", "10:00", "view_item", params={"items": [tea]}),
+        ev("a", "10:01", "view_item", params={"items": [mug]}),
+        ev("a", "10:02", "add_to_cart", params={"items": [{**tea, "quantity": 3}]}),
+        ev("a", "10:03", "purchase", params={"transaction_id": "P1", "currency": "EUR",
+                                             "value": 12, "items": [{**tea, "quantity": 3}]}),
+        # The same order sent again: counted once.
+        ev("a", "10:04", "purchase", params={"transaction_id": "P1", "currency": "EUR",
+                                             "value": 12, "items": [{**tea, "quantity": 3}]}),
+        ev("b", "11:00", "view_item", params={"items": [tea]}),
+        ev("b", "11:01", "purchase", params={"transaction_id": "P2", "currency": "USD",
+                                             "value": 10.53, "items": [{**mug, "price": 10.53}]}),
+    ]
+    now_us = int(datetime(2026, 3, 12, tzinfo=UTC).timestamp() * 1e6)
+    outcome = process(msgspec.json.encode({"events": events}), Format.JSON, project.id, now_us,
+                      PipelineConfig(max_event_age_s=60 * 86400))
+    store.write([outcome.rows])
+    by_product = {r["product"]: r for r in products(store, project, DAY)["rows"]}
+    assert (by_product["tea"]["views"], by_product["tea"]["adds"], by_product["tea"]["units"],
+            by_product["tea"]["revenue"]) == (2, 3, 3, 12)
+    assert by_product["tea"]["view_to_purchase"] == pytest.approx(1 / 2)
+    assert by_product["tea"]["name"] == "Green tea" and by_product["tea"]["category"] == "tea"
+    assert by_product["mug"]["units"] == 1 and by_product["mug"]["revenue"] == pytest.approx(10)
+    assert by_product["mug"]["view_to_purchase"] == pytest.approx(0)  # bought unseen in b
+    categories = {r["category"]: r["revenue"] for r in products(store, project, DAY,
+                                                                 "category")["rows"]}
+    assert categories == pytest.approx({"tea": 12, "gear": 10})
+    store.close()

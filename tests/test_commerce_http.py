@@ -94,3 +94,14 @@ def test_tables_export_as_csv_and_parquet(dashboard: Live) -> None:
     assert bad.status_code == 400 and bad.json()["error"]["message"].startswith("format:")
     by_channel = client.get("/api/v1/acquisition", params={"range": "1h"}).json()
     assert [(r["channel"], r["orders"]) for r in by_channel["rows"]] == [("paid", 1)]
+
+
+def test_products_route(dashboard: Live) -> None:
+    project = dashboard.runtime.state.get_project("shop-a")
+    item = {"item_id": "tea", "item_name": "Tea", "item_category": "tea", "price": 4}
+    events = [{"name": "view_item", "session_id": "p", "params": {"items": [item]}}]
+    assert dashboard.post_events(project.ingest_key or "", events).status_code == 200
+    client = dashboard.client(project.secret_key)
+    rows = client.get("/api/v1/products", params={"range": "1h"}).json()["rows"]
+    assert [(r["product"], r["views"], r["units"]) for r in rows] == [("tea", 1, 0)]
+    assert client.get("/api/v1/products?by=colour").status_code == 400

@@ -15,6 +15,7 @@ from shopwatch.analytics.counts import event_counts
 from shopwatch.analytics.funnel import dropped_sessions, funnel, parse_steps, session_events
 from shopwatch.analytics.kpis import kpis
 from shopwatch.analytics.overview import overview
+from shopwatch.analytics.products import products
 from shopwatch.analytics.timerange import TimeRange, parse_range
 from shopwatch.errors import BadRequest, Forbidden
 from shopwatch.runtime import Runtime
@@ -312,3 +313,19 @@ async def get_acquisition(
     chosen = access.project_for(request, access.require_api(request), project)
     body = await asyncio.to_thread(acquisition, rt.events, chosen, _range(range_, from_, to), by)
     return export.respond(request, body, body["rows"], f"acquisition-by-{by}")
+
+
+@router.get("/api/v1/products", tags=["commerce"], summary="Products or categories")
+async def get_products(
+    request: Request, project: ProjectQuery = None,
+    by: Annotated[str, Query(description="product or category")] = "product",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    range_: RangeParam = None, from_: FromParam = None, to: ToParam = None,
+) -> Response:
+    """Views, units added and bought, revenue and view-to-purchase rate per product or
+    category, most viewed first."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    body = await asyncio.to_thread(products, rt.events, chosen, _range(range_, from_, to), by,
+                                   limit)
+    return export.respond(request, body, body["rows"], f"products-by-{by}")

@@ -404,6 +404,23 @@
     });
   }
 
+  // --- products -----------------------------------------------------------------------------
+  renderers.products = function (panel, d) {
+    const tbody = panel.querySelector("tbody");
+    tbody.textContent = "";
+    d.rows.forEach(function (r) {
+      const tr = document.createElement("tr");
+      if (d.by === "product") { cell(tr, r.name || r.product); cell(tr, r.category); }
+      else cell(tr, r.category);
+      cell(tr, fmtInt.format(r.views), {num: true, sort: r.views});
+      cell(tr, fmtInt.format(r.adds), {num: true, sort: r.adds});
+      cell(tr, fmtInt.format(r.units), {num: true, sort: r.units});
+      cell(tr, r.view_to_purchase == null ? "–" : fmtPct(r.view_to_purchase), {num: true, sort: r.view_to_purchase == null ? "" : r.view_to_purchase});
+      cell(tr, fmtMoney(r.revenue, d.currency), {num: true, sort: r.revenue});
+      tbody.appendChild(tr);
+    });
+  };
+
   // --- acquisition --------------------------------------------------------------------------
   renderers.acquisition = function (panel, d) {
     panel.querySelectorAll("[data-range-label]").forEach(function (el) { el.textContent = RANGE_LABELS[d.range.label] || d.range.label; });
