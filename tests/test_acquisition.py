@@ -115,3 +115,41 @@ def test_products_and_categories(tmp_path: Path) -> None:
                                                                  "category")["rows"]}
     assert categories == pytest.approx({"tea": 12, "gear": 10})
     store.close()
+
+
+def test_carts_composition_and_exits(tmp_path: Path) -> None:
+    from shopwatch.analytics.carts import carts
+
+    project = StateStore(tmp_path / "s.sqlite").create_project("shop", "EUR")
+    store = DuckDBEventStore(tmp_path / "e.duckdb")
+    tea = {"item_id": "tea", "item_name": "Tea", "item_category": "tea", "price": 4}
+    mug = {"item_id": "mug", "item_name": "Mug", "item_category": "gear", "price": 10}
+    events = [
+        # a: tea x2 and a mug, removes the mug, leaves at checkout.
+        ev("a", "10:00", "add_to_cart", page="/p/tea", params={"items": [{**tea, "quantity": 2}]}),
+        ev("a", "10:01", "add_to_cart", page="/p/mug", params={"items": [mug]}),
+        ev("a", "10:02", "remove_from_cart", page="/cart", params={"items": [mug]}),
+        ev("a", "10:03", "begin_checkout", page="/checkout"),
+        # b: a mug, buys.
+        ev("b", "11:00", "add_to_cart", page="/p/mug", params={"items": [mug]}),
+        ev("b", "11:01", "purchase", page="/order", params={"transaction_id": "Q1",
+                                                             "items": [mug]}),
+        # c: tea x1, leaves on the product page.
+        ev("c", "12:00", "add_to_cart", page="/p/tea", params={"items": [tea]}),
+    ]
+    now_us = int(datetime(2026, 3, 12, tzinfo=UTC).timestamp() * 1e6)
+    outcome = process(msgspec.json.encode({"events": events}), Format.JSON, project.id, now_us,
+                      PipelineConfig(max_event_age_s=60 * 86400))
+    store.write([outcome.rows])
+    result = carts(store, project, DAY)
+    assert (result["carts"], result["abandoned_carts"]) == (3, 2)
+    assert result["avg_cart_units"] == pytest.approx((2 + 1 + 1) / 3)
+    assert result["avg_cart_value"] == pytest.approx((8 + 10 + 4) / 3)
+    assert result["abandoned_cart_value"] == pytest.approx(8 + 4)
+    assert [(i["item_id"], i["carts"], i["units"]) for i in result["abandoned_items"]] == [
+        ("tea", 2, 3)]
+    assert result["abandoned_categories"] == [{"category": "tea", "units": 3, "value": 12}]
+    assert {s["step"]: s["carts"] for s in result["last_steps"]} == {
+        "begin_checkout": 1, "add_to_cart": 1}
+    assert {p["page"]: p["carts"] for p in result["last_pages"]} == {"/checkout": 1, "/p/tea": 1}
+    store.close()

@@ -105,3 +105,17 @@ def test_products_route(dashboard: Live) -> None:
     rows = client.get("/api/v1/products", params={"range": "1h"}).json()["rows"]
     assert [(r["product"], r["views"], r["units"]) for r in rows] == [("tea", 1, 0)]
     assert client.get("/api/v1/products?by=colour").status_code == 400
+
+
+def test_carts_route(dashboard: Live) -> None:
+    project = dashboard.runtime.state.get_project("shop-a")
+    item = {"item_id": "mug", "item_name": "Mug", "price": 10}
+    events = [{"name": "add_to_cart", "session_id": "c", "page": "/p/mug",
+               "params": {"items": [item]}}]
+    assert dashboard.post_events(project.ingest_key or "", events).status_code == 200
+    client = dashboard.client(project.secret_key)
+    body = client.get("/api/v1/carts", params={"range": "1h"}).json()
+    assert (body["carts"], body["abandoned_carts"], body["abandoned_cart_value"]) == (1, 1, 10)
+    assert body["last_pages"] == [{"page": "/p/mug", "carts": 1}]
+    as_csv = client.get("/api/v1/carts", params={"range": "1h", "format": "csv"}).text
+    assert as_csv.splitlines()[0] == "item_id,item_name,category,carts,units,value"

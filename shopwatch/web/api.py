@@ -11,6 +11,7 @@ import msgspec
 from fastapi import APIRouter, Query, Request, Response
 
 from shopwatch.analytics.acquisition import acquisition
+from shopwatch.analytics.carts import carts
 from shopwatch.analytics.counts import event_counts
 from shopwatch.analytics.funnel import dropped_sessions, funnel, parse_steps, session_events
 from shopwatch.analytics.kpis import kpis
@@ -329,3 +330,17 @@ async def get_products(
     body = await asyncio.to_thread(products, rt.events, chosen, _range(range_, from_, to), by,
                                    limit)
     return export.respond(request, body, body["rows"], f"products-by-{by}")
+
+
+@router.get("/api/v1/carts", tags=["commerce"], summary="Cart composition and abandonment")
+async def get_carts(
+    request: Request, project: ProjectQuery = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    range_: RangeParam = None, from_: FromParam = None, to: ToParam = None,
+) -> Response:
+    """Carts, average size and value, what abandoned carts held, and where their
+    sessions ended."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    body = await asyncio.to_thread(carts, rt.events, chosen, _range(range_, from_, to), limit)
+    return export.respond(request, body, body["abandoned_items"], "abandoned-items")

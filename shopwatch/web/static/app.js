@@ -404,6 +404,27 @@
     });
   }
 
+  // --- carts --------------------------------------------------------------------------------
+  renderers.carts = function (panel, d) {
+    const left = panel.querySelector("[data-left] tbody"); left.textContent = "";
+    d.abandoned_items.forEach(function (i) {
+      const tr = document.createElement("tr");
+      cell(tr, i.item_name || i.item_id); cell(tr, i.category);
+      cell(tr, fmtInt.format(i.carts), {num: true, sort: i.carts});
+      cell(tr, fmtInt.format(i.units), {num: true, sort: i.units});
+      cell(tr, i.value == null ? "–" : fmtMoney(i.value, d.currency), {num: true, sort: i.value == null ? "" : i.value});
+      left.appendChild(tr);
+    });
+    [["[data-exits] tbody", d.last_steps, "step"], ["[data-pages] tbody", d.last_pages, "page"]].forEach(function (spec) {
+      const tbody = panel.querySelector(spec[0]); tbody.textContent = "";
+      spec[1].slice(0, 10).forEach(function (r) {
+        const tr = document.createElement("tr");
+        cell(tr, r[spec[2]]); cell(tr, fmtInt.format(r.carts), {num: true, sort: r.carts});
+        tbody.appendChild(tr);
+      });
+    });
+  };
+
   // --- products -----------------------------------------------------------------------------
   renderers.products = function (panel, d) {
     const tbody = panel.querySelector("tbody");

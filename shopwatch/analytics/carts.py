@@ -1,0 +1,83 @@
+"""Carts: what goes into them, what is left behind, and where shoppers leave
+(``GET /api/v1/carts``).
+
+Contract (docs/kpis.md, "Carts"): a session's cart is the items of its ``add_to_cart``
+events minus those of its ``remove_from_cart`` events (by ``item_id`` and quantity, a
+missing quantity being 1), valued at the items' prices in the project's currency. A cart
+is *abandoned* when its session has no ``purchase``. Reported: carts, average cart size
+(units) and value, the items and categories most left in abandoned carts, and, for
+abandoned carts, the last page and the last step (event name) of the session.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shopwatch.analytics.currency import rate_sql
+from shopwatch.analytics.sessions import sessionized_sql
+from shopwatch.analytics.timerange import TimeRange
+from shopwatch.store.base import EventStore
+from shopwatch.store.state import Project
+
+
+def carts(store: EventStore, project: Project, rng: TimeRange, limit: int = 20) -> dict[str, Any]:
+    """Cart composition and abandonment of the period (see the module docstring)."""
+    base = f"""
+WITH {sessionized_sql()},
+s AS (
+    SELECT sk, bool_or(name = 'purchase') AS bought,
+           arg_max(name, ts) AS last_step, arg_max(page, ts) AS last_page
+    FROM ev WHERE sk IS NOT NULL GROUP BY sk HAVING bool_or(name = 'add_to_cart')
+), lines AS (
+    SELECT sk, upper(currency) AS cur,
+           CASE WHEN name = 'add_to_cart' THEN 1 ELSE -1 END AS sign,
+           unnest(CAST(json_extract(params, '$.items') AS JSON[])) AS it
+    FROM ev
+    WHERE sk IN (SELECT sk FROM s) AND name IN ('add_to_cart', 'remove_from_cart')
+      AND json_extract(params, '$.items') IS NOT NULL
+), items AS (
+    SELECT sk, it->>'item_id' AS item_id, any_value(it->>'item_name') AS item_name,
+        COALESCE(any_value(it->>'item_category'), '(none)') AS category,
+        sum(sign * COALESCE(TRY_CAST(it->>'quantity' AS DOUBLE), 1)) AS units,
+        sum(sign * COALESCE(TRY_CAST(it->>'quantity' AS DOUBLE), 1)
+            * TRY_CAST(it->>'price' AS DOUBLE) * {rate_sql(project.currency)}) AS value
+    FROM lines GROUP BY sk, item_id HAVING sum(sign * COALESCE(
+        TRY_CAST(it->>'quantity' AS DOUBLE), 1)) > 0
+)"""
+    args = [project.id, rng.start_us, rng.end_us]
+    totals = store.query(base + """
+SELECT count(*), count(*) FILTER (WHERE NOT bought),
+       avg(units), avg(value), sum(value) FILTER (WHERE NOT bought)
+FROM s LEFT JOIN (SELECT sk, sum(units) AS units, sum(value) AS value FROM items GROUP BY sk)
+    USING (sk)""", args)[0]
+    left_items = store.query(base + """
+SELECT item_id, any_value(item_name), any_value(category), count(*), sum(units), sum(value)
+FROM items JOIN s USING (sk) WHERE NOT bought
+GROUP BY item_id ORDER BY 5 DESC, 1 LIMIT ?""", [*args, limit])
+    left_categories = store.query(base + """
+SELECT category, sum(units), sum(value) FROM items JOIN s USING (sk) WHERE NOT bought
+GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?""", [*args, limit])
+    exits = store.query(base + """
+SELECT 'step' AS kind, last_step, count(*) FROM s WHERE NOT bought GROUP BY 2
+UNION ALL
+SELECT 'page', last_page, count(*) FROM s WHERE NOT bought GROUP BY 2
+ORDER BY 1, 3 DESC, 2""", args)
+    count, abandoned, size, value, lost = totals
+
+    def money(x: Any) -> float | None:
+        return round(float(x), 6) if x is not None else None
+
+    return {
+        "range": rng.as_dict(), "currency": project.currency,
+        "carts": int(count), "abandoned_carts": int(abandoned),
+        "cart_abandonment_rate": abandoned / count if count else None,
+        "avg_cart_units": float(size) if size is not None else None,
+        "avg_cart_value": money(value), "abandoned_cart_value": money(lost) or 0.0,
+        "abandoned_items": [{"item_id": i, "item_name": n, "category": c, "carts": int(k),
+                             "units": float(u), "value": money(v)}
+                            for i, n, c, k, u, v in left_items],
+        "abandoned_categories": [{"category": c, "units": float(u), "value": money(v)}
+                                 for c, u, v in left_categories],
+        "last_steps": [{"step": v, "carts": int(k)} for kind, v, k in exits if kind == "step"],
+        "last_pages": [{"page": v, "carts": int(k)} for kind, v, k in exits if kind == "page"],
+    }
