@@ -153,3 +153,43 @@ def test_carts_composition_and_exits(tmp_path: Path) -> None:
         "begin_checkout": 1, "add_to_cart": 1}
     assert {p["page"]: p["carts"] for p in result["last_pages"]} == {"/checkout": 1, "/p/tea": 1}
     store.close()
+
+
+def test_time_series_with_previous_period_and_last_week(tmp_path: Path) -> None:
+    from shopwatch.analytics.timeseries import timeseries
+
+    project = StateStore(tmp_path / "s.sqlite").create_project("shop", "EUR")
+    store = DuckDBEventStore(tmp_path / "e.duckdb")
+
+    def at(day: str, hhmm: str, session: str, name: str, **params: Any) -> dict[str, Any]:
+        event: dict[str, Any] = {"name": name, "ts": f"2026-03-{day}T{hhmm}:00Z",
+                                 "session_id": session}
+        if params:
+            event["params"] = params
+        return event
+
+    events = [
+        at("10", "10:00", "a", "page_view"),
+        at("10", "10:05", "a", "purchase", transaction_id="T1", value=30, currency="EUR"),
+        at("10", "11:30", "b", "add_to_cart"),
+        at("09", "10:15", "p", "page_view"),  # the previous day
+        at("03", "09:00", "w", "purchase", transaction_id="T0", value=20, currency="EUR"),
+    ]
+    now_us = int(datetime(2026, 3, 12, tzinfo=UTC).timestamp() * 1e6)
+    outcome = process(msgspec.json.encode({"events": events}), Format.JSON, project.id, now_us,
+                      PipelineConfig(max_event_age_s=60 * 86400))
+    store.write([outcome.rows])
+    result = timeseries(store, project, DAY, "hour")
+    assert len(result["buckets"]) == 24 and result["buckets"][10] == "2026-03-10T10:00:00Z"
+    ten, eleven = result["current"][10], result["current"][11]
+    assert (ten["events"], ten["sessions"], ten["orders"], ten["revenue"]) == (2, 1, 1, 30)
+    assert ten["conversion_rate"] == 1 and ten["aov"] == 30
+    assert (eleven["events"], eleven["sessions"], eleven["carts"], eleven["orders"]) == (
+        1, 1, 1, 0)
+    assert sum(r["events"] for r in result["current"]) == 3
+    assert result["previous"][10]["events"] == 1
+    assert sum(r["events"] for r in result["previous"]) == 1
+    assert result["last_week"][9]["revenue"] == 20 and result["last_week"][9]["orders"] == 1
+    with pytest.raises(BadRequest, match="interval:"):
+        timeseries(store, project, parse_range("30d", None, None, now_us), "minute")
+    store.close()

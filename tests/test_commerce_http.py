@@ -119,3 +119,17 @@ def test_carts_route(dashboard: Live) -> None:
     assert body["last_pages"] == [{"page": "/p/mug", "carts": 1}]
     as_csv = client.get("/api/v1/carts", params={"range": "1h", "format": "csv"}).text
     assert as_csv.splitlines()[0] == "item_id,item_name,category,carts,units,value"
+
+
+def test_timeseries_route(dashboard: Live) -> None:
+    project = dashboard.runtime.state.get_project("shop-a")
+    assert dashboard.post_events(project.ingest_key or "", [
+        {"name": "purchase", "session_id": "t",
+         "params": {"transaction_id": "TS1", "value": 8, "currency": "USD"}}]).status_code == 200
+    client = dashboard.client(project.secret_key)
+    body = client.get("/api/v1/timeseries", params={"range": "1h", "interval": "minute"}).json()
+    assert len(body["buckets"]) in (60, 61)
+    assert sum(r["orders"] for r in body["current"]) == 1
+    assert sum(r["revenue"] for r in body["current"]) == 8
+    bad = client.get("/api/v1/timeseries", params={"range": "30d", "interval": "minute"})
+    assert bad.status_code == 400 and "interval:" in bad.text

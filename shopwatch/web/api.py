@@ -18,6 +18,7 @@ from shopwatch.analytics.kpis import kpis
 from shopwatch.analytics.overview import overview
 from shopwatch.analytics.products import products
 from shopwatch.analytics.timerange import TimeRange, parse_range
+from shopwatch.analytics.timeseries import timeseries
 from shopwatch.errors import BadRequest, Forbidden
 from shopwatch.runtime import Runtime
 from shopwatch.settings import parse_duration
@@ -344,3 +345,20 @@ async def get_carts(
     chosen = access.project_for(request, access.require_api(request), project)
     body = await asyncio.to_thread(carts, rt.events, chosen, _range(range_, from_, to), limit)
     return export.respond(request, body, body["abandoned_items"], "abandoned-items")
+
+
+@router.get("/api/v1/timeseries", tags=["commerce"], summary="KPIs per minute, hour or day")
+async def get_timeseries(
+    request: Request, project: ProjectQuery = None,
+    interval: Annotated[str, Query(description="minute, hour or day")] = "hour",
+    range_: RangeParam = None, from_: FromParam = None, to: ToParam = None,
+) -> Response:
+    """Events, sessions, conversion, carts, orders, revenue and AOV per bucket, with the
+    previous period and the same period last week."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    body = await asyncio.to_thread(timeseries, rt.events, chosen, _range(range_, from_, to),
+                                   interval)
+    rows = [{"bucket": b, **row} for b, row in zip(body["buckets"], body["current"],
+                                                    strict=True)]
+    return export.respond(request, body, rows, f"timeseries-{interval}")

@@ -76,6 +76,10 @@
     ["steps", "within", "by"].forEach(function (k) { if (page.get(k)) url.searchParams.set(k, page.get(k)); });
     if (!url.searchParams.get("by") && body.dataset.by && url.pathname === "/api/v1/acquisition") url.searchParams.set("by", body.dataset.by);
     if (url.pathname === "/api/v1/kpis" && page.get("compare") !== "0") url.searchParams.set("compare", "true");
+    if (url.pathname === "/api/v1/timeseries" && !url.searchParams.get("interval")) {
+      const r = page.get("range") || "24h";
+      url.searchParams.set("interval", r === "1h" ? "minute" : (r === "30d" || r === "custom") ? "day" : "hour");
+    }
     if (!url.searchParams.get("project") && body.dataset.project) url.searchParams.set("project", body.dataset.project);
     return url;
   }
@@ -403,6 +407,28 @@
       box.scrollIntoView({block: "nearest"});
     });
   }
+
+  // --- KPI time series --------------------------------------------------------------------
+  renderers.timeseries = function (panel, d) {
+    const metric = panel.dataset.metric;
+    const money = metric === "revenue" || metric === "aov";
+    const fmt = function (v) { return v == null ? "–" : (money ? fmtMoney(v, d.currency) : fmtInt.format(v)); };
+    const pick = function (rows) { return rows.map(function (r) { return r[metric]; }); };
+    const el = panel.querySelector("[data-chart=timeseries]");
+    if (!window.uPlot || !el) return;
+    const old = charts.get(el); if (old) old.destroy();
+    el.textContent = "";
+    const lines = [{label: "This period", stroke: "#1f6feb", width: 2, value: function (u, v) { return fmt(v); }}];
+    const data = [secondsOf(d.buckets), pick(d.current)];
+    if (page.get("compare") !== "0") {
+      lines.push({label: "Previous period", stroke: "#9aa5b1", dash: [5, 4], value: function (u, v) { return fmt(v); }});
+      lines.push({label: "Same period last week", stroke: "#d29922", dash: [2, 3], value: function (u, v) { return fmt(v); }});
+      data.push(pick(d.previous), pick(d.last_week));
+    }
+    const plot = new uPlot({width: chartWidth(el), height: 240, series: [{}].concat(lines),
+      axes: [{}, {size: 80, values: function (u, vals) { return vals.map(fmt); }}]}, data, el);
+    charts.set(el, plot);
+  };
 
   // --- carts --------------------------------------------------------------------------------
   renderers.carts = function (panel, d) {
