@@ -260,3 +260,30 @@ def test_funnel_page_draws_steps_and_opens_a_dropped_session(signed_in: Watched,
     assert page.locator("[data-session-key]").inner_text() == "s:k2"
     signed_in.shot("funnel-dropped-session")
     assert signed_in.problems == []
+
+
+def test_uploading_spend_shows_cost_and_roas(signed_in: Watched, dashboard: Live,
+                                             tmp_path: Path) -> None:
+    import datetime as dt
+
+    project = dashboard.runtime.state.get_project("shop-a")
+    assert dashboard.post_events(project.ingest_key or "", [
+        {"name": "page_view", "session_id": "u", "utm_source": "google", "utm_medium": "cpc",
+         "utm_campaign": "spring"},
+        {"name": "purchase", "session_id": "u",
+         "params": {"transaction_id": "U1", "value": 50, "currency": "USD"}}]).status_code == 200
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    upload = tmp_path / "spend.csv"
+    upload.write_text(f"date,channel,campaign,cost\n{today},google,spring,20\n")
+    signed_in.open("/marketing/spend?range=24h")
+    page = signed_in.page
+    page.set_input_files("form[data-spend-upload] input[type=file]", str(upload))
+    page.click("form[data-spend-upload] button")
+    page.wait_for_function(
+        "() => document.querySelector('[data-spend-result]').textContent.includes('saved')")
+    signed_in.settle()
+    page.wait_for_selector("th[data-cost]:not([hidden])")
+    row = page.locator("[data-panel=acquisition] table.data tbody tr", has_text="spring")
+    assert "2.5×" in row.inner_text()  # 50 of revenue for 20 of spend
+    signed_in.shot("spend")
+    assert signed_in.problems == []

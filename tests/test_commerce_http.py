@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from tests.conftest import VIEWER_EMAIL, Live, sign_in
 
 EVENTS: list[dict[str, Any]] = [
@@ -133,3 +135,64 @@ def test_timeseries_route(dashboard: Live) -> None:
     assert sum(r["revenue"] for r in body["current"]) == 8
     bad = client.get("/api/v1/timeseries", params={"range": "30d", "interval": "minute"})
     assert bad.status_code == 400 and "interval:" in bad.text
+
+
+def test_marketing_spend_gives_cost_per_order_roas_and_wasted_spend(dashboard: Live) -> None:
+    import datetime as dt
+
+    project = dashboard.runtime.state.get_project("shop-a")  # currency USD
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    events = [
+        {"name": "page_view", "session_id": "m1", "utm_source": "google", "utm_medium": "cpc",
+         "utm_campaign": "spring"},
+        {"name": "purchase", "session_id": "m1",
+         "params": {"transaction_id": "M1", "value": 100, "currency": "USD"}},
+        {"name": "page_view", "session_id": "m2", "utm_source": "facebook",
+         "utm_medium": "paid_social", "utm_campaign": "reels"},
+    ]
+    assert dashboard.post_events(project.ingest_key or "", events).status_code == 200
+    client = dashboard.client(project.secret_key)
+    csv_body = (f"date,channel,campaign,cost,currency\n{today},google,spring,25,USD\n"
+                f"{today},facebook,reels,40,USD\n{today},tiktok,dance,10,USD\n"
+                f"yesterday,google,spring,5,USD\n{today},google,spring,-3,USD\n")
+    uploaded = client.post("/api/v1/spend", content=csv_body,
+                           headers={"Content-Type": "text/csv"})
+    assert uploaded.status_code == 200, uploaded.text
+    body = uploaded.json()
+    assert body["accepted"] == 3
+    assert body["rejected"] == [
+        {"line": 5, "error": "date: 'yesterday' is not YYYY-MM-DD"},
+        {"line": 6, "error": "cost: '-3' must be a number from 0 to 10^12"}]
+    by_campaign = client.get("/api/v1/acquisition", params={"by": "campaign",
+                                                            "range": "24h"}).json()
+    rows = {r["campaign"]: r for r in by_campaign["rows"]}
+    assert (rows["spring"]["cost"], rows["spring"]["cost_per_order"],
+            rows["spring"]["roas"]) == (25, 25, 4)
+    assert rows["reels"]["cost"] == 40 and rows["reels"]["roas"] == 0
+    assert rows["dance"]["sessions"] == 0 and rows["dance"]["cost"] == 10  # spend, no visit
+    total = by_campaign["total"]
+    assert (total["cost"], total["wasted_spend"]) == (75, 50)  # reels and dance sold nothing
+    assert total["roas"] == pytest.approx(100 / 75)
+    # by channel: the same totals.
+    by_channel = client.get("/api/v1/acquisition", params={"range": "24h"}).json()
+    assert by_channel["total"]["wasted_spend"] == 50
+    # A corrected upload replaces the day's row.
+    client.post("/api/v1/spend", json={"rows": [{"date": today, "channel": "google",
+                                                 "campaign": "spring", "cost": 30}]})
+    listed = client.get("/api/v1/spend", params={"range": "24h"}).json()["rows"]
+    assert {(r["campaign"], r["cost"]) for r in listed} == {("spring", 30), ("reels", 40),
+                                                            ("dance", 10)}
+
+
+def test_spend_upload_needs_an_admin_and_csrf(dashboard: Live) -> None:
+    viewer = sign_in(dashboard, VIEWER_EMAIL)
+    refused = viewer.post("/api/v1/spend", content="date,channel,campaign,cost\n",
+                          headers={"Content-Type": "text/csv"})
+    assert refused.status_code == 403
+    admin = sign_in(dashboard)
+    no_token = admin.post("/api/v1/spend", content="date,channel,campaign,cost\n",
+                          headers={"Content-Type": "text/csv"})
+    assert no_token.status_code == 403 and "csrf" in no_token.text
+    bad_header = dashboard.client(dashboard.runtime.state.get_project("shop-a").secret_key).post(
+        "/api/v1/spend", content="day,cost\n", headers={"Content-Type": "text/csv"})
+    assert bad_header.status_code == 400 and "header: missing column" in bad_header.text

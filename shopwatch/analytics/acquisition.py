@@ -102,3 +102,60 @@ GROUP BY 1 ORDER BY 2 DESC, 1
             "total": {**totals, "conversion_rate": (totals["converted_sessions"]
                                                     / totals["sessions"])
                       if totals["sessions"] else None}}
+
+
+def add_spend(result: dict[str, Any], spend: list[Any], currency: str) -> dict[str, Any]:
+    """Join uploaded marketing spend (:mod:`shopwatch.spend` rows of the period's days) to
+    an acquisition result by campaign (``utm_campaign``) or source (the spend's channel,
+    matched to ``utm_source``): per row ``cost``, ``cost_per_order`` and ``roas``
+    (revenue ÷ cost); in ``total`` the whole spend, its ROAS and ``wasted_spend`` — what
+    was spent on campaigns that brought no order in the period. Costs are converted to
+    ``currency`` with the documented rates; a cost in a currency without a rate is left
+    out and listed in ``unconverted_spend``."""
+    from shopwatch.analytics.currency import RATES
+
+    base_rate = RATES.get(currency.upper())
+    by = result["by"]
+    per_key: dict[str, float] = {}
+    per_campaign: dict[str, float] = {}
+    unconverted: dict[str, float] = {}
+    for row in spend:
+        rate = RATES.get(row.currency)
+        if rate is None or base_rate is None:
+            unconverted[row.currency] = unconverted.get(row.currency, 0.0) + row.cost
+            continue
+        cost = row.cost * base_rate / rate
+        per_campaign[row.campaign] = per_campaign.get(row.campaign, 0.0) + cost
+        key = {"campaign": row.campaign, "source": row.channel}.get(by)
+        if key is not None:
+            per_key[key] = per_key.get(key, 0.0) + cost
+    orders_by_campaign: dict[str, int] = {}
+    if by == "campaign":
+        orders_by_campaign = {r["campaign"]: r["orders"] for r in result["rows"]}
+    if by in ("campaign", "source"):
+        seen = {str(r[by]).lower() if by == "source" else r[by] for r in result["rows"]}
+        for key in per_key:
+            if key not in seen:  # spend without a single visit: still worth showing
+                result["rows"].append({by: key, "sessions": 0, "converted_sessions": 0,
+                                       "conversion_rate": None, "orders": 0, "revenue": 0.0})
+        for r in result["rows"]:
+            key = str(r[by]).lower() if by == "source" else r[by]
+            cost = per_key.get(key)
+            r["cost"] = round(cost, 6) if cost is not None else None
+            r["cost_per_order"] = round(cost / r["orders"], 6) if cost and r["orders"] else None
+            r["roas"] = round(r["revenue"] / cost, 6) if cost else None
+    total_cost = sum(per_campaign.values())
+    if not orders_by_campaign:
+        # Orders per campaign are needed for wasted spend whatever the grouping.
+        orders_by_campaign = result.get("_orders_by_campaign", {})
+    wasted = sum(c for k, c in per_campaign.items() if orders_by_campaign.get(k, 0) == 0)
+    total = result["total"]
+    total["cost"] = round(total_cost, 6)
+    total["roas"] = round(total["revenue"] / total_cost, 6) if total_cost else None
+    total["cost_per_order"] = (round(total_cost / total["orders"], 6)
+                               if total_cost and total["orders"] else None)
+    total["wasted_spend"] = round(wasted, 6)
+    if unconverted:
+        result["unconverted_spend"] = unconverted
+    result.pop("_orders_by_campaign", None)
+    return result

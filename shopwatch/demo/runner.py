@@ -95,7 +95,38 @@ def prepare(settings: Settings, opts: DemoOptions) -> dict[str, Any]:
         state.close()
     record["project_id"] = project.id
     record["ingest_key"] = project.ingest_key
+    record["secret_key"] = project.secret_key
     return record
+
+
+# The demo's paid campaigns and what they cost a day (EUR), as an ad platform's export
+# would say; uploaded for every day the demo has history for.
+DAILY_SPEND = (("google", "winter-sale", 120.0), ("facebook", "new-arrivals", 75.0),
+               ("newsletter", "weekly-deals", 8.0), ("idealo", "feed", 15.0),
+               ("tiktok", "brand-video", 40.0))
+
+
+def upload_spend(base: str, secret_key: str, days: float, seed: int) -> int:
+    """Upload the campaigns' daily spend for the last ``days`` days and today, through
+    ``POST /api/v1/spend`` as a shop's marketing team would (CSV); returns the rows."""
+    import random
+    from datetime import timedelta
+
+    import httpx
+
+    rng = random.Random(f"spend-{seed}")
+    today = datetime.now(UTC).date()
+    lines = ["date,channel,campaign,cost,currency"]
+    for back in range(int(days) + 1):
+        day = today - timedelta(days=back)
+        for channel, campaign, cost in DAILY_SPEND:
+            lines.append(f"{day.isoformat()},{channel},{campaign},"
+                         f"{cost * rng.uniform(0.8, 1.2):.2f},{CURRENCY}")
+    response = httpx.post(f"{base}/api/v1/spend", content="\n".join(lines) + "\n",
+                          headers={"Authorization": f"Bearer {secret_key}",
+                                   "Content-Type": "text/csv"}, timeout=60)
+    response.raise_for_status()
+    return int(response.json()["accepted"])
 
 
 def _write_private(path: Path, record: dict[str, Any]) -> None:
@@ -166,6 +197,10 @@ async def _main(settings: Settings, opts: DemoOptions, record: dict[str, Any],
         days_left = opts.backfill - float(record.get("backfilled_days", 0))
         if days_left > 0:
             backfilled = await _backfill(base, record, products, days_left, opts, say, data)
+        if record.get("secret_key"):
+            rows = await asyncio.to_thread(upload_spend, base, record["secret_key"],
+                                           max(opts.backfill, 1.0), opts.seed)
+            say(f"  marketing spend uploaded: {rows} rows (see Marketing → Spend)")
         if not stop.is_set():
             sim_task = asyncio.create_task(simulator.run())
             waits = [asyncio.create_task(stop.wait()), sim_task]

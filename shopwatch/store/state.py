@@ -91,6 +91,17 @@ login_failures = sa.Table(
     sa.Column("account_cleared", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
+marketing_spend = sa.Table(
+    "marketing_spend", metadata,
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("channel", sa.String(100), primary_key=True),
+    sa.Column("campaign", sa.String(200), primary_key=True),
+    sa.Column("cost", sa.Float, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("uploaded_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 
 def _m1_initial(conn: Connection) -> None:
     # The version-1 shape of ``projects``, frozen here: later migrations alter it.
@@ -117,6 +128,8 @@ MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Connection], None]], ...]] = (
     (1, "projects, api keys, instance secrets", _m1_initial),
     (2, "dashboard accounts, sessions, login failures; project currency and time zone",
      _m2_accounts),
+    (3, "marketing spend per day, channel and campaign",
+     lambda conn: marketing_spend.create(conn)),
 )
 
 

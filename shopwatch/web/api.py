@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Query, Request, Response
 
-from shopwatch.analytics.acquisition import acquisition
+from shopwatch import spend
+from shopwatch.analytics.acquisition import acquisition, add_spend
 from shopwatch.analytics.carts import carts
 from shopwatch.analytics.counts import event_counts
 from shopwatch.analytics.funnel import dropped_sessions, funnel, parse_steps, session_events
@@ -313,8 +314,67 @@ async def get_acquisition(
     """Sessions, conversion, orders and revenue per channel, source, medium or campaign."""
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
-    body = await asyncio.to_thread(acquisition, rt.events, chosen, _range(range_, from_, to), by)
+    rng = _range(range_, from_, to)
+    body = await asyncio.to_thread(acquisition, rt.events, chosen, rng, by)
+    first, last = _days(rng)
+    rows = spend.spend_between(rt.state, chosen.id, first, last)
+    if rows:
+        if by != "campaign":
+            by_campaign = await asyncio.to_thread(acquisition, rt.events, chosen, rng,
+                                                  "campaign")
+            body["_orders_by_campaign"] = {r["campaign"]: r["orders"]
+                                           for r in by_campaign["rows"]}
+        body = add_spend(body, rows, chosen.currency)
     return export.respond(request, body, body["rows"], f"acquisition-by-{by}")
+
+
+def _days(rng: TimeRange) -> tuple[date, date]:
+    """The UTC days a period touches (spend is per day; a partial day counts whole)."""
+    first = datetime.fromtimestamp(rng.start_us / 1e6, UTC).date()
+    last = datetime.fromtimestamp((rng.end_us - 1) / 1e6, UTC).date()
+    return first, last
+
+
+@router.post("/api/v1/spend", tags=["commerce"], summary="Upload marketing spend",
+             openapi_extra={"requestBody": {"content": {
+                 "text/csv": {"schema": {"type": "string"}},
+                 "application/json": {"schema": {"type": "object"}}}}})
+async def post_spend(request: Request, project: ProjectQuery = None) -> Response:
+    """CSV (``date,channel,campaign,cost[,currency]``) or JSON ``{"rows": [...]}``. Rows
+    replace earlier ones of the same day, channel and campaign. Answers
+    ``{"accepted": N, "rejected": [{"line"|"index", "error"}]}``; a body that cannot be
+    read at all is 400. Secret key, or an admin session with its CSRF token."""
+    rt: Runtime = request.app.state.runtime
+    principal = access.require_api(request)
+    if principal.session is not None:
+        if not principal.is_admin:
+            raise Forbidden("only an admin can upload spend")
+        access.check_csrf(request, principal, None)
+    chosen = access.project_for(request, principal, project)
+    body = await request.body()
+    if len(body) > rt.settings.max_body_bytes:
+        raise BadRequest(f"body: larger than {rt.settings.max_body_bytes} bytes")
+    try:
+        rows, errors = spend.parse(body, request.headers.get("content-type", ""),
+                                   chosen.currency)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    accepted = await asyncio.to_thread(spend.store_rows, rt.state, chosen.id, rows)
+    return Response(_encode({"accepted": accepted, "rejected": errors}),
+                    media_type="application/json")
+
+
+@router.get("/api/v1/spend", tags=["commerce"], summary="Uploaded marketing spend")
+async def get_spend(request: Request, project: ProjectQuery = None, range_: RangeParam = None,
+                    from_: FromParam = None, to: ToParam = None) -> Response:
+    """The spend rows of the period's days."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    first, last = _days(_range(range_, from_, to))
+    rows = [{"date": r.day.isoformat(), "channel": r.channel, "campaign": r.campaign,
+             "cost": r.cost, "currency": r.currency}
+            for r in spend.spend_between(rt.state, chosen.id, first, last)]
+    return export.respond(request, {"rows": rows}, rows, "spend")
 
 
 @router.get("/api/v1/products", tags=["commerce"], summary="Products or categories")

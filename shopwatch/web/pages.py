@@ -210,15 +210,16 @@ def _section(request: Request) -> Response:
                 "/behaviour/funnels": "funnel.html", "/behaviour/journeys": "kpis.html",
                 "/business/orders": "kpis.html", "/business/revenue": "kpis.html",
                 "/marketing/sources": "acquisition.html",
-                "/marketing/campaigns": "acquisition.html"}.get(
+                "/marketing/campaigns": "acquisition.html",
+                "/marketing/spend": "acquisition.html"}.get(
         page.path, "section.html")
     return _render(request, template, _context(
         request, principal, page=page, cards=KPI_CARDS.get(page.path, ()),
         steps=request.query_params.get("steps", ",".join(DEFAULT_STEPS)),
         within=request.query_params.get("within", "session"),
         by=request.query_params.get(
-            "by", {"/marketing/sources": "channel", "/marketing/campaigns": "campaign"}.get(
-                page.path, ""))))
+            "by", {"/marketing/sources": "channel", "/marketing/campaigns": "campaign",
+                   "/marketing/spend": "campaign"}.get(page.path, ""))))
 
 
 for _page in PAGES.values():

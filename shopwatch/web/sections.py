@@ -73,8 +73,8 @@ LAYERS: Final[tuple[Layer, ...]] = (
              "Campaign performance: sessions, conversion, orders and revenue per campaign.",
              built=True),
         Page("/marketing/spend", "Spend",
-             "Cost per acquisition and return on ad spend per campaign.",
-             fills_from="campaign spend imported per day, joined to orders", issue=11),
+             "What campaigns cost, what they brought: cost per order, ROAS, wasted spend.",
+             built=True),
     )),
     Layer("business", "Business", (
         Page("/business/orders", "Orders",

@@ -236,7 +236,7 @@
     tr.appendChild(td);
   }
   renderers.events = function (panel, d) {
-    const tbody = panel.querySelector("tbody");
+    const tbody = panel.querySelector("table.data tbody");
     tbody.textContent = "";
     d.events.forEach(function (e) {
       const tr = document.createElement("tr");
@@ -257,7 +257,7 @@
   // --- data already sent (sections not built yet) -----------------------------------------
   renderers["event-counts"] = function (panel, d) {
     panel.querySelectorAll("[data-range-label]").forEach(function (el) { el.textContent = RANGE_LABELS[d.range.label] || d.range.label; });
-    const tbody = panel.querySelector("tbody");
+    const tbody = panel.querySelector("table.data tbody");
     tbody.textContent = "";
     d.counts.forEach(function (c) {
       const tr = document.createElement("tr");
@@ -453,7 +453,7 @@
 
   // --- products -----------------------------------------------------------------------------
   renderers.products = function (panel, d) {
-    const tbody = panel.querySelector("tbody");
+    const tbody = panel.querySelector("table.data tbody");
     tbody.textContent = "";
     d.rows.forEach(function (r) {
       const tr = document.createElement("tr");
@@ -471,7 +471,8 @@
   // --- acquisition --------------------------------------------------------------------------
   renderers.acquisition = function (panel, d) {
     panel.querySelectorAll("[data-range-label]").forEach(function (el) { el.textContent = RANGE_LABELS[d.range.label] || d.range.label; });
-    const tbody = panel.querySelector("tbody"), tfoot = panel.querySelector("tfoot");
+    // table.data: the chart's legend is a table too, and comes first.
+    const tbody = panel.querySelector("table.data tbody"), tfoot = panel.querySelector("table.data tfoot");
     tbody.textContent = ""; tfoot.textContent = "";
     const total = d.total.sessions;
     function row(label, r, into) {
@@ -483,7 +484,22 @@
       cell(tr, r.conversion_rate == null ? "–" : fmtPct(r.conversion_rate), {num: true, sort: r.conversion_rate == null ? "" : r.conversion_rate});
       cell(tr, fmtInt.format(r.orders), {num: true, sort: r.orders});
       cell(tr, fmtMoney(r.revenue, d.currency), {num: true, sort: r.revenue});
+      if (withCost) {
+        cell(tr, r.cost == null ? "–" : fmtMoney(r.cost, d.currency), {num: true, sort: r.cost == null ? "" : r.cost});
+        cell(tr, r.cost_per_order == null ? "–" : fmtMoney(r.cost_per_order, d.currency), {num: true, sort: r.cost_per_order == null ? "" : r.cost_per_order});
+        cell(tr, r.roas == null ? "–" : fmtDec.format(r.roas) + "×", {num: true, sort: r.roas == null ? "" : r.roas});
+      }
       into.appendChild(tr);
+    }
+    const withCost = d.total.cost != null && (d.by === "campaign" || d.by === "source");
+    panel.querySelectorAll("[data-cost]").forEach(function (th) { th.hidden = !withCost; });
+    const wasted = panel.querySelector("[data-wasted]");
+    wasted.hidden = d.total.cost == null;
+    if (d.total.cost != null) {
+      wasted.textContent = "Spend " + fmtMoney(d.total.cost, d.currency) + ", ROAS " +
+        (d.total.roas == null ? "–" : fmtDec.format(d.total.roas) + "×") + ", cost per order " +
+        (d.total.cost_per_order == null ? "–" : fmtMoney(d.total.cost_per_order, d.currency)) +
+        ". Wasted spend (campaigns without an order in this period): " + fmtMoney(d.total.wasted_spend, d.currency) + ".";
     }
     d.rows.forEach(function (r) { row(r[d.by], r, tbody); });
     row("Total", d.total, tfoot);
@@ -504,6 +520,24 @@
       charts.set(el, plot);
     }
   };
+  const upload = document.querySelector("form[data-spend-upload]");
+  if (upload) upload.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    const file = upload.querySelector("input[type=file]").files[0];
+    const out = upload.querySelector("[data-spend-result]");
+    if (!file) return;
+    const headers = JSON.parse(body.getAttribute("hx-headers") || "{}");
+    headers["Content-Type"] = "text/csv";
+    const url = apiUrl("/api/v1/spend");
+    fetch(url, {method: "POST", body: file, headers: headers, credentials: "same-origin"})
+      .then(function (r) { return r.json(); })
+      .then(function (d) {
+        if (d.error) { out.textContent = d.error.message; return; }
+        out.textContent = d.accepted + " rows saved" + (d.rejected.length ? "; refused: " +
+          d.rejected.map(function (e) { return "line " + e.line + ": " + e.error; }).join("; ") : ".");
+        loadPanels();
+      });
+  });
   document.querySelectorAll("a[data-export]").forEach(function (a) {
     a.addEventListener("click", function (ev) {
       const panel = document.querySelector("[data-panel][data-api]");
