@@ -284,6 +284,6 @@ def test_uploading_spend_shows_cost_and_roas(signed_in: Watched, dashboard: Live
     signed_in.settle()
     page.wait_for_selector("th[data-cost]:not([hidden])")
     row = page.locator("[data-panel=acquisition] table.data tbody tr", has_text="spring")
-    assert "2.5×" in row.inner_text()  # 50 of revenue for 20 of spend
+    assert "2.5\u00d7" in row.inner_text()  # ROAS 2.5x: 50 of revenue for 20 of spend
     signed_in.shot("spend")
     assert signed_in.problems == []
