@@ -23,7 +23,7 @@ from shopwatch.store.state import Project
 def carts(store: EventStore, project: Project, rng: TimeRange, limit: int = 20) -> dict[str, Any]:
     """Cart composition and abandonment of the period (see the module docstring)."""
     base = f"""
-WITH {sessionized_sql()},
+WITH {sessionized_sql('params')},
 s AS (
     SELECT sk, bool_or(name = 'purchase') AS bought,
            arg_max(name, ts) AS last_step, arg_max(page, ts) AS last_page

@@ -21,13 +21,13 @@ RATES: Final[dict[str, float]] = {
 }
 
 
-def rate_sql(base: str) -> str:
-    """A DuckDB ``CASE`` over column ``cur`` giving the factor that turns an amount in
-    ``cur`` into ``base`` (NULL for a currency not in :data:`RATES`). A NULL currency is
+def rate_sql(base: str, column: str = "cur") -> str:
+    """A DuckDB ``CASE`` over ``column`` giving the factor that turns an amount in that
+    currency into ``base`` (NULL for a currency not in :data:`RATES`). A NULL currency is
     taken as the base currency: the shop did not say, and it sells in its own."""
     base_rate = RATES.get(base.upper())
     if base_rate is None:
         return "NULL"
     arms = " ".join(f"WHEN '{code}' THEN {base_rate / rate!r}::DOUBLE"
                     for code, rate in RATES.items())
-    return f"(CASE COALESCE(upper(cur), '{base.upper()}') {arms} ELSE NULL END)"
+    return f"(CASE COALESCE(upper({column}), '{base.upper()}') {arms} ELSE NULL END)"

@@ -31,7 +31,7 @@ def products(store: EventStore, project: Project, rng: TimeRange, by: str = "pro
         raise BadRequest("by: product or category")
     key = GROUPS[by]
     sql = f"""
-WITH {sessionized_sql()},
+WITH {sessionized_sql('params')},
 src AS (
     SELECT sk, name, ts, upper(currency) AS cur, params FROM ev
     WHERE name IN ('view_item', 'add_to_cart', 'purchase')

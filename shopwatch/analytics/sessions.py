@@ -21,19 +21,27 @@ from typing import Final
 
 IDLE_GAP_S: Final = 30 * 60
 TS: Final = "make_timestamp(?::BIGINT)"
+# The columns analytics read. DuckDB materialises a CTE used more than once, so carrying
+# every column (params above all, a JSON text per event) would copy the period's events
+# whole; the heavy ones come only when asked for.
+COLUMNS: Final = ("id", "name", "ts", "session_id", "anonymous_id", "user_id", "page",
+                  "referrer", "utm_source", "utm_medium", "utm_campaign", "device_category",
+                  "browser", "country", "value", "currency", "transaction_id")
 
 
-def sessionized_sql() -> str:
+def sessionized_sql(*extra: str) -> str:
     """CTEs ``ev0`` and ``ev`` over the events of one project in ``[from, to)``.
 
-    Parameters, in order: ``project_id, from_us, to_us``. Columns of ``ev``: every
-    column of ``events`` plus ``visitor`` and ``sk`` (NULL: no session).
+    Parameters, in order: ``project_id, from_us, to_us``. Columns of ``ev``:
+    :data:`COLUMNS`, the ``extra`` columns asked for (e.g. ``params``), ``visitor`` and
+    ``sk`` (NULL: no session).
     """
+    columns = ", ".join((*COLUMNS, *extra))
     # Events with a session id need no window function; only the others are split by
     # idle gaps, so the common case stays a plain scan.
     return f"""
 ev0 AS (
-    SELECT *, COALESCE(anonymous_id, user_id) AS visitor FROM events
+    SELECT {columns}, COALESCE(anonymous_id, user_id) AS visitor FROM events
     WHERE project_id = ? AND ts >= {TS} AND ts < {TS}
 ),
 ev AS (
