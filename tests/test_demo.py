@@ -97,7 +97,10 @@ def test_demo_runs_end_to_end(tmp_path: Path,
     assert summary["incidents"], "no incident in 30 s at 60x"
     logged = [json.loads(line) for line in (data / "demo-incidents.jsonl").read_text()
               .splitlines()]
-    assert {i["kind"] for i in logged} >= {"gateway_errors", "credential_stuffing"}
+    # The log holds the backfill's incidents and every live one, as the summary says.
+    assert [i for i in logged if not i.get("backfill")] == summary["incidents"]
+    assert {i["kind"] for i in logged} <= {"slow_checkout", "gateway_errors", "image_host_down",
+                                           "credential_stuffing", "card_testing"}
 
     server = serve_process(data)
     client = httpx.Client(base_url=server.base_url, timeout=30,
@@ -120,8 +123,18 @@ def test_demo_runs_end_to_end(tmp_path: Path,
         assert params["currency"] == "EUR" and params["value"] > 0 and params["items"]
     refunds = {e["params"]["transaction_id"] for e in read_all(client, name="refund")}
     assert set(summary["refunded"]) <= refunds
+    # Every declined payment the shoppers (and card testers) met is stored, and the
+    # backfill's too.
     declined = read_all(client, name="payment_declined")
-    assert any(e["params"]["reason"] == "gateway_error" for e in declined)
+    live_declined = [e for e in declined
+                     if not e["params"]["transaction_id"].startswith("H-")]
+    counts_ = summary["counts"]
+    expected = (sum(v for k, v in counts_.items()
+                    if k.startswith("declined_") and not k.startswith("declined_http_"))
+                + counts_.get("card_tests_declined", 0))
+    assert len(live_declined) == expected
+    assert len(declined) - len(live_declined) == summary["backfill"]["counts"].get(
+        "payment_declined", 0)
     client.close()
     server.proc.terminate()  # the next demo needs the data directory's lock
     server.proc.wait(timeout=30)

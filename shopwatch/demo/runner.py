@@ -207,7 +207,7 @@ async def _main(settings: Settings, opts: DemoOptions, record: dict[str, Any],
             if opts.duration is not None:
                 waits.append(asyncio.create_task(asyncio.sleep(opts.duration)))
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            sim_task.cancel()
+            simulator.stop()  # requests in flight complete and are counted
             await asyncio.gather(sim_task, return_exceptions=True)
             for task in waits:
                 task.cancel()

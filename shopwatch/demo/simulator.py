@@ -73,6 +73,17 @@ class Simulator:
         self.customers = Customers()
         self.summary = Summary()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Set when the demo stops: visits and attacks end after the request in flight,
+        # so every request the shop answered is counted (summary == what was stored).
+        self._stop = asyncio.Event()
+
+    async def pause(self, seconds: float) -> bool:
+        """Sleep, or return early (True) when the simulator is stopping."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=max(seconds, 0.0))
+        except TimeoutError:
+            return False
+        return True
 
     # --- the arrival of visits -----------------------------------------------------------
 
@@ -83,7 +94,8 @@ class Simulator:
             while True:
                 rate = (self.visits_per_minute / 60 * self.speed
                         * model.seasonality(datetime.now(self.tz)))
-                await asyncio.sleep(self.rng.expovariate(rate))
+                if await self.pause(self.rng.expovariate(rate)):
+                    break
                 if len(self._tasks) >= self.max_visits:
                     self.summary.counts["visits_skipped"] += 1
                     continue
@@ -91,11 +103,18 @@ class Simulator:
                                          self.categories)
                 self._spawn(self._play(visit))
         finally:
-            incidents.cancel()
-            for task in list(self._tasks):
+            self._stop.set()
+            # Let requests in flight finish (a slow checkout takes seconds), then give up.
+            pending = [incidents, *self._tasks]
+            _done, stragglers = await asyncio.wait(pending, timeout=20)
+            for task in stragglers:
                 task.cancel()
-            await asyncio.gather(incidents, *self._tasks, return_exceptions=True)
+            await asyncio.gather(*pending, return_exceptions=True)
             self.faults.clear()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish: no new request starts, those in flight complete."""
+        self._stop.set()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -113,7 +132,8 @@ class Simulator:
             player = _Player(client, who, self)
             try:
                 for step, think in zip(visit.steps, visit.think, strict=True):
-                    await asyncio.sleep(think / self.speed)
+                    if await self.pause(think / self.speed):
+                        break
                     if not await player.do(step):
                         break
             except httpx.HTTPError as exc:
@@ -124,15 +144,17 @@ class Simulator:
 
     async def _incidents(self) -> None:
         kinds: list[str] = []
-        await asyncio.sleep(min(90.0, self.incident_every / 3) / self.speed)
-        while True:
+        if await self.pause(min(90.0, self.incident_every / 3) / self.speed):
+            return
+        while not self._stop.is_set():
             if not kinds:
                 kinds = list(KINDS)
                 self.rng.shuffle(kinds)
             kind = kinds.pop()
             duration = self.rng.uniform(60, 180) / self.speed
             await self.incident(kind, duration)
-            await asyncio.sleep(self.rng.uniform(0.6, 1.4) * self.incident_every / self.speed)
+            if await self.pause(self.rng.uniform(0.6, 1.4) * self.incident_every / self.speed):
+                return
 
     async def incident(self, kind: str, duration: float) -> None:
         """Run one incident for ``duration`` seconds, logging its start and end."""
@@ -155,7 +177,7 @@ class Simulator:
             if attack is not None:
                 await attack
             else:
-                await asyncio.sleep(duration)
+                await self.pause(duration)
         finally:
             if attack is not None:
                 attack.cancel()  # when the demo stops mid-incident
@@ -178,7 +200,7 @@ class Simulator:
         deadline = time.monotonic() + duration
         async with httpx.AsyncClient(base_url=self.shop_url, timeout=30, headers={
                 "User-Agent": ATTACK_UA, "CF-IPCountry": "NL"}) as client:
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not self._stop.is_set():
                 if self.customers.accounts and self.rng.random() < 0.1:
                     email = self.rng.choice(self.customers.accounts)[0]
                 else:
@@ -187,7 +209,7 @@ class Simulator:
                     "email": email, "password": secrets.token_urlsafe(9)}))
                 attempts += 1
                 self.summary.counts["attack_logins"] += 1
-                await asyncio.sleep(1 / min(40.0, 6 * self.speed))
+                await self.pause(1 / min(40.0, 6 * self.speed))
         return attempts
 
     async def _card_testing(self, duration: float) -> int:
@@ -203,12 +225,14 @@ class Simulator:
             await _quiet(client.post("/checkout/shipping", data={
                 "name": "A", "address": "1 Road", "city": "Town", "country": "NL",
                 "method": "standard"}))
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not self._stop.is_set():
                 card = "4" + "".join(str(self.rng.randrange(10)) for _ in range(15))
                 response = await _quiet(client.post("/checkout/payment", data={
                     "method": "card", "card_number": card}))
                 attempts += 1
                 self.summary.counts["card_tests"] += 1
+                if response is not None and response.status_code == 402:
+                    self.summary.counts["card_tests_declined"] += 1
                 if response is not None and response.status_code == 303:
                     # A card worked: the fraudster starts again with a new cart.
                     self.summary.counts["card_tests_approved"] += 1
@@ -221,7 +245,7 @@ class Simulator:
                     await _quiet(client.post("/checkout/shipping", data={
                         "name": "A", "address": "1 Road", "city": "Town", "country": "NL",
                         "method": "standard"}))
-                await asyncio.sleep(1 / min(20.0, 3 * self.speed))
+                await self.pause(1 / min(20.0, 3 * self.speed))
         return attempts
 
 
