@@ -254,10 +254,12 @@ def test_orders_and_revenue_today_in_paris_vs_same_day_last_week(env: Env) -> No
     env.ingest(env.other, noise())
     result = env.overview()
 
+    hours = result["today"].pop("hours")
     assert result["today"] == {
         "date": "2024-05-15", "from": "2024-05-14T22:00:00Z", "to": "2024-05-15T08:30:00Z",
         "previous_date": "2024-05-08", "previous_from": "2024-05-07T22:00:00Z",
         "previous_to": "2024-05-08T08:30:00Z"}
+    assert hours[0] == "2024-05-14T22:00:00Z" and hours[23] == "2024-05-15T21:00:00Z"
 
     orders = result["orders_today"]
     assert orders["value"] == 5  # T1 once, two without id, one without currency, T2 in USD
@@ -421,3 +423,18 @@ def test_availability_and_alerts_are_not_built(env: Env) -> None:
         assert block["status"] == "not_built"
         assert issue in block["fills_from"]
         assert block["message"]
+
+
+def test_today_hours_follow_the_local_clock_on_a_dst_day() -> None:
+    """On the day Paris moves its clocks back, 02:00 comes twice and 03:00 local starts
+    two hours after 01:00 local: the hours list says where each local hour starts."""
+    from zoneinfo import ZoneInfo
+
+    from shopwatch.analytics.overview import _Today
+
+    noon = int(datetime(2026, 10, 25, 11, 0, tzinfo=UTC).timestamp() * 1_000_000)
+    hours = _Today(ZoneInfo("Europe/Paris"), noon).as_dict()["hours"]
+    assert len(hours) == 24
+    assert hours[0] == "2026-10-24T22:00:00Z"  # local midnight, still summer time (+02)
+    assert hours[1] == "2026-10-24T23:00:00Z"
+    assert hours[3] == "2026-10-25T02:00:00Z"  # 03:00 local, winter time (+01)

@@ -230,7 +230,10 @@ class _Today:
                 "to": iso_utc(self.now_us),
                 "previous_date": self.previous_date.isoformat(),
                 "previous_from": iso_utc(self.previous_start_us),
-                "previous_to": iso_utc(self.previous_cut_us)}
+                "previous_to": iso_utc(self.previous_cut_us),
+                # Where each of the 24 local hours of the hourly series starts (UTC): on a
+                # DST change day they are not one hour apart everywhere.
+                "hours": [iso_utc(_local_us(self.date, time(h), self.tz)) for h in range(24)]}
 
 
 def _local_us(day: date, at: time, tz: ZoneInfo) -> int:

@@ -200,7 +200,7 @@
       sub.appendChild(document.createTextNode(subText));
       if (k.series) {
         let xs;
-        if (key.endsWith("_today")) xs = steps(d.today.from, 3600, k.series.length);
+        if (key.endsWith("_today")) xs = d.today.hours ? secondsOf(d.today.hours) : steps(d.today.from, 3600, k.series.length);
         else if (key === "active_sessions") xs = steps(k.series_from, k.series_step_seconds, k.series.length);
         else xs = secondsOf(d.buckets);
         sparkline(spark, xs, k.series, compare && k.previous_series ? k.previous_series : null);
