@@ -78,7 +78,7 @@ def main() -> None:
             t0 = time.perf_counter()
             client = ShopwatchClient(base, projects[0]["ingest_key"], batch_size=1000,
                                      max_queue=200_000, flush_interval=0.2)
-            sent = history.backfill(_Bounded(client), products, days=args.days, now=now)
+            sent = history.backfill(history.Throttled(client), products, days=args.days, now=now)
             client.close(300)
             backfill_s = time.perf_counter() - t0
             stats = client.stats
@@ -108,16 +108,6 @@ def main() -> None:
           f"events/s   ({baseline_s:.1f} s)")
     ratio = (sent.events / backfill_s) / (len(collected.events) / baseline_s)
     print(f"backfill / baseline = {ratio:.2f}")
-
-
-class _Bounded:
-    def __init__(self, client: ShopwatchClient) -> None:
-        self.client = client
-
-    def send(self, event: dict[str, Any]) -> str:
-        while self.client.stats.queued > 100_000:
-            time.sleep(0.01)
-        return self.client.send(event)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import hashlib
 import math
 import random
 import secrets
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +35,21 @@ TAX_RATE = 0.2
 
 class Sender(Protocol):
     def send(self, event: dict[str, Any]) -> str: ...
+
+
+class Throttled:
+    """Hands events to a :class:`~shopwatch.client.ShopwatchClient` without overrunning
+    its queue: history is produced far faster than any server ingests it, and a dropped
+    event would be history lost."""
+
+    def __init__(self, client: Any, max_queued: int = 100_000) -> None:
+        self.client = client
+        self.max_queued = max_queued
+
+    def send(self, event: dict[str, Any]) -> str:
+        while self.client.stats.queued > self.max_queued:
+            time.sleep(0.01)
+        return str(self.client.send(event))
 
 
 @dataclass(frozen=True)

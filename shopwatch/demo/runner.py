@@ -263,7 +263,7 @@ async def _backfill(base: str, record: dict[str, Any], products: list[Any], days
             say(f"  backfill {percent}%")
 
     def work() -> history.HistoryResult:
-        result = history.backfill(_Throttled(sender), products, days=days,
+        result = history.backfill(history.Throttled(sender), products, days=days,
                                   now=datetime.now(UTC), seed=opts.seed,
                                   visits_per_minute=opts.visits_per_minute,
                                   timezone=TIMEZONE, currency=CURRENCY, progress=progress)
@@ -283,16 +283,3 @@ async def _backfill(base: str, record: dict[str, Any], products: list[Any], days
     saved["backfilled_days"] = float(saved.get("backfilled_days", 0)) + days
     _write_private(marker, saved)
     return result
-
-
-class _Throttled:
-    """Hands events to the client without overrunning its queue: backfill produces far
-    faster than any server ingests, and a dropped event would be history lost."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def send(self, event: dict[str, Any]) -> str:
-        while self.client.stats.queued > 100_000:
-            time.sleep(0.01)
-        return str(self.client.send(event))

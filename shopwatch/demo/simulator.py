@@ -212,6 +212,15 @@ class Simulator:
                 await self.pause(1 / min(40.0, 6 * self.speed))
         return attempts
 
+    async def _cheap_checkout(self, client: httpx.AsyncClient) -> None:
+        """A one-item cart taken to the payment step, as a card tester prepares it."""
+        await _quiet(client.post("/cart/add", data={
+            "product_id": self.products[0], "quantity": "1"}))
+        await _quiet(client.get("/checkout"))
+        await _quiet(client.post("/checkout/shipping", data={
+            "name": "A", "address": "1 Road", "city": "Town", "country": "NL",
+            "method": "standard"}))
+
     async def _card_testing(self, duration: float) -> int:
         """Small orders paid with one stolen card number after another: most declined."""
         attempts = 0
@@ -219,12 +228,7 @@ class Simulator:
         async with httpx.AsyncClient(base_url=self.shop_url, timeout=30, headers={
                 "User-Agent": ATTACK_UA, "CF-IPCountry": "NL"}) as client:
             await _quiet(client.get("/"))
-            await _quiet(client.post("/cart/add", data={
-                "product_id": self.products[0], "quantity": "1"}))
-            await _quiet(client.get("/checkout"))
-            await _quiet(client.post("/checkout/shipping", data={
-                "name": "A", "address": "1 Road", "city": "Town", "country": "NL",
-                "method": "standard"}))
+            await self._cheap_checkout(client)
             while time.monotonic() < deadline and not self._stop.is_set():
                 card = "4" + "".join(str(self.rng.randrange(10)) for _ in range(15))
                 response = await _quiet(client.post("/checkout/payment", data={
@@ -239,12 +243,7 @@ class Simulator:
                     order = response.headers.get("x-order-id")
                     if order:
                         self.summary.orders.append(order)
-                    await _quiet(client.post("/cart/add", data={
-                        "product_id": self.products[0], "quantity": "1"}))
-                    await _quiet(client.get("/checkout"))
-                    await _quiet(client.post("/checkout/shipping", data={
-                        "name": "A", "address": "1 Road", "city": "Town", "country": "NL",
-                        "method": "standard"}))
+                    await self._cheap_checkout(client)
                 await self.pause(1 / min(20.0, 3 * self.speed))
         return attempts
 
