@@ -80,6 +80,7 @@ class Runtime:
             observe=metrics.observe_commit,
             housekeeping=prune,
             on_idle=events.checkpoint,  # keep the WAL (and crash replay) short when quiet
+            rollup=events.refresh_rollups,
         )
         metrics.add_gauges({
             "shopwatch_writer_queue_events": ("Events waiting for the writer.",
@@ -87,6 +88,9 @@ class Runtime:
             "shopwatch_store_bytes": (
                 "Bytes of the event and state stores on disk.",
                 lambda: float(events.size_bytes() + files_bytes(data / STATE_FILE, "-wal"))),
+            "shopwatch_rollup_pending_hours": (
+                "Hours of events not yet rolled up (read raw meanwhile: exact, slower).",
+                lambda: float(events.query("SELECT count(*) FROM rollup_pending")[0][0])),
         })
         pipeline = PipelineConfig(
             max_events=settings.max_events_per_request,

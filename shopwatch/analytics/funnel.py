@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from shopwatch.analytics.rollup import STEP_NAMES, session_states, state_params
 from shopwatch.analytics.sessions import sessionized_sql
 from shopwatch.analytics.timerange import TimeRange
 from shopwatch.errors import BadRequest
@@ -36,6 +37,10 @@ DIMENSIONS: Final[dict[str, str]] = {
               "'(direct)')",
     "landing_page": "page",
 }
+# The same attributes in session states (the rollup keeps them per session).
+STATE_DIMENSIONS: Final[dict[str, str]] = {
+    "device": "device", "browser": "browser", "country": "country", "source": "source",
+    "landing_page": "landing_page"}
 
 
 def parse_steps(raw: str | None) -> list[str]:
@@ -97,6 +102,43 @@ d AS (SELECT {_key(window)} AS k, arg_min({dim}, ts) AS dim FROM ev
 """
 
 
+def _state_sql(steps: Sequence[str], dimension: str | None, rollup: bool) -> str:
+    """The funnel from session states (steps of :data:`rollup.STEP_NAMES` only, no
+    window): the same rows as :func:`_counts_sql`. Step *i* is reached at the first time
+    of its name at or after step *i-1*: the name's first time if that is late enough,
+    else the first of all its times that is (kept only when there are several)."""
+    col = {name: f"s{i}" for i, name in enumerate(STEP_NAMES, start=1)}
+    reached = [f"{col[steps[0]]} AS t1"]
+    for i, name in enumerate(steps[1:], start=2):
+        first, every, prev = col[name], f"{col[name]}_all", f"t{i - 1}"
+        reached.append(
+            f"CASE WHEN {first} >= {prev} THEN {first} WHEN {every} IS NULL THEN NULL "
+            f"ELSE list_min(list_filter({every}, lambda x: x >= {prev})) END AS t{i}")
+    # Each CTE adds one step's time: t{i} depends on t{i-1}.
+    chain = [f"c1 AS (SELECT *, {reached[0]} FROM st WHERE {col[steps[0]]} IS NOT NULL)"]
+    for i in range(2, len(steps) + 1):
+        chain.append(f"c{i} AS (SELECT *, {reached[i - 1]} FROM c{i - 1})")
+    dim = STATE_DIMENSIONS[dimension] if dimension else "NULL"
+    # One aggregate for every step (one pass over the sessions): dim, n1..nk, g2..gk.
+    counts = ", ".join(f"count(t{i})" for i in range(1, len(steps) + 1))
+    gaps = ", ".join(f"median(epoch(t{i}) - epoch(t{i - 1}))" for i in range(2, len(steps) + 1))
+    return f"""
+WITH {session_states(rollup=rollup)},
+{", ".join(chain)}
+SELECT {dim} AS dim, {counts}, {gaps} FROM c{len(steps)} GROUP BY 1
+"""
+
+
+def _unpivot(rows: list[tuple[Any, ...]], n: int) -> list[tuple[Any, ...]]:
+    """Rows of :func:`_state_sql` as those of :func:`_counts_sql`: (step, dim, n, gap)."""
+    out = []
+    for row in rows:
+        for i in range(1, n + 1):
+            if row[i]:
+                out.append((i, row[0], row[i], row[n + i - 1] if i > 1 else None))
+    return out
+
+
 def _steps_out(steps: Sequence[str], counts: dict[int, int],
                gaps: dict[int, float | None]) -> list[dict[str, Any]]:
     out = []
@@ -117,19 +159,30 @@ def _steps_out(steps: Sequence[str], counts: dict[int, int],
 
 def funnel(store: EventStore, project_id: int, rng: TimeRange, steps: Sequence[str], *,
            window_s: float | None = None, by: str | None = None,
-           compare: bool = True) -> dict[str, Any]:
-    """The funnel of ``steps`` over ``rng`` (see the module docstring)."""
+           compare: bool = True, rollup: bool = True) -> dict[str, Any]:
+    """The funnel of ``steps`` over ``rng`` (see the module docstring).
+
+    Within a session and with steps among :data:`rollup.STEP_NAMES`, it is computed
+    from session states (read through the rollup unless ``rollup=False``); otherwise
+    from raw events.
+    """
     if by is not None and by not in DIMENSIONS:
         raise BadRequest(f"by: one of {', '.join(DIMENSIONS)}")
     window = window_s is not None
-    sql_all = _counts_sql(len(steps), window, None)
-    params = _params(steps, window_s)
+    from_states = not window and all(step in STEP_NAMES for step in steps)
+
+    def rows_of(r: TimeRange, dimension: str | None) -> list[tuple[Any, ...]]:
+        if from_states:
+            return _unpivot(store.query(
+                _state_sql(steps, dimension, rollup),
+                state_params(project_id, r.start_us, r.end_us, rollup=rollup)), len(steps))
+        return store.query(_counts_sql(len(steps), window, dimension),
+                           [project_id, r.start_us, r.end_us, *_params(steps, window_s)])
 
     def run(r: TimeRange) -> tuple[dict[int, int], dict[int, float | None]]:
         counts: dict[int, int] = {}
         gaps: dict[int, float | None] = {}
-        for step, _dim, n, gap in store.query(sql_all, [project_id, r.start_us, r.end_us,
-                                                        *params]):
+        for step, _dim, n, gap in rows_of(r, None):
             counts[int(step)] = int(n)
             gaps[int(step)] = float(gap) if gap is not None else None
         return counts, gaps
@@ -145,12 +198,11 @@ def funnel(store: EventStore, project_id: int, rng: TimeRange, steps: Sequence[s
     if by is not None:
         rows: dict[str, dict[int, int]] = {}
         row_gaps: dict[str, dict[int, float | None]] = {}
-        for step, dim, n, gap in store.query(_counts_sql(len(steps), window, by),
-                                             [project_id, rng.start_us, rng.end_us, *params]):
+        for step, dim, n, gap in rows_of(rng, by):
             key = "(none)" if dim is None else str(dim)
             rows.setdefault(key, {})[int(step)] = int(n)
             row_gaps.setdefault(key, {})[int(step)] = float(gap) if gap is not None else None
-        ordered = sorted(rows, key=lambda k: -rows[k].get(1, 0))
+        ordered = sorted(rows, key=lambda k: (-rows[k].get(1, 0), k))
         result["breakdown"] = {"by": by, "rows": [
             {"value": k, "steps": _steps_out(steps, rows[k], row_gaps[k])} for k in ordered]}
     return result

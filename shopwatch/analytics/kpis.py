@@ -11,55 +11,39 @@ from __future__ import annotations
 from typing import Any, Final
 
 from shopwatch.analytics.currency import rate_sql
-from shopwatch.analytics.sessions import TS, sessionized_sql
+from shopwatch.analytics.rollup import (
+    ENGAGED_SECONDS,
+    cart_value_sql,
+    session_states,
+    state_params,
+)
+from shopwatch.analytics.sessions import TS
 from shopwatch.analytics.timerange import TimeRange
 from shopwatch.store.base import EventStore
 from shopwatch.store.state import Project
 
-# What makes a session "engaged" (not a bounce), after GA4: a conversion-like event,
-# a second page view, or 10 seconds or more between its first and last event.
-ENGAGING: Final = ("add_to_cart", "begin_checkout", "add_payment_info", "purchase",
-                   "sign_up", "login", "search")
-ENGAGED_SECONDS: Final = 10
-
-# One pass over the period's sessions. Time on page needs no window function: the gaps
-# between a session's consecutive page views add up to last minus first page view, so
-# the mean is sum(last - first) / sum(page views - 1) over sessions with two or more.
-# Abandoned carts' value is what was added minus what was removed, converted.
+# One pass over the period's sessions (their rollup states). Time on page needs no
+# window function: the gaps between a session's consecutive page views add up to last
+# minus first page view, so the mean is sum(last - first) / sum(page views - 1) over
+# sessions with two or more. Events of no session count in ``events`` only.
 _SESSIONS_SQL: Final = f"""
-WITH {sessionized_sql()},
-s AS (
-    SELECT sk,
-        count(*) AS events,
-        epoch(max(ts)) - epoch(min(ts)) AS duration,
-        count(*) FILTER (WHERE name = 'page_view') AS pages,
-        epoch(max(ts) FILTER (WHERE name = 'page_view'))
-            - epoch(min(ts) FILTER (WHERE name = 'page_view')) AS page_span,
-        bool_or(name IN ({", ".join(f"'{n}'" for n in ENGAGING)})) AS engaging,
-        bool_or(name = 'add_to_cart') AS carted,
-        bool_or(name = 'begin_checkout') AS checked_out,
-        bool_or(name = 'purchase') AS bought,
-        sum(CASE WHEN name = 'add_to_cart' THEN value
-                 WHEN name = 'remove_from_cart' THEN -value END
-            * {{rate}}) AS cart_value
-    FROM ev GROUP BY sk
-)
+WITH {{states}}
 SELECT
-    sum(events),
-    count(*) FILTER (WHERE sk IS NOT NULL),
-    COALESCE(sum(pages) FILTER (WHERE sk IS NOT NULL), 0),
-    avg(duration) FILTER (WHERE sk IS NOT NULL),
-    count(*) FILTER (WHERE sk IS NOT NULL AND NOT engaging AND pages < 2
-                     AND duration < {ENGAGED_SECONDS}),
-    count(*) FILTER (WHERE sk IS NOT NULL AND bought),
-    count(*) FILTER (WHERE sk IS NOT NULL AND carted),
-    count(*) FILTER (WHERE sk IS NOT NULL AND carted AND NOT bought),
-    count(*) FILTER (WHERE sk IS NOT NULL AND checked_out),
-    count(*) FILTER (WHERE sk IS NOT NULL AND checked_out AND NOT bought),
-    sum(page_span) FILTER (WHERE sk IS NOT NULL AND pages > 1)
-        / nullif(sum(pages - 1) FILTER (WHERE sk IS NOT NULL AND pages > 1), 0),
-    COALESCE(sum(cart_value) FILTER (WHERE sk IS NOT NULL AND carted AND NOT bought), 0)
-FROM s
+    COALESCE(sum(events), 0) + (SELECT count(*) FROM ev WHERE sk IS NULL),
+    count(*),
+    COALESCE(sum(pages), 0),
+    avg(epoch(last_ts) - epoch(first_ts)),
+    count(*) FILTER (WHERE NOT engaging AND pages < 2
+                     AND epoch(last_ts) - epoch(first_ts) < {ENGAGED_SECONDS}),
+    count(*) FILTER (WHERE bought),
+    count(*) FILTER (WHERE carted),
+    count(*) FILTER (WHERE carted AND NOT bought),
+    count(*) FILTER (WHERE checked_out),
+    count(*) FILTER (WHERE checked_out AND NOT bought),
+    sum(epoch(last_page) - epoch(first_page)) FILTER (WHERE pages > 1)
+        / nullif(sum(pages - 1) FILTER (WHERE pages > 1), 0),
+    COALESCE(sum({{cart_value}}) FILTER (WHERE carted AND NOT bought), 0)
+FROM st
 """
 
 # Purchases of the period, one per transaction id (the first one), with items.
@@ -129,14 +113,20 @@ def _money(value: float) -> float:
     return round(value, 6)
 
 
-def kpis(store: EventStore, project: Project, rng: TimeRange) -> dict[str, Any]:
-    """Every KPI of docs/kpis.md for ``project`` over ``rng`` (see the module docstring)."""
+def kpis(store: EventStore, project: Project, rng: TimeRange, *,
+         rollup: bool = True) -> dict[str, Any]:
+    """Every KPI of docs/kpis.md for ``project`` over ``rng`` (see the module docstring).
+
+    ``rollup=False`` reads raw events only (the same result, slower: for the tests).
+    """
     base = project.currency.upper()
     rate = rate_sql(base)
     window = [project.id, rng.start_us, rng.end_us]
     (events, sessions, pages, duration, bounces, converted, carts, abandoned, checkouts,
      checkouts_abandoned, on_page, abandoned_value) = store.query(
-        _SESSIONS_SQL.format(rate=rate_sql(base, "currency")), window)[0]
+        _SESSIONS_SQL.format(states=session_states(rollup=rollup),
+                             cart_value=cart_value_sql(base)),
+        state_params(project.id, rng.start_us, rng.end_us, rollup=rollup))[0]
 
     unconverted: dict[str, float] = {}
 

@@ -29,20 +29,23 @@ COLUMNS: Final = ("id", "name", "ts", "session_id", "anonymous_id", "user_id", "
                   "browser", "country", "value", "currency", "transaction_id")
 
 
-def sessionized_sql(*extra: str) -> str:
+def sessionized_sql(*extra: str, source: str = "") -> str:
     """CTEs ``ev0`` and ``ev`` over the events of one project in ``[from, to)``.
 
-    Parameters, in order: ``project_id, from_us, to_us``. Columns of ``ev``:
-    :data:`COLUMNS`, the ``extra`` columns asked for (e.g. ``params``), ``visitor`` and
-    ``sk`` (NULL: no session).
+    Parameters, in order: ``project_id, from_us, to_us``. Or, with ``source`` (a query
+    giving the :data:`COLUMNS` of some of the events: the parts of the period a rollup
+    does not cover), that query's parameters. Columns of ``ev``: :data:`COLUMNS`, the
+    ``extra`` columns asked for (e.g. ``params``), ``visitor`` and ``sk`` (NULL: no
+    session).
     """
     columns = ", ".join((*COLUMNS, *extra))
+    rows = (f"({source})" if source else
+            f"events WHERE project_id = ? AND ts >= {TS} AND ts < {TS}")
     # Events with a session id need no window function; only the others are split by
     # idle gaps, so the common case stays a plain scan.
     return f"""
 ev0 AS (
-    SELECT {columns}, COALESCE(anonymous_id, user_id) AS visitor FROM events
-    WHERE project_id = ? AND ts >= {TS} AND ts < {TS}
+    SELECT {columns}, COALESCE(anonymous_id, user_id) AS visitor FROM {rows}
 ),
 ev AS (
     SELECT *, 's:' || session_id AS sk FROM ev0 WHERE session_id IS NOT NULL

@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Any, Final
 
 from shopwatch.analytics.currency import rate_sql
-from shopwatch.analytics.sessions import sessionized_sql
+from shopwatch.analytics.rollup import session_states, state_params
+from shopwatch.analytics.sessions import TS
 from shopwatch.analytics.timerange import TimeRange, iso_utc
 from shopwatch.errors import BadRequest
 from shopwatch.store.base import EventStore
@@ -28,19 +29,20 @@ WEEK_US: Final = 7 * 86400 * 1_000_000
 FIELDS: Final = ("events", "sessions", "converted_sessions", "carts", "orders", "revenue")
 
 
-def _sql(base: str, bucket_us: int) -> str:
+def _sql(base: str, bucket_us: int, rollup: bool) -> str:
+    """Parameters: :func:`state_params`, then ``project_id, from_us, to_us`` twice."""
     return f"""
-WITH {sessionized_sql()},
-s AS (
-    SELECT epoch_us(min(ts)) // {bucket_us} AS b, bool_or(name = 'purchase') AS bought,
-           bool_or(name = 'add_to_cart') AS carted
-    FROM ev WHERE sk IS NOT NULL GROUP BY sk
-), o AS (
-    SELECT epoch_us(ts) // {bucket_us} AS b, value, upper(currency) AS cur FROM ev
-    WHERE name = 'purchase'
+WITH {session_states(rollup=rollup)},
+s AS (SELECT epoch_us(first_ts) // {bucket_us} AS b, bought, carted FROM st),
+o AS (
+    SELECT epoch_us(ts) // {bucket_us} AS b, value, upper(currency) AS cur FROM events
+    WHERE project_id = ? AND ts >= {TS} AND ts < {TS} AND name = 'purchase'
     QUALIFY transaction_id IS NULL
          OR row_number() OVER (PARTITION BY transaction_id ORDER BY ts, id) = 1
-), e AS (SELECT epoch_us(ts) // {bucket_us} AS b, count(*) AS n FROM ev GROUP BY 1)
+), e AS (
+    SELECT epoch_us(ts) // {bucket_us} AS b, count(*) AS n FROM events
+    WHERE project_id = ? AND ts >= {TS} AND ts < {TS} GROUP BY 1
+)
 SELECT 'e', b, n, NULL, NULL FROM e
 UNION ALL SELECT 's', b, count(*), count(*) FILTER (WHERE bought),
                  count(*) FILTER (WHERE carted) FROM s GROUP BY b
@@ -49,8 +51,9 @@ UNION ALL SELECT 'o', b, count(*), sum(value * {rate_sql(base)}), NULL FROM o GR
 
 
 def timeseries(store: EventStore, project: Project, rng: TimeRange,
-               interval: str = "hour") -> dict[str, Any]:
-    """Per-bucket KPIs of ``rng``, its previous period and the same period last week."""
+               interval: str = "hour", *, rollup: bool = True) -> dict[str, Any]:
+    """Per-bucket KPIs of ``rng``, its previous period and the same period last week
+    (sessions through the rollup unless ``rollup=False``: the same result)."""
     if interval not in INTERVALS:
         raise BadRequest(f"interval: one of {', '.join(INTERVALS)}")
     bucket_us = INTERVALS[interval] * 1_000_000
@@ -59,11 +62,13 @@ def timeseries(store: EventStore, project: Project, rng: TimeRange,
     if count > MAX_BUCKETS:
         raise BadRequest(f"interval: {count} {interval}s in this period; at most "
                          f"{MAX_BUCKETS} (choose a longer interval or a shorter period)")
-    sql = _sql(project.currency, bucket_us)
+    sql = _sql(project.currency, bucket_us, rollup)
 
     def series(start_us: int, end_us: int, shift_us: int) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = [dict.fromkeys(FIELDS, 0) for _ in range(count)]
-        for kind, b, a, c, d in store.query(sql, [project.id, start_us, end_us]):
+        window = [project.id, start_us, end_us]
+        params = [*state_params(*window, rollup=rollup), *window, *window]
+        for kind, b, a, c, d in store.query(sql, params):
             # A shifted period's event lands at the same offset: bucket + shift.
             i = (int(b) * bucket_us + shift_us) // bucket_us - first
             if not 0 <= i < count:

@@ -130,6 +130,11 @@ class EventStore(Protocol):
         """Forget client event ids first seen before ``older_than_us``."""
         ...
 
+    def refresh_rollups(self, budget_s: float) -> int:
+        """Bring the rollups up to date for about ``budget_s`` seconds (writer thread only);
+        return the hours still pending (:mod:`shopwatch.analytics.rollup`)."""
+        ...
+
     def size_bytes(self) -> int:
         """Bytes the store occupies on disk."""
         ...

@@ -24,6 +24,7 @@ import duckdb
 import msgspec
 import pyarrow as pa
 
+from shopwatch.analytics import rollup
 from shopwatch.errors import StoreError
 from shopwatch.events import Device, Event
 from shopwatch.store.base import EVENT_COLUMNS, EventBatch, EventQuery, files_bytes
@@ -141,6 +142,13 @@ class DuckDBEventStore:
             con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
                         [version, name])
             con.execute("COMMIT")
+        rollup.ensure_schema(self._run)
+        rollup.mark_pending(self._run)  # so the pending count is right from the start
+
+    def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """One statement on the writer's cursor (for the rollup maintenance)."""
+        rows: list[tuple[Any, ...]] = self._writer.execute(sql, list(params)).fetchall()
+        return rows
 
     @property
     def path(self) -> Path:
@@ -194,6 +202,14 @@ class DuckDBEventStore:
     def checkpoint(self) -> None:
         """Fold the WAL into the database file (the writer calls it when idle)."""
         self._writer.execute("CHECKPOINT")
+
+    def refresh_rollups(self, budget_s: float) -> int:
+        try:
+            return rollup.refresh(self._run, budget_s=budget_s)
+        except duckdb.Error as exc:
+            with contextlib.suppress(duckdb.Error):
+                self._writer.execute("ROLLBACK")
+            raise StoreError(f"rollup refresh failed: {exc}") from exc
 
     def prune_dedup(self, older_than_us: int) -> int:
         cur = self._writer

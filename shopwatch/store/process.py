@@ -100,6 +100,9 @@ class EventStoreProcess:
     def checkpoint(self) -> None:
         self._call(self._write_conn, "checkpoint")
 
+    def refresh_rollups(self, budget_s: float) -> int:
+        return int(self._call(self._write_conn, "refresh_rollups", budget_s))
+
     # --- reads: any thread -------------------------------------------------------------
 
     def query_events(self, query: EventQuery) -> list[dict[str, Any]]:
@@ -155,7 +158,8 @@ def _child_main(path: str, threads: int, checkpoint_threshold: int, write_conn: 
                                             "count": store.count, "query": store.query}
     writes: dict[str, Callable[..., Any]] = {"write": store.write,
                                              "prune_dedup": store.prune_dedup,
-                                             "checkpoint": store.checkpoint}
+                                             "checkpoint": store.checkpoint,
+                                             "refresh_rollups": store.refresh_rollups}
     threading.Thread(target=_serve, args=(read_conn, reads, None), daemon=True,
                      name="shopwatch-store-reads").start()
     _serve(write_conn, writes, store.close)

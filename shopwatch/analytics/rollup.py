@@ -1,0 +1,301 @@
+"""Session rollups: per-session, per-hour partial states, so a month of events is read as
+a million small rows instead of ten million events (issue 5's speed bar).
+
+What is stored (``rollup_sessions``): for every hour and every session *with a session
+id* that has events in that hour, one row of :data:`STATE` columns computed from that
+hour's events alone: counts, first and last times, flags, cart value, the attributes of
+its first event, and when it reached each of :data:`STEP_NAMES`. Each column has a
+*merge*: the row of several hours of one session is the merge of its hours' rows, equal
+to the row computed from all of those events at once (sums add, minima take the
+minimum, the first event's attributes come from the earliest hour). That is what makes
+the rollup exact, and the tests prove it against the raw computation.
+
+Contract of :func:`session_states` (what the analytics modules read):
+
+- It yields one row per session of the period, with the finalised state columns, equal
+  to those computed from the period's raw events. Hours fully inside the period whose
+  rollup is current are read from ``rollup_sessions``; the rest of the period (the
+  partial hours at both ends, hours with events not yet rolled up) and every event
+  without a session id (their sessions split on idle gaps, which depends on the period
+  start: :mod:`shopwatch.analytics.sessions`) are computed from raw events.
+- Sessions present in more than one hour (``rollup_spanning``) or in both parts are
+  merged; the others are taken as they are, without a GROUP BY over all of them.
+- Session keys are the 64-bit ``md5_number_upper`` of the session key string; two
+  sessions colliding would merge (probability ~3e-6 for 10 million sessions).
+
+Keeping it current (:func:`refresh`, run by the single writer between commits): every
+run marks the hours of the events stored since the watermark (the last ``events`` row
+seen: the table is append-only, so row ids only grow) as pending, moves the watermark to
+the last row, and recomputes pending hours (newest first) within a time budget, each in
+its own transaction. An hour is recomputed whole from its events, so a late or
+out-of-order event only makes its hour pending again. Readers treat pending hours, and
+hours of rows past the watermark, as not current and read them raw: in one snapshot, so
+the result is exact at any moment. The tables are derived data: when :data:`VERSION`
+changes they are dropped and rebuilt from the events. (Deleting events, e.g. a future
+retention job, must mark their hours pending and reset the watermark.)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from shopwatch.analytics.currency import RATES
+from shopwatch.analytics.sessions import COLUMNS, TS, sessionized_sql
+
+VERSION: Final = 2
+HOUR_US: Final = 3600 * 1_000_000
+# Commerce steps whose times are kept per session (the default funnel's): a funnel made
+# of these names only is read from the rollup.
+STEP_NAMES: Final = ("view_item", "add_to_cart", "begin_checkout", "add_payment_info",
+                     "purchase")
+# What makes a session "engaged" (not a bounce), after GA4: a conversion-like event,
+# a second page view, or 10 seconds or more between its first and last event.
+ENGAGING: Final = ("add_to_cart", "begin_checkout", "add_payment_info", "purchase",
+                   "sign_up", "login", "search")
+ENGAGED_SECONDS: Final = 10
+SOURCE: Final = ("COALESCE(utm_source, regexp_extract(referrer, '^[a-z]+://([^/:]+)', 1), "
+                 "'(direct)')")
+
+
+def _eur(expr: str) -> str:
+    """``expr`` (an amount in the row's ``currency``) in EUR; NULL for an unknown code."""
+    arms = " ".join(f"WHEN '{code}' THEN {1 / rate!r}::DOUBLE" for code, rate in RATES.items())
+    return f"({expr}) * (CASE upper(currency) {arms} ELSE NULL END)"
+
+
+_CART = "CASE WHEN name = 'add_to_cart' THEN value WHEN name = 'remove_from_cart' THEN -value END"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One state column: its type, its aggregate over raw events (``ev``: an event per
+    row, ``ts``), and its merge over state rows (``first_ts`` orders the hours)."""
+
+    name: str
+    type: str
+    raw: str
+    merge: str
+
+
+def _step_columns(i: int, name: str) -> list[Column]:
+    # First time, and every time only when there are several (usually there is one):
+    # reaching a step "at or after the previous one" needs them all only then.
+    return [
+        Column(f"s{i}", "TIMESTAMP", f"min(ts) FILTER (WHERE name = '{name}')", f"min(s{i})"),
+        Column(f"s{i}_all", "TIMESTAMP[]",
+               f"CASE WHEN count(*) FILTER (WHERE name = '{name}') > 1 THEN "
+               f"list(ts ORDER BY ts) FILTER (WHERE name = '{name}') END",
+               f"CASE WHEN count(s{i}) > 1 OR count(s{i}_all) > 0 THEN "
+               f"list_sort(flatten(list(COALESCE(s{i}_all, [s{i}])) "
+               f"FILTER (WHERE s{i} IS NOT NULL))) END"),
+    ]
+
+
+STATE: Final[tuple[Column, ...]] = (
+    Column("events", "BIGINT", "count(*)", "sum(events)"),
+    Column("first_ts", "TIMESTAMP", "min(ts)", "min(first_ts)"),
+    Column("last_ts", "TIMESTAMP", "max(ts)", "max(last_ts)"),
+    Column("pages", "BIGINT", "count(*) FILTER (WHERE name = 'page_view')", "sum(pages)"),
+    Column("first_page", "TIMESTAMP", "min(ts) FILTER (WHERE name = 'page_view')",
+           "min(first_page)"),
+    Column("last_page", "TIMESTAMP", "max(ts) FILTER (WHERE name = 'page_view')",
+           "max(last_page)"),
+    Column("engaging", "BOOLEAN",
+           f"bool_or(name IN ({', '.join(repr(n) for n in ENGAGING)}))", "bool_or(engaging)"),
+    Column("carted", "BOOLEAN", "bool_or(name = 'add_to_cart')", "bool_or(carted)"),
+    Column("checked_out", "BOOLEAN", "bool_or(name = 'begin_checkout')",
+           "bool_or(checked_out)"),
+    Column("bought", "BOOLEAN", "bool_or(name = 'purchase')", "bool_or(bought)"),
+    # Cart value in EUR, and apart the amounts without a currency (the project's own,
+    # whichever it is): the project's rate is applied when reading.
+    Column("cart_eur", "DOUBLE", f"sum({_eur(_CART)})", "sum(cart_eur)"),
+    Column("cart_own", "DOUBLE", f"sum({_CART}) FILTER (WHERE currency IS NULL)",
+           "sum(cart_own)"),
+    Column("device", "VARCHAR", "arg_min(device_category, ts)", "arg_min(device, first_ts)"),
+    Column("browser", "VARCHAR", "arg_min(browser, ts)", "arg_min(browser, first_ts)"),
+    Column("country", "VARCHAR", "arg_min(country, ts)", "arg_min(country, first_ts)"),
+    Column("source", "VARCHAR", f"arg_min({SOURCE}, ts)", "arg_min(source, first_ts)"),
+    Column("landing_page", "VARCHAR", "arg_min(page, ts)", "arg_min(landing_page, first_ts)"),
+    *[c for i, n in enumerate(STEP_NAMES, start=1) for c in _step_columns(i, n)],
+)
+STATE_NAMES: Final = tuple(c.name for c in STATE)
+_KEY = "md5_number_upper({})"
+
+SCHEMA: Final = (
+    f"""CREATE TABLE rollup_sessions (project_id INTEGER NOT NULL, hour TIMESTAMP NOT NULL,
+        sk UBIGINT NOT NULL, {', '.join(f'{c.name} {c.type}' for c in STATE)})""",
+    "CREATE TABLE rollup_spanning (project_id INTEGER NOT NULL, sk UBIGINT NOT NULL)",
+    "CREATE TABLE rollup_pending (project_id INTEGER NOT NULL, hour TIMESTAMP NOT NULL)",
+    # watermark: the last events row (rowid) whose hour has been marked pending.
+    "CREATE TABLE rollup_state (version INTEGER NOT NULL, watermark BIGINT NOT NULL)",
+)
+TABLES: Final = ("rollup_sessions", "rollup_spanning", "rollup_pending", "rollup_state")
+
+Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+
+
+def ensure_schema(execute: Execute) -> None:
+    """Create the rollup tables, or drop and recreate them if :data:`VERSION` changed
+    (they are then rebuilt from the events by :func:`refresh`)."""
+    have = {r[0] for r in execute(
+        "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'rollup_%'", [])}
+    if "rollup_state" in have:
+        row = execute("SELECT max(version) FROM rollup_state", [])
+        if row and row[0][0] == VERSION:
+            return
+    execute("BEGIN", [])
+    for table in TABLES:
+        if table in have:
+            execute(f"DROP TABLE {table}", [])
+    for sql in SCHEMA:
+        execute(sql, [])
+    execute("INSERT INTO rollup_state VALUES (?, -1)", [VERSION])
+    execute("COMMIT", [])
+
+
+def _raw_states(where: str) -> str:
+    """State rows, one per (project, hour, session id), from the events matching
+    ``where`` (only events with a session id)."""
+    return f"""
+SELECT project_id, date_trunc('hour', ts) AS hour, {_KEY.format("'s:' || session_id")} AS sk,
+       {', '.join(f'{c.raw} AS {c.name}' for c in STATE)}
+FROM events WHERE session_id IS NOT NULL AND {where}
+GROUP BY ALL"""
+
+
+def mark_pending(execute: Execute) -> int:
+    """Mark the hours of events stored since the watermark as pending and move the
+    watermark to the last stored row; return the hours pending. Writer only: no write
+    can commit in between, so no event is missed."""
+    execute("BEGIN", [])
+    execute("""
+        INSERT INTO rollup_pending
+        SELECT DISTINCT project_id, date_trunc('hour', ts) FROM events
+        WHERE rowid > (SELECT max(watermark) FROM rollup_state)
+        EXCEPT SELECT project_id, hour FROM rollup_pending""", [])
+    execute("UPDATE rollup_state SET watermark = (SELECT COALESCE(max(rowid), -1) FROM events)",
+            [])
+    execute("COMMIT", [])
+    return int(execute("SELECT count(*) FROM rollup_pending", [])[0][0])
+
+
+def refresh(execute: Execute, *, budget_s: float = 0.5) -> int:
+    """Bring the rollup up to date, for at most about ``budget_s`` seconds of work.
+
+    Returns how many hours are still pending (0: current up to the watermark). Must run
+    where writes run (the single writer); each step is its own transaction.
+    """
+    started = time.monotonic()
+    mark_pending(execute)
+    pending = execute("SELECT project_id, epoch_us(hour) FROM rollup_pending "
+                      "ORDER BY hour DESC", [])
+    done = 0
+    for project_id, hour_us in pending:
+        if done and time.monotonic() - started >= budget_s:
+            break
+        _recompute(execute, int(project_id), int(hour_us))
+        done += 1
+    return len(pending) - done
+
+
+def _recompute(execute: Execute, project_id: int, hour_us: int) -> None:
+    args = [project_id, hour_us]
+    execute("BEGIN", [])
+    execute(f"DELETE FROM rollup_sessions WHERE project_id = ? AND hour = {TS}", args)
+    execute("INSERT INTO rollup_sessions "
+            + _raw_states(f"project_id = ? AND ts >= {TS} AND ts < {TS}"),
+            [project_id, hour_us, hour_us + HOUR_US])
+    # Sessions of this hour also present in another hour are merged when read.
+    execute(f"""
+        INSERT INTO rollup_spanning
+        SELECT DISTINCT project_id, sk FROM rollup_sessions
+        WHERE project_id = ? AND hour <> {TS}
+          AND sk IN (SELECT sk FROM rollup_sessions WHERE project_id = ? AND hour = {TS})
+          AND sk NOT IN (SELECT sk FROM rollup_spanning WHERE project_id = ?)""",
+            [project_id, hour_us, project_id, hour_us, project_id])
+    execute(f"DELETE FROM rollup_pending WHERE project_id = ? AND hour = {TS}", args)
+    execute("COMMIT", [])
+
+
+def session_states(*, rollup: bool = True) -> str:
+    """CTEs ending in ``st``: one row per session of the period (key ``sk``) with the
+    merged :data:`STATE` columns, plus ``ev`` (see :mod:`~shopwatch.analytics.sessions`),
+    which holds at least every event of the period that belongs to no session.
+
+    Parameters: :func:`state_params`. ``rollup=False`` computes every session from raw
+    events in one GROUP BY (the reference the rollup is tested against).
+    """
+    raw = ", ".join(f"{c.raw} AS {c.name}" for c in STATE)
+    if not rollup:
+        return f"""{sessionized_sql()},
+st AS (SELECT {_KEY.format("sk")} AS sk, {raw} FROM ev WHERE sk IS NOT NULL GROUP BY 1)"""
+    merged = ", ".join(f"{c.merge} AS {c.name}" for c in STATE)
+    names = ", ".join(STATE_NAMES)
+    # The rollup is scanned twice rather than put in a CTE of its own: DuckDB would
+    # materialise a CTE read twice, copying every row.
+    rolled = f"""SELECT sk, {names} FROM rollup_sessions
+        WHERE project_id = ? AND hour >= {TS} AND hour < {TS}
+          AND NOT (hour >= (SELECT lo FROM stale) AND hour < (SELECT hi FROM stale))
+          AND {{neg}}(sk IN (SELECT sk FROM rollup_spanning WHERE project_id = ?)
+                     OR sk IN (SELECT sk FROM raw_rows))"""
+    # The events the rollup does not cover, as scans DuckDB can each narrow by time (a
+    # filter mixing them with OR would read every event of the period): the partial
+    # hours at both ends, the stale stretch, and elsewhere the events without a session
+    # id. Bounds from a subquery are pushed into the scan only when never NULL.
+    cols = ", ".join(COLUMNS)
+    window = f"project_id = ? AND ts >= {TS} AND ts < {TS}"
+    outside = f"""
+        SELECT {cols} FROM events WHERE {window}
+        UNION ALL SELECT {cols} FROM events WHERE {window}
+        UNION ALL SELECT {cols} FROM events WHERE {window}
+            AND ts >= (SELECT lo FROM stale) AND ts < (SELECT hi FROM stale)
+        UNION ALL SELECT {cols} FROM events WHERE {window} AND session_id IS NULL
+            AND NOT (ts >= (SELECT lo FROM stale) AND ts < (SELECT hi FROM stale))"""
+    # Stale: the one stretch [lo, hi) of hours holding every hour not current (pending,
+    # or with rows past the watermark); current hours inside it are read raw too.
+    return f"""stale AS (
+    SELECT COALESCE(min(hour), 'infinity'::TIMESTAMP) AS lo,
+           COALESCE(max(hour) + INTERVAL 1 HOUR, '-infinity'::TIMESTAMP) AS hi
+    FROM (SELECT hour FROM rollup_pending WHERE project_id = ?
+          UNION ALL
+          SELECT date_trunc('hour', ts) FROM events
+          WHERE project_id = ? AND rowid > (SELECT max(watermark) FROM rollup_state))
+),
+{sessionized_sql(source=outside)},
+raw_rows AS (SELECT {_KEY.format("sk")} AS sk, {raw} FROM ev WHERE sk IS NOT NULL GROUP BY 1),
+st AS (
+    {rolled.format(neg="NOT ")}
+    UNION ALL
+    SELECT sk, {merged} FROM (
+        {rolled.format(neg="")}
+        UNION ALL SELECT sk, {names} FROM raw_rows)
+    GROUP BY sk
+)"""
+
+
+def state_params(project_id: int, start_us: int, end_us: int, *,
+                 rollup: bool = True) -> list[Any]:
+    """The parameters of :func:`session_states` for one project and period."""
+    if not rollup:
+        return [project_id, start_us, end_us]
+    first_full = -(-start_us // HOUR_US) * HOUR_US
+    last_full = end_us // HOUR_US * HOUR_US
+    if first_full >= last_full:  # no whole hour: all raw
+        first_full = last_full = end_us
+    rolled = [project_id, first_full, last_full, project_id]
+    middle = [project_id, first_full, last_full]
+    return [project_id, project_id,  # stale
+            project_id, start_us, first_full, project_id, last_full, end_us,  # the ends
+            *middle, *middle,  # stale hours, events without a session id
+            *rolled, *rolled]
+
+
+def cart_value_sql(base: str) -> str:
+    """The merged cart value of a state row in currency ``base`` (NULL if unknown)."""
+    rate = RATES.get(base.upper())
+    if rate is None:
+        return "NULL::DOUBLE"
+    return f"(COALESCE(cart_eur * {rate!r}, 0) + COALESCE(cart_own, 0))"

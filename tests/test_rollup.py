@@ -1,0 +1,234 @@
+"""Rollups give the raw result: the same KPIs, funnels and time series, read through the
+rollup (``rollup=True``) and from raw events only (``rollup=False``), on randomised
+events over several hours, for aligned and unaligned periods, before and after late
+events arrive. Real DuckDB files; events go through the real ingest pipeline."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from shopwatch.analytics import rollup
+from shopwatch.analytics.funnel import funnel
+from shopwatch.analytics.kpis import kpis
+from shopwatch.analytics.timerange import TimeRange
+from shopwatch.analytics.timeseries import timeseries
+from shopwatch.ingest.pipeline import Format, PipelineConfig, process
+from shopwatch.store.duckdb import DuckDBEventStore
+from shopwatch.store.state import Project, StateStore
+
+US = 1_000_000
+T0 = int(datetime(2026, 3, 10, 21, tzinfo=UTC).timestamp()) * US  # 21:00 UTC, before midnight
+HOURS = 6
+NAMES = ["page_view"] * 6 + ["view_item"] * 4 + ["add_to_cart"] * 3 + [
+    "remove_from_cart", "begin_checkout", "begin_checkout", "add_payment_info", "purchase",
+    "purchase", "search", "refund", "login"]
+CURRENCIES = ["EUR", "USD", None, "XTS", "GBP"]
+RECEIVED_US = T0 + 10 * 3600 * US
+CONFIG = PipelineConfig(max_event_age_s=400 * 86400, max_future_skew_s=400 * 86400,
+                        pseudonym_key=b"k" * 32)
+
+
+def random_events(rng: random.Random, n_sessions: int, start_us: int,
+                  span_s: int) -> list[dict[str, Any]]:
+    """Sessions of 1-15 events; some without a session id (split by idle gaps), some
+    without any visitor; some long enough, or interrupted, to span several hours."""
+    events: list[dict[str, Any]] = []
+    for s in range(n_sessions):
+        t = start_us + rng.randrange(span_s) * US
+        kind = rng.random()
+        base: dict[str, Any] = {}
+        if kind < 0.75:
+            base = {"session_id": f"s{s}-{rng.randrange(10**6)}", "anonymous_id": f"a{s % 40}"}
+        elif kind < 0.9:
+            base = {"anonymous_id": f"a{s % 40}"}
+        device = rng.choice([{"category": "mobile", "country": "FR", "browser": "Safari"},
+                             {"category": "desktop", "country": "DE"}, {}])
+        for _ in range(rng.randint(1, 15)):
+            t += rng.choice([1, 5, 20, 90, 600, 2400]) * US  # 40 min: a new visit
+            name = rng.choice(NAMES)
+            event: dict[str, Any] = {"name": name, "ts": t // 1000, **base}
+            if device:
+                event["device"] = device
+            if rng.random() < 0.3:
+                event["page"] = rng.choice(["/", "/p/1", "/cart"])
+            if rng.random() < 0.2:
+                event["utm_source"] = rng.choice(["google", "newsletter"])
+            if name in ("add_to_cart", "remove_from_cart", "purchase", "refund"):
+                params: dict[str, Any] = {"value": rng.choice([5, 12.5, 99.99, 0.1])}
+                currency = rng.choice(CURRENCIES)
+                if currency:
+                    params["currency"] = currency
+                if name in ("purchase", "refund"):
+                    params["transaction_id"] = f"T{rng.randrange(n_sessions)}"
+                event["params"] = params
+            events.append(event)
+    rng.shuffle(events)  # arrival order is not event order
+    return events
+
+
+def ingest(store: DuckDBEventStore, project: Project, events: list[dict[str, Any]],
+           received_us: int) -> None:
+    for i in range(0, len(events), 500):
+        outcome = process(msgspec.json.encode({"events": events[i:i + 500]}), Format.JSON,
+                          project.id, received_us, CONFIG)
+        assert not outcome.rejected, outcome.rejected
+        store.write([outcome.rows])
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
+        tuple[DuckDBEventStore, Project, Project]]:
+    tmp = tmp_path_factory.mktemp("rollup")
+    state = StateStore(tmp / "state.sqlite")
+    project = state.create_project("shop", "EUR", "UTC")
+    other = state.create_project("other", "USD", "UTC")
+    store = DuckDBEventStore(tmp / "events.duckdb")
+    rng = random.Random(5)
+    ingest(store, project, random_events(rng, 400, T0, HOURS * 3600), RECEIVED_US)
+    ingest(store, other, random_events(rng, 100, T0, HOURS * 3600), RECEIVED_US)
+    while store.refresh_rollups(10.0):
+        pass
+    yield store, project, other
+    store.close()
+    state.close()
+
+
+def period(start_min: int, end_min: int) -> TimeRange:
+    return TimeRange(T0 + start_min * 60 * US, T0 + end_min * 60 * US, 3600, "custom")
+
+
+PERIODS = [
+    (0, HOURS * 60 + 600),  # everything, hour-aligned
+    (17, 303),  # partial first and last hours
+    (60, 120),  # exactly one hour
+    (65, 110),  # inside one hour: no rollup hour at all
+    (180, 181),
+    (-600, 200),  # starts before the first event
+]
+
+
+def same(a: Any, b: Any) -> None:
+    """Equal, floats up to summation order (sums over hours add in another order)."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            same(a[key], b[key])
+    elif isinstance(a, list):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            same(x, y)
+    elif isinstance(a, float) and isinstance(b, float):
+        assert a == pytest.approx(b, rel=1e-9, abs=1e-6)
+    else:
+        assert a == b
+
+
+@pytest.mark.parametrize(("start", "end"), PERIODS)
+def test_kpis_equal_raw(shop: tuple[DuckDBEventStore, Project, Project], start: int,
+                        end: int) -> None:
+    store, project, other = shop
+    for p in (project, other):
+        rolled = kpis(store, p, period(start, end))
+        same(rolled, kpis(store, p, period(start, end), rollup=False))
+    assert rolled["sessions"] > 0 or end - start < 5
+
+
+@pytest.mark.parametrize(("start", "end"), PERIODS)
+@pytest.mark.parametrize("by", [None, "device", "country", "source", "landing_page"])
+def test_funnels_equal_raw(shop: tuple[DuckDBEventStore, Project, Project], start: int,
+                           end: int, by: str | None) -> None:
+    store, project, _ = shop
+    for steps in (["view_item", "add_to_cart", "begin_checkout", "add_payment_info",
+                   "purchase"], ["add_to_cart", "view_item", "purchase"],
+                  ["add_to_cart", "add_to_cart"]):
+        same(funnel(store, project.id, period(start, end), steps, by=by),
+             funnel(store, project.id, period(start, end), steps, by=by, rollup=False))
+
+
+@pytest.mark.parametrize("interval", ["hour", "day"])
+def test_timeseries_equal_raw(shop: tuple[DuckDBEventStore, Project, Project],
+                              interval: str) -> None:
+    store, project, _ = shop
+    for start, end in PERIODS[:3]:
+        same(timeseries(store, project, period(start, end), interval),
+             timeseries(store, project, period(start, end), interval, rollup=False))
+
+
+def test_the_rollup_is_read(shop: tuple[DuckDBEventStore, Project, Project]) -> None:
+    """Not a raw path in disguise: a changed rollup row changes the rolled-up result
+    (of whole hours only), and the tables hold every session-hour."""
+    store, project, _ = shop
+    rows = store.query("SELECT count(*), count(DISTINCT sk) FROM rollup_sessions "
+                       "WHERE project_id = ?", [project.id])[0]
+    assert rows[0] >= rows[1] > 100
+    assert store.query("SELECT count(*) FROM rollup_pending")[0][0] == 0
+    before = kpis(store, project, period(60, 120))
+    store._run("UPDATE rollup_sessions SET pages = pages + 1000 WHERE project_id = ? "
+               "AND hour = make_timestamp(?::BIGINT)", [project.id, T0 + 3600 * US])
+    try:
+        assert kpis(store, project, period(60, 120))["pages_per_session"] > 100
+        assert kpis(store, project, period(65, 110)) == kpis(store, project, period(65, 110),
+                                                              rollup=False)
+    finally:
+        store._run("UPDATE rollup_sessions SET pages = pages - 1000 WHERE project_id = ? "
+                   "AND hour = make_timestamp(?::BIGINT)", [project.id, T0 + 3600 * US])
+    assert kpis(store, project, period(60, 120)) == before
+
+
+def test_late_events_stay_exact(tmp_path: Path) -> None:
+    """Events arriving late for hours already rolled up are counted at once (their
+    hours read raw until recomputed), and after the refresh too."""
+    state = StateStore(tmp_path / "state.sqlite")
+    project = state.create_project("shop", "EUR", "UTC")
+    store = DuckDBEventStore(tmp_path / "events.duckdb")
+    try:
+        ingest(store, project, random_events(random.Random(9), 150, T0, HOURS * 3600),
+               RECEIVED_US)
+        while store.refresh_rollups(10.0):
+            pass
+        whole = period(0, HOURS * 60)
+        first = kpis(store, project, whole)
+        # Late: the same sessions again (events without ids are never deduplicated):
+        # their rolled-up hours are stale until recomputed.
+        late = random_events(random.Random(9), 150, T0, HOURS * 3600)
+        ingest(store, project, late, RECEIVED_US)
+        after = kpis(store, project, whole)
+        same(after, kpis(store, project, whole, rollup=False))
+        assert after["events"] == 2 * first["events"]
+        assert after["sessions"] == first["sessions"]
+        while store.refresh_rollups(10.0):
+            pass
+        same(kpis(store, project, whole), after)
+        assert store.query("SELECT sum(events) FROM rollup_sessions")[0][0] == store.query(
+            "SELECT count(*) FROM events WHERE session_id IS NOT NULL")[0][0]
+    finally:
+        store.close()
+        state.close()
+
+
+def test_a_new_definition_rebuilds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = StateStore(tmp_path / "state.sqlite")
+    project = state.create_project("shop", "EUR", "UTC")
+    store = DuckDBEventStore(tmp_path / "events.duckdb")
+    ingest(store, project, random_events(random.Random(1), 50, T0, 3 * 3600), RECEIVED_US)
+    while store.refresh_rollups(10.0):
+        pass
+    expected = kpis(store, project, period(0, 180))
+    store.close()
+    monkeypatch.setattr(rollup, "VERSION", rollup.VERSION + 1)
+    store = DuckDBEventStore(tmp_path / "events.duckdb")
+    try:
+        assert store.query("SELECT count(*) FROM rollup_sessions")[0][0] == 0
+        assert store.refresh_rollups(10.0) == 0
+        assert store.query("SELECT count(*) FROM rollup_sessions")[0][0] > 0
+        same(kpis(store, project, period(0, 180)), expected)
+    finally:
+        store.close()
+        state.close()
