@@ -65,7 +65,8 @@ class Runtime:
         store_class = EventStoreProcess if settings.store_process else DuckDBEventStore
         events: EventStore = store_class(
             data / EVENTS_FILE, threads=settings.duckdb_threads,
-            checkpoint_threshold=settings.duckdb_checkpoint_threshold)
+            checkpoint_threshold=settings.duckdb_checkpoint_threshold,
+            memory_limit=settings.duckdb_memory_limit)
         metrics = Metrics()
         window_us = int(settings.dedup_window * 1_000_000)
 

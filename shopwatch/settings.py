@@ -111,6 +111,10 @@ SETTINGS: tuple[Setting, ...] = (
     _s("duckdb_threads", 1, int, "integer",
        "Threads DuckDB may use. 1 leaves the other cores to request handling, which "
        "gives the best ingest throughput on small machines; 0 means one per core."),
+    _s("duckdb_memory_limit", 256 * 1024 * 1024, _parse_size, "size",
+       "Most memory DuckDB keeps for its buffers and query state; beyond it, it spills "
+       "to a temporary directory beside the database. Bounds the server's resident "
+       "memory (issue 5's bar is under 500 MB in all)."),
     _s("duckdb_checkpoint_threshold", 256 * 1024 * 1024, _parse_size, "size",
        "WAL size at which DuckDB folds it into the database file. Larger means fewer, "
        "cheaper checkpoints under load and a longer replay after a crash."),

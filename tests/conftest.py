@@ -30,7 +30,7 @@ from shopwatch.ingest.writer import Writer
 from shopwatch.runtime import Runtime
 from shopwatch.settings import Settings, defaults
 from shopwatch.store.base import EventQuery
-from shopwatch.store.duckdb import DuckDBEventStore
+from shopwatch.store.duckdb import DuckDBEventStore, duckdb_config
 from shopwatch.store.state import Project
 from shopwatch.web.app import create_api, create_app
 
@@ -42,7 +42,8 @@ def open_event_store(path: Path, settings: Settings | None = None) -> DuckDBEven
     """A DuckDB event store configured from settings, as :class:`Runtime` opens it."""
     s = settings or defaults()
     return DuckDBEventStore(path, threads=s.duckdb_threads,
-                            checkpoint_threshold=s.duckdb_checkpoint_threshold)
+                            checkpoint_threshold=s.duckdb_checkpoint_threshold,
+                            memory_limit=s.duckdb_memory_limit)
 
 
 def second_connection(path: Path, settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
@@ -53,10 +54,9 @@ def second_connection(path: Path, settings: Settings | None = None) -> duckdb.Du
     at what was really committed, or to break the store as a failing disk would.
     """
     s = settings or defaults()
-    config: dict[str, str | int] = {"checkpoint_threshold": f"{s.duckdb_checkpoint_threshold}B"}
-    if s.duckdb_threads > 0:
-        config["threads"] = s.duckdb_threads
-    return duckdb.connect(str(path), config=config)
+    return duckdb.connect(str(path), config=duckdb_config(
+        threads=s.duckdb_threads, checkpoint_threshold=s.duckdb_checkpoint_threshold,
+        memory_limit=s.duckdb_memory_limit))
 
 
 @pytest.fixture

@@ -170,16 +170,37 @@ def test_the_rollup_is_read(shop: tuple[DuckDBEventStore, Project, Project]) -> 
     assert rows[0] >= rows[1] > 100
     assert store.query("SELECT count(*) FROM rollup_pending")[0][0] == 0
     before = kpis(store, project, period(60, 120))
-    store._run("UPDATE rollup_sessions SET pages = pages + 1000 WHERE project_id = ? "
-               "AND hour = make_timestamp(?::BIGINT)", [project.id, T0 + 3600 * US])
-    try:
-        assert kpis(store, project, period(60, 120))["pages_per_session"] > 100
-        assert kpis(store, project, period(65, 110)) == kpis(store, project, period(65, 110),
-                                                              rollup=False)
-    finally:
-        store._run("UPDATE rollup_sessions SET pages = pages - 1000 WHERE project_id = ? "
-                   "AND hour = make_timestamp(?::BIGINT)", [project.id, T0 + 3600 * US])
+    hour = [project.id, T0 + 3600 * US]
+    for table, where in (("rollup_hours", ""), ("rollup_sessions", "AND spans")):
+        store._run(f"UPDATE {table} SET pages = pages + 1000 WHERE project_id = ? "
+                   f"AND hour = make_timestamp(?::BIGINT) {where}", hour)
+        try:
+            assert kpis(store, project, period(60, 120))["pages_per_session"] > 10
+            assert kpis(store, project, period(65, 110)) == kpis(
+                store, project, period(65, 110), rollup=False)
+        finally:
+            store._run(f"UPDATE {table} SET pages = pages - 1000 WHERE project_id = ? "
+                       f"AND hour = make_timestamp(?::BIGINT) {where}", hour)
     assert kpis(store, project, period(60, 120)) == before
+
+
+def test_spans_and_hour_totals_are_consistent(
+        shop: tuple[DuckDBEventStore, Project, Project]) -> None:
+    """A row spans exactly when its session has rows in other hours, and each hour's
+    totals are those of its rows that do not span."""
+    assert_consistent(shop[0])
+
+
+def assert_consistent(store: DuckDBEventStore) -> None:
+    assert store.query("""
+        SELECT count(*) FROM rollup_sessions r
+        WHERE spans <> ((SELECT count(*) FROM rollup_sessions x
+                         WHERE x.project_id = r.project_id AND x.sk = r.sk) > 1)""")[0][0] == 0
+    assert store.query("SELECT count(*) FROM rollup_sessions WHERE spans")[0][0] > 10
+    expected = store.query(f"""
+        SELECT project_id, hour, {', '.join(t.agg for t in rollup.TOTALS)}
+        FROM rollup_sessions WHERE NOT spans GROUP BY ALL ORDER BY 1, 2""")
+    assert store.query("SELECT * FROM rollup_hours ORDER BY 1, 2") == expected
 
 
 def test_late_events_stay_exact(tmp_path: Path) -> None:
@@ -206,6 +227,7 @@ def test_late_events_stay_exact(tmp_path: Path) -> None:
         while store.refresh_rollups(10.0):
             pass
         same(kpis(store, project, whole), after)
+        assert_consistent(store)
         assert store.query("SELECT sum(events) FROM rollup_sessions")[0][0] == store.query(
             "SELECT count(*) FROM events WHERE session_id IS NOT NULL")[0][0]
     finally:

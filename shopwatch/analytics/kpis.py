@@ -10,41 +10,18 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from shopwatch.analytics.currency import rate_sql
+from shopwatch.analytics.currency import RATES, rate_sql
 from shopwatch.analytics.rollup import (
-    ENGAGED_SECONDS,
-    cart_value_sql,
-    session_states,
-    state_params,
+    TOTAL_NAMES,
+    session_totals,
+    totals_params,
+    visitors_params,
+    visitors_sql,
 )
 from shopwatch.analytics.sessions import TS
 from shopwatch.analytics.timerange import TimeRange
 from shopwatch.store.base import EventStore
 from shopwatch.store.state import Project
-
-# One pass over the period's sessions (their rollup states). Time on page needs no
-# window function: the gaps between a session's consecutive page views add up to last
-# minus first page view, so the mean is sum(last - first) / sum(page views - 1) over
-# sessions with two or more. Events of no session count in ``events`` only.
-_SESSIONS_SQL: Final = f"""
-WITH {{states}}
-SELECT
-    COALESCE(sum(events), 0) + (SELECT count(*) FROM ev WHERE sk IS NULL),
-    count(*),
-    COALESCE(sum(pages), 0),
-    avg(epoch(last_ts) - epoch(first_ts)),
-    count(*) FILTER (WHERE NOT engaging AND pages < 2
-                     AND epoch(last_ts) - epoch(first_ts) < {ENGAGED_SECONDS}),
-    count(*) FILTER (WHERE bought),
-    count(*) FILTER (WHERE carted),
-    count(*) FILTER (WHERE carted AND NOT bought),
-    count(*) FILTER (WHERE checked_out),
-    count(*) FILTER (WHERE checked_out AND NOT bought),
-    sum(epoch(last_page) - epoch(first_page)) FILTER (WHERE pages > 1)
-        / nullif(sum(pages - 1) FILTER (WHERE pages > 1), 0),
-    COALESCE(sum({{cart_value}}) FILTER (WHERE carted AND NOT bought), 0)
-FROM st
-"""
 
 # Purchases of the period, one per transaction id (the first one), with items.
 _ORDERS_SQL: Final = f"""
@@ -122,11 +99,17 @@ def kpis(store: EventStore, project: Project, rng: TimeRange, *,
     base = project.currency.upper()
     rate = rate_sql(base)
     window = [project.id, rng.start_us, rng.end_us]
-    (events, sessions, pages, duration, bounces, converted, carts, abandoned, checkouts,
-     checkouts_abandoned, on_page, abandoned_value) = store.query(
-        _SESSIONS_SQL.format(states=session_states(rollup=rollup),
-                             cart_value=cart_value_sql(base)),
-        state_params(project.id, rng.start_us, rng.end_us, rollup=rollup))[0]
+    t = dict(zip(
+        (*TOTAL_NAMES, "unsessioned"),
+        store.query(session_totals(rollup=rollup),
+                    totals_params(project.id, rng.start_us, rng.end_us, rollup=rollup))[0],
+        strict=True))
+    sessions = int(t["sessions"] or 0)
+    # Cart value is kept in EUR and, apart, in the project's own currency (amounts sent
+    # without one); without a rate for the project's currency it cannot be given.
+    eur_rate = RATES.get(base)
+    abandoned_value = (float(t["abandoned_eur"] or 0) * eur_rate + float(t["abandoned_own"] or 0)
+                       if eur_rate is not None else 0.0)
 
     unconverted: dict[str, float] = {}
 
@@ -149,28 +132,31 @@ def kpis(store: EventStore, project: Project, rng: TimeRange, *,
     cancels = convert([(r[1], r[3], r[4]) for r in return_rows if r[0] != "refund"], 1, 2)
     refund_count = sum(int(r[2]) for r in return_rows if r[0] == "refund")
     cancel_count = sum(int(r[2]) for r in return_rows if r[0] != "refund")
-    visitors, new_visitors = store.query(_VISITORS_SQL, [
-        *window, project.id, rng.end_us, rng.start_us])[0]
+    visitors, new_visitors = (
+        store.query(visitors_sql(), visitors_params(project.id, rng.start_us, rng.end_us))
+        if rollup else
+        store.query(_VISITORS_SQL, [*window, project.id, rng.end_us, rng.start_us]))[0]
     net = gross - refunds - cancels
     return {
         "range": rng.as_dict(), "currency": base,
-        "events": int(events or 0), "sessions": int(sessions),
+        "events": int(t["events"] or 0) + int(t["unsessioned"]), "sessions": sessions,
         "visitors": int(visitors), "new_visitors": int(new_visitors),
         "returning_visitors": int(visitors) - int(new_visitors),
-        "bounce_rate": _ratio(bounces, sessions),
-        "pages_per_session": _ratio(pages, sessions),
-        "avg_session_duration_s": float(duration) if duration is not None else None,
-        "avg_time_on_page_s": float(on_page) if on_page is not None else None,
+        "bounce_rate": _ratio(t["bounces"], sessions),
+        "pages_per_session": _ratio(t["pages"], sessions),
+        "avg_session_duration_s": _ratio(t["duration_s"], sessions),
+        "avg_time_on_page_s": _ratio(t["page_gaps_s"], t["page_gaps"] or 0),
         "orders": orders, "items_per_order": _ratio(items, orders),
         "gross_revenue": _money(gross), "refunds": _money(refunds), "refund_count": refund_count,
         "cancellations": _money(cancels), "cancellation_count": cancel_count,
         "revenue": _money(net),
         "aov": _money(gross / valued_orders) if valued_orders else None,
-        "conversion_rate": _ratio(converted, sessions), "converted_sessions": int(converted),
-        "carts": int(carts), "abandoned_carts": int(abandoned),
-        "cart_abandonment_rate": _ratio(abandoned, carts),
-        "abandoned_cart_value": _money(float(abandoned_value)),
-        "checkouts": int(checkouts),
-        "checkout_abandonment_rate": _ratio(checkouts_abandoned, checkouts),
+        "conversion_rate": _ratio(t["converted"], sessions),
+        "converted_sessions": int(t["converted"]),
+        "carts": int(t["carts"]), "abandoned_carts": int(t["abandoned"]),
+        "cart_abandonment_rate": _ratio(t["abandoned"], t["carts"]),
+        "abandoned_cart_value": _money(abandoned_value),
+        "checkouts": int(t["checkouts"]),
+        "checkout_abandonment_rate": _ratio(t["checkouts_abandoned"], t["checkouts"]),
         "unconverted": unconverted,
     }

@@ -45,7 +45,7 @@ from typing import Any, Final
 from shopwatch.analytics.currency import RATES
 from shopwatch.analytics.sessions import COLUMNS, TS, sessionized_sql
 
-VERSION: Final = 2
+VERSION: Final = 4
 HOUR_US: Final = 3600 * 1_000_000
 # Commerce steps whose times are kept per session (the default funnel's): a funnel made
 # of these names only is read from the rollup.
@@ -124,15 +124,65 @@ STATE: Final[tuple[Column, ...]] = (
 STATE_NAMES: Final = tuple(c.name for c in STATE)
 _KEY = "md5_number_upper({})"
 
+
+@dataclass(frozen=True)
+class Total:
+    """One per-hour total over whole sessions: an aggregate over finalised state rows,
+    which adds up across hours (a count or a sum)."""
+
+    name: str
+    type: str
+    agg: str
+
+
+_SECONDS = "epoch(last_ts) - epoch(first_ts)"
+_ABANDONED = "carted AND NOT bought"
+# What the KPIs need of a period's sessions, as sums. A session with rows in a single
+# hour is whole there, so its contribution is kept in that hour's totals
+# (``rollup_hours``); sessions spanning hours are merged when read and added.
+TOTALS: Final[tuple[Total, ...]] = (
+    Total("sessions", "BIGINT", "count(*)"),
+    Total("events", "BIGINT", "sum(events)"),
+    Total("pages", "BIGINT", "sum(pages)"),
+    Total("duration_s", "DOUBLE", f"sum({_SECONDS})"),
+    Total("bounces", "BIGINT", "count(*) FILTER (WHERE NOT engaging AND pages < 2 "
+                               f"AND {_SECONDS} < {ENGAGED_SECONDS})"),
+    Total("converted", "BIGINT", "count(*) FILTER (WHERE bought)"),
+    Total("carts", "BIGINT", "count(*) FILTER (WHERE carted)"),
+    Total("abandoned", "BIGINT", f"count(*) FILTER (WHERE {_ABANDONED})"),
+    Total("checkouts", "BIGINT", "count(*) FILTER (WHERE checked_out)"),
+    Total("checkouts_abandoned", "BIGINT", "count(*) FILTER (WHERE checked_out AND NOT bought)"),
+    # Time on page: the gaps between a session's consecutive page views add up to its
+    # last minus first page view.
+    Total("page_gaps_s", "DOUBLE",
+          "sum(epoch(last_page) - epoch(first_page)) FILTER (WHERE pages > 1)"),
+    Total("page_gaps", "BIGINT", "sum(pages - 1) FILTER (WHERE pages > 1)"),
+    Total("abandoned_eur", "DOUBLE", f"sum(cart_eur) FILTER (WHERE {_ABANDONED})"),
+    Total("abandoned_own", "DOUBLE", f"sum(cart_own) FILTER (WHERE {_ABANDONED})"),
+)
+TOTAL_NAMES: Final = tuple(t.name for t in TOTALS)
+
 SCHEMA: Final = (
+    # spans: the session has rows in other hours too (it is merged when read).
     f"""CREATE TABLE rollup_sessions (project_id INTEGER NOT NULL, hour TIMESTAMP NOT NULL,
-        sk UBIGINT NOT NULL, {', '.join(f'{c.name} {c.type}' for c in STATE)})""",
-    "CREATE TABLE rollup_spanning (project_id INTEGER NOT NULL, sk UBIGINT NOT NULL)",
+        sk UBIGINT NOT NULL, {', '.join(f'{c.name} {c.type}' for c in STATE)},
+        spans BOOLEAN NOT NULL)""",
+    # The TOTALS of each hour's sessions that have no rows in other hours.
+    f"""CREATE TABLE rollup_hours (project_id INTEGER NOT NULL, hour TIMESTAMP NOT NULL,
+        {', '.join(f'{t.name} {t.type}' for t in TOTALS)})""",
+    # The visitors (key: VISITOR_KEY) with events in each hour, and the first hour of
+    # each in the hours rolled up so far.
+    "CREATE TABLE rollup_visitors (project_id INTEGER NOT NULL, hour TIMESTAMP NOT NULL, "
+    "vk UBIGINT NOT NULL)",
+    "CREATE TABLE rollup_first_seen (project_id INTEGER NOT NULL, vk UBIGINT NOT NULL, "
+    "hour TIMESTAMP NOT NULL)",
     "CREATE TABLE rollup_pending (project_id INTEGER NOT NULL, hour TIMESTAMP NOT NULL)",
     # watermark: the last events row (rowid) whose hour has been marked pending.
     "CREATE TABLE rollup_state (version INTEGER NOT NULL, watermark BIGINT NOT NULL)",
 )
-TABLES: Final = ("rollup_sessions", "rollup_spanning", "rollup_pending", "rollup_state")
+TABLES: Final = ("rollup_sessions", "rollup_spanning", "rollup_hours", "rollup_visitors",
+                 "rollup_first_seen", "rollup_pending", "rollup_state")
+VISITOR_KEY: Final = "md5_number_upper('v:' || COALESCE(anonymous_id, user_id))"
 
 Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
@@ -203,21 +253,103 @@ def refresh(execute: Execute, *, budget_s: float = 0.5) -> int:
 
 def _recompute(execute: Execute, project_id: int, hour_us: int) -> None:
     args = [project_id, hour_us]
+    this_hour = f"project_id = ? AND hour = {TS}"
+    other_hours = f"project_id = ? AND hour <> {TS}"
     execute("BEGIN", [])
-    execute(f"DELETE FROM rollup_sessions WHERE project_id = ? AND hour = {TS}", args)
-    execute("INSERT INTO rollup_sessions "
-            + _raw_states(f"project_id = ? AND ts >= {TS} AND ts < {TS}"),
-            [project_id, hour_us, hour_us + HOUR_US])
-    # Sessions of this hour also present in another hour are merged when read.
-    execute(f"""
-        INSERT INTO rollup_spanning
-        SELECT DISTINCT project_id, sk FROM rollup_sessions
-        WHERE project_id = ? AND hour <> {TS}
-          AND sk IN (SELECT sk FROM rollup_sessions WHERE project_id = ? AND hour = {TS})
-          AND sk NOT IN (SELECT sk FROM rollup_spanning WHERE project_id = ?)""",
-            [project_id, hour_us, project_id, hour_us, project_id])
-    execute(f"DELETE FROM rollup_pending WHERE project_id = ? AND hour = {TS}", args)
+    execute(f"DELETE FROM rollup_sessions WHERE {this_hour}", args)
+    execute(f"""INSERT INTO rollup_sessions SELECT *,
+            sk IN (SELECT sk FROM rollup_sessions WHERE {other_hours})
+        FROM ({_raw_states(f"project_id = ? AND ts >= {TS} AND ts < {TS}")})""",
+            [*args, project_id, hour_us, hour_us + HOUR_US])
+    # Sessions of this hour present in other hours too now span: those hours' totals
+    # lose them.
+    joined = f"""{other_hours} AND NOT spans
+        AND sk IN (SELECT sk FROM rollup_sessions WHERE {this_hour} AND spans)"""
+    hours = [hour_us] + [int(r[0]) for r in execute(
+        f"SELECT DISTINCT epoch_us(hour) FROM rollup_sessions WHERE {joined}", [*args, *args])]
+    execute(f"UPDATE rollup_sessions SET spans = true WHERE {joined}", [*args, *args])
+    aggs = ", ".join(t.agg for t in TOTALS)
+    for hour in hours:
+        execute(f"DELETE FROM rollup_hours WHERE {this_hour}", [project_id, hour])
+        execute(f"""INSERT INTO rollup_hours SELECT project_id, hour, {aggs}
+            FROM rollup_sessions WHERE {this_hour} AND NOT spans GROUP BY ALL""",
+                [project_id, hour])
+    _recompute_visitors(execute, project_id, hour_us)
+    execute(f"DELETE FROM rollup_pending WHERE {this_hour}", args)
     execute("COMMIT", [])
+
+
+def _recompute_visitors(execute: Execute, project_id: int, hour_us: int) -> None:
+    args = [project_id, hour_us]
+    this_hour = f"project_id = ? AND hour = {TS}"
+    execute(f"DELETE FROM rollup_visitors WHERE {this_hour}", args)
+    execute(f"""INSERT INTO rollup_visitors
+        SELECT DISTINCT project_id, date_trunc('hour', ts), {VISITOR_KEY} FROM events
+        WHERE project_id = ? AND ts >= {TS} AND ts < {TS}
+          AND COALESCE(anonymous_id, user_id) IS NOT NULL""",
+            [project_id, hour_us, hour_us + HOUR_US])
+    # Events are only ever added, so a visitor's first hour can only move earlier.
+    execute(f"""DELETE FROM rollup_first_seen WHERE project_id = ? AND hour > {TS}
+        AND vk IN (SELECT vk FROM rollup_visitors WHERE {this_hour})""", [*args, *args])
+    execute(f"""INSERT INTO rollup_first_seen
+        SELECT project_id, vk, hour FROM rollup_visitors WHERE {this_hour}
+          AND vk NOT IN (SELECT vk FROM rollup_first_seen WHERE project_id = ?)""",
+            [*args, project_id])
+
+
+def _rolled_sql(columns: str, *, split: bool) -> str:
+    """Rollup rows of the period's current whole hours: those of sessions to merge
+    (``split``: with rows in other hours, or also read raw) or the others. Parameters:
+    ``project_id, first_full_us, last_full_us``."""
+    return f"""SELECT {columns} FROM rollup_sessions
+        WHERE project_id = ? AND hour >= {TS} AND hour < {TS}
+          AND NOT (hour >= (SELECT lo FROM stale) AND hour < (SELECT hi FROM stale))
+          AND {'' if split else 'NOT '}(spans OR sk IN (SELECT sk FROM raw_rows))"""
+
+
+# Stale: the one stretch [lo, hi) of hours holding every hour not current (pending, or
+# with rows past the watermark); current hours inside it are read raw too. Parameters:
+# project_id twice.
+_STALE: Final = """stale AS (
+    SELECT COALESCE(min(hour), 'infinity'::TIMESTAMP) AS lo,
+           COALESCE(max(hour) + INTERVAL 1 HOUR, '-infinity'::TIMESTAMP) AS hi
+    FROM (SELECT hour FROM rollup_pending WHERE project_id = ?
+          UNION ALL
+          SELECT date_trunc('hour', ts) FROM events
+          WHERE project_id = ? AND rowid > (SELECT max(watermark) FROM rollup_state))
+)"""
+
+
+def _edges_sql() -> str:
+    """CTEs ``stale``, ``ev0``, ``ev`` and ``raw_rows``: what the rollup does not cover,
+    read raw (parameters: the first 14 of :func:`state_params`)."""
+    raw = ", ".join(f"{c.raw} AS {c.name}" for c in STATE)
+    # The events the rollup does not cover, as scans DuckDB can each narrow by time (a
+    # filter mixing them with OR would read every event of the period): the partial
+    # hours at both ends, the stale stretch, and elsewhere the events without a session
+    # id. Bounds from a subquery are pushed into the scan only when never NULL.
+    cols = ", ".join(COLUMNS)
+    window = f"project_id = ? AND ts >= {TS} AND ts < {TS}"
+    outside = f"""
+        SELECT {cols} FROM events WHERE {window}
+        UNION ALL SELECT {cols} FROM events WHERE {window}
+        UNION ALL SELECT {cols} FROM events WHERE {window}
+            AND ts >= (SELECT lo FROM stale) AND ts < (SELECT hi FROM stale)
+        UNION ALL SELECT {cols} FROM events WHERE {window} AND session_id IS NULL
+            AND NOT (ts >= (SELECT lo FROM stale) AND ts < (SELECT hi FROM stale))"""
+    return f"""{_STALE},
+{sessionized_sql(source=outside)},
+raw_rows AS (SELECT {_KEY.format("sk")} AS sk, {raw} FROM ev WHERE sk IS NOT NULL GROUP BY 1)"""
+
+
+def _merged_sql() -> str:
+    """The merged state rows of the sessions split between hours or read raw."""
+    merged = ", ".join(f"{c.merge} AS {c.name}" for c in STATE)
+    names = ", ".join(STATE_NAMES)
+    return f"""SELECT sk, {merged} FROM (
+        {_rolled_sql(f"sk, {names}", split=True)}
+        UNION ALL SELECT sk, {names} FROM raw_rows)
+    GROUP BY sk"""
 
 
 def session_states(*, rollup: bool = True) -> str:
@@ -232,47 +364,13 @@ def session_states(*, rollup: bool = True) -> str:
     if not rollup:
         return f"""{sessionized_sql()},
 st AS (SELECT {_KEY.format("sk")} AS sk, {raw} FROM ev WHERE sk IS NOT NULL GROUP BY 1)"""
-    merged = ", ".join(f"{c.merge} AS {c.name}" for c in STATE)
-    names = ", ".join(STATE_NAMES)
     # The rollup is scanned twice rather than put in a CTE of its own: DuckDB would
     # materialise a CTE read twice, copying every row.
-    rolled = f"""SELECT sk, {names} FROM rollup_sessions
-        WHERE project_id = ? AND hour >= {TS} AND hour < {TS}
-          AND NOT (hour >= (SELECT lo FROM stale) AND hour < (SELECT hi FROM stale))
-          AND {{neg}}(sk IN (SELECT sk FROM rollup_spanning WHERE project_id = ?)
-                     OR sk IN (SELECT sk FROM raw_rows))"""
-    # The events the rollup does not cover, as scans DuckDB can each narrow by time (a
-    # filter mixing them with OR would read every event of the period): the partial
-    # hours at both ends, the stale stretch, and elsewhere the events without a session
-    # id. Bounds from a subquery are pushed into the scan only when never NULL.
-    cols = ", ".join(COLUMNS)
-    window = f"project_id = ? AND ts >= {TS} AND ts < {TS}"
-    outside = f"""
-        SELECT {cols} FROM events WHERE {window}
-        UNION ALL SELECT {cols} FROM events WHERE {window}
-        UNION ALL SELECT {cols} FROM events WHERE {window}
-            AND ts >= (SELECT lo FROM stale) AND ts < (SELECT hi FROM stale)
-        UNION ALL SELECT {cols} FROM events WHERE {window} AND session_id IS NULL
-            AND NOT (ts >= (SELECT lo FROM stale) AND ts < (SELECT hi FROM stale))"""
-    # Stale: the one stretch [lo, hi) of hours holding every hour not current (pending,
-    # or with rows past the watermark); current hours inside it are read raw too.
-    return f"""stale AS (
-    SELECT COALESCE(min(hour), 'infinity'::TIMESTAMP) AS lo,
-           COALESCE(max(hour) + INTERVAL 1 HOUR, '-infinity'::TIMESTAMP) AS hi
-    FROM (SELECT hour FROM rollup_pending WHERE project_id = ?
-          UNION ALL
-          SELECT date_trunc('hour', ts) FROM events
-          WHERE project_id = ? AND rowid > (SELECT max(watermark) FROM rollup_state))
-),
-{sessionized_sql(source=outside)},
-raw_rows AS (SELECT {_KEY.format("sk")} AS sk, {raw} FROM ev WHERE sk IS NOT NULL GROUP BY 1),
+    return f"""{_edges_sql()},
 st AS (
-    {rolled.format(neg="NOT ")}
+    {_rolled_sql(f"sk, {', '.join(STATE_NAMES)}", split=False)}
     UNION ALL
-    SELECT sk, {merged} FROM (
-        {rolled.format(neg="")}
-        UNION ALL SELECT sk, {names} FROM raw_rows)
-    GROUP BY sk
+    {_merged_sql()}
 )"""
 
 
@@ -281,21 +379,105 @@ def state_params(project_id: int, start_us: int, end_us: int, *,
     """The parameters of :func:`session_states` for one project and period."""
     if not rollup:
         return [project_id, start_us, end_us]
+    first_full, last_full = _whole_hours(start_us, end_us)
+    rolled = [project_id, first_full, last_full]
+    return [*_edge_params(project_id, start_us, end_us), *rolled * 2]
+
+
+def _whole_hours(start_us: int, end_us: int) -> tuple[int, int]:
     first_full = -(-start_us // HOUR_US) * HOUR_US
     last_full = end_us // HOUR_US * HOUR_US
     if first_full >= last_full:  # no whole hour: all raw
-        first_full = last_full = end_us
-    rolled = [project_id, first_full, last_full, project_id]
+        return end_us, end_us
+    return first_full, last_full
+
+
+def _edge_params(project_id: int, start_us: int, end_us: int) -> list[Any]:
+    first_full, last_full = _whole_hours(start_us, end_us)
     middle = [project_id, first_full, last_full]
     return [project_id, project_id,  # stale
             project_id, start_us, first_full, project_id, last_full, end_us,  # the ends
-            *middle, *middle,  # stale hours, events without a session id
-            *rolled, *rolled]
+            *middle, *middle]  # stale hours, events without a session id
 
 
-def cart_value_sql(base: str) -> str:
-    """The merged cart value of a state row in currency ``base`` (NULL if unknown)."""
-    rate = RATES.get(base.upper())
-    if rate is None:
-        return "NULL::DOUBLE"
-    return f"(COALESCE(cart_eur * {rate!r}, 0) + COALESCE(cart_own, 0))"
+def session_totals(*, rollup: bool = True) -> str:
+    """A query of one row: the :data:`TOTALS` of the period's sessions (by name), and
+    ``unsessioned``, the period's events that belong to no session. Equal to the totals
+    over :func:`session_states`' rows; with the rollup, whole sessions of current whole
+    hours come summed from ``rollup_hours``, and only the others are merged.
+
+    Parameters: :func:`totals_params`.
+    """
+    aggs = ", ".join(f"{t.agg} AS {t.name}" for t in TOTALS)
+    unsessioned = "(SELECT count(*) FROM ev WHERE sk IS NULL) AS unsessioned"
+    if not rollup:
+        return f"WITH {session_states(rollup=False)} SELECT {aggs}, {unsessioned} FROM st"
+    sums = ", ".join(f"sum({t.name}) AS {t.name}" for t in TOTALS)
+    # Hours' totals, minus the single-hour sessions also read raw (their other part is
+    # in a stale hour or an edge), plus every merged session.
+    combined = ", ".join(
+        f"COALESCE(h.{n}, 0) - COALESCE(o.{n}, 0) + COALESCE(m.{n}, 0) AS {n}"
+        for n in TOTAL_NAMES)
+    names = ", ".join(STATE_NAMES)
+    return f"""WITH {_edges_sql()},
+h AS (SELECT {sums} FROM rollup_hours
+      WHERE project_id = ? AND hour >= {TS} AND hour < {TS}
+        AND NOT (hour >= (SELECT lo FROM stale) AND hour < (SELECT hi FROM stale))),
+o AS (SELECT {aggs} FROM ({_rolled_sql(f"{names}, spans", split=True)}) WHERE NOT spans),
+m AS (SELECT {aggs} FROM ({_merged_sql()}))
+SELECT {combined}, {unsessioned} FROM h, o, m"""
+
+
+def totals_params(project_id: int, start_us: int, end_us: int, *,
+                  rollup: bool = True) -> list[Any]:
+    """The parameters of :func:`session_totals` for one project and period."""
+    if not rollup:
+        return [project_id, start_us, end_us]
+    first_full, last_full = _whole_hours(start_us, end_us)
+    rolled = [project_id, first_full, last_full]
+    return [*_edge_params(project_id, start_us, end_us), *rolled * 3]
+
+
+def visitors_sql() -> str:
+    """A query of one row: the visitors (``COALESCE(anonymous_id, user_id)``) with events
+    in the period, and how many of them have none before it (new).
+
+    Equal to the raw count: visitors of current whole hours come from
+    ``rollup_visitors``, the rest of the period raw. A visitor has an event before the
+    period when its first rolled-up hour is before the period's first hour (events are
+    only added, so that stays true), or it has one in what is read raw before the
+    period: the part of that first hour before ``from``, and stale hours. Parameters:
+    :func:`visitors_params`.
+    """
+    in_stale = "ts >= (SELECT lo FROM stale) AND ts < (SELECT hi FROM stale)"
+    raw = f"""SELECT {VISITOR_KEY} AS vk FROM events
+        WHERE project_id = ? AND ts >= {TS} AND ts < {TS}
+          AND COALESCE(anonymous_id, user_id) IS NOT NULL"""
+    return f"""WITH {_STALE},
+vis AS (
+    SELECT DISTINCT vk FROM (
+        SELECT vk FROM rollup_visitors
+        WHERE project_id = ? AND hour >= {TS} AND hour < {TS}
+          AND NOT (hour >= (SELECT lo FROM stale) AND hour < (SELECT hi FROM stale))
+        UNION ALL {raw}
+        UNION ALL {raw}
+        UNION ALL {raw} AND {in_stale})
+), before AS (
+    SELECT vk FROM rollup_first_seen WHERE project_id = ? AND hour < {TS}
+    UNION ALL {raw}
+    UNION ALL {raw} AND {in_stale}
+)
+SELECT count(*), count(*) FILTER (WHERE vk NOT IN (SELECT vk FROM before)) FROM vis"""
+
+
+def visitors_params(project_id: int, start_us: int, end_us: int) -> list[Any]:
+    """The parameters of :func:`visitors_sql` for one project and period."""
+    first_full, last_full = _whole_hours(start_us, end_us)
+    floor = start_us // HOUR_US * HOUR_US
+    return [project_id, project_id,  # stale
+            project_id, first_full, last_full,  # rolled-up hours
+            project_id, start_us, first_full, project_id, last_full, end_us,  # the ends
+            project_id, first_full, last_full,  # stale hours of the period
+            project_id, floor,  # first seen before the period's first hour
+            project_id, floor, start_us,  # that hour before the period
+            project_id, -(2**53), start_us]  # stale hours before the period

@@ -100,17 +100,29 @@ _INCOMING = pa.schema([("project_id", pa.int32()), ("received_at", pa.timestamp(
                        ("payload", pa.binary()), ("ids", pa.list_(pa.string()))])
 
 
+def duckdb_config(*, threads: int, checkpoint_threshold: int,
+                  memory_limit: int) -> dict[str, str | bool | int | float | list[str]]:
+    """The connection configuration of the event store. Another connection to the same
+    file in the same process must pass the same one (DuckDB shares the database only
+    between matching configurations)."""
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "checkpoint_threshold": f"{checkpoint_threshold}B",
+        "memory_limit": f"{memory_limit}B"}
+    if threads > 0:
+        config["threads"] = threads
+    return config
+
+
 class DuckDBEventStore:
     """Events in ``<data_dir>/events.duckdb``; see the module docstring."""
 
     def __init__(self, path: Path, *, threads: int = 1,
                  checkpoint_threshold: int = 256 * 1024 * 1024,
+                 memory_limit: int = 256 * 1024 * 1024,
                  lock_wait: float = 3.0) -> None:
         self._path = path
-        config: dict[str, str | bool | int | float | list[str]] = {
-            "checkpoint_threshold": f"{checkpoint_threshold}B"}
-        if threads > 0:
-            config["threads"] = threads
+        config = duckdb_config(threads=threads, checkpoint_threshold=checkpoint_threshold,
+                               memory_limit=memory_limit)
         # A store process whose parent was killed may hold the file lock for a moment
         # while it exits: wait for it rather than fail a restart.
         deadline = time.monotonic() + lock_wait

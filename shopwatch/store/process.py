@@ -44,7 +44,8 @@ class EventStoreProcess:
     """A :class:`~shopwatch.store.duckdb.DuckDBEventStore` running in a child process."""
 
     def __init__(self, path: Path, *, threads: int = 1,
-                 checkpoint_threshold: int = 256 * 1024 * 1024) -> None:
+                 checkpoint_threshold: int = 256 * 1024 * 1024,
+                 memory_limit: int = 256 * 1024 * 1024) -> None:
         self._path = path
         ctx = mp.get_context("spawn")  # fork would copy the parent's threads' locks
         self._write_conn, child_write = ctx.Pipe()
@@ -52,7 +53,8 @@ class EventStoreProcess:
         self._read_lock = threading.Lock()
         self._process = ctx.Process(
             target=_child_main, name="shopwatch-store", daemon=True,
-            args=(str(path), threads, checkpoint_threshold, child_write, child_read))
+            args=(str(path), threads, checkpoint_threshold, memory_limit, child_write,
+                  child_read))
         self._process.start()
         child_write.close()
         child_read.close()
@@ -141,15 +143,16 @@ class EventStoreProcess:
 # --- the child -----------------------------------------------------------------------------
 
 
-def _child_main(path: str, threads: int, checkpoint_threshold: int, write_conn: Connection,
-                read_conn: Connection) -> None:
+def _child_main(path: str, threads: int, checkpoint_threshold: int, memory_limit: int,
+                write_conn: Connection, read_conn: Connection) -> None:
     # Ctrl-C reaches the whole process group; the parent decides when the store stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from shopwatch.store.duckdb import DuckDBEventStore
 
     try:
         store = DuckDBEventStore(Path(path), threads=threads,
-                                 checkpoint_threshold=checkpoint_threshold)
+                                 checkpoint_threshold=checkpoint_threshold,
+                                 memory_limit=memory_limit)
     except Exception as exc:  # the parent reports it
         write_conn.send(("error", str(exc)))
         return
