@@ -32,6 +32,8 @@ from pathlib import Path
 import duckdb
 import httpx
 
+from shopwatch.settings import defaults
+
 sys.path.insert(0, str(Path(__file__).parent))
 from ingest import free_port, start_process, stop_process, wait_port
 
@@ -194,9 +196,12 @@ def measure(shopwatch: Path, data: Path, env: dict[str, str], project: dict[str,
     """Baselines in this process, then the API calls of a real server; prints the table."""
     path = data / "events.duckdb"
     now_us = time.time_ns() // 1000
-    con = duckdb.connect(str(path), config={"threads": 1})
+    # The baseline gets the threads the server's store gets (its default setting).
+    threads = defaults().duckdb_threads
+    con = duckdb.connect(str(path), config={"threads": threads})
     total = con.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
-    print(f"{total:,} events ({path.stat().st_size / 2**20:.0f} MiB)")
+    print(f"{total:,} events ({path.stat().st_size / 2**20:.0f} MiB), "
+          f"DuckDB threads {threads} (server and baseline)")
     baselines: dict[str, float] = {}
     for name, _path, params, base in CALLS:
         span = SPANS[params["range"]]

@@ -184,6 +184,34 @@ def test_the_rollup_is_read(shop: tuple[DuckDBEventStore, Project, Project]) -> 
     assert kpis(store, project, period(60, 120)) == before
 
 
+def test_order_and_visitor_rollups_are_read(
+        shop: tuple[DuckDBEventStore, Project, Project]) -> None:
+    """The order KPIs read ``rollup_orders`` and the visitor KPIs ``rollup_visitors``
+    and ``rollup_first_seen``: changing them changes the result."""
+    store, project, _ = shop
+    later = period(60, HOURS * 60)  # visitors seen in the first hour are not new here
+    before = kpis(store, project, later)
+    assert before["orders"] > 0 and before["visitors"] > before["new_visitors"] > 0
+    changes = [
+        ("UPDATE rollup_orders SET value = value + 1000 WHERE name = 'purchase'",
+         "UPDATE rollup_orders SET value = value - 1000 WHERE name = 'purchase'",
+         lambda k: k["gross_revenue"] > before["gross_revenue"] + 1000),
+        ("UPDATE rollup_visitors SET vk = vk + epoch(hour)::UBIGINT",  # one per hour
+         "UPDATE rollup_visitors SET vk = vk - epoch(hour)::UBIGINT",
+         lambda k: k["visitors"] > before["visitors"]),
+        ("UPDATE rollup_first_seen SET hour = hour + INTERVAL 100 DAY",
+         "UPDATE rollup_first_seen SET hour = hour - INTERVAL 100 DAY",
+         lambda k: k["new_visitors"] != before["new_visitors"]),
+    ]
+    for change, undo, changed in changes:
+        store._run(change, [])
+        try:
+            assert changed(kpis(store, project, later))
+        finally:
+            store._run(undo, [])
+    assert kpis(store, project, later) == before
+
+
 def test_spans_and_hour_totals_are_consistent(
         shop: tuple[DuckDBEventStore, Project, Project]) -> None:
     """A row spans exactly when its session has rows in other hours, and each hour's

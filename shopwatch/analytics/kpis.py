@@ -13,6 +13,7 @@ from typing import Any, Final
 from shopwatch.analytics.currency import RATES, rate_sql
 from shopwatch.analytics.rollup import (
     TOTAL_NAMES,
+    orders_sql,
     session_totals,
     totals_params,
     visitors_params,
@@ -24,16 +25,16 @@ from shopwatch.store.base import EventStore
 from shopwatch.store.state import Project
 
 # Purchases of the period, one per transaction id (the first one), with items.
+# Parameters: orders_sql's, then project_id, from, to, the project's currency.
 _ORDERS_SQL: Final = f"""
-WITH p AS (
-    SELECT value, upper(currency) AS cur,
-        list_sum(list_transform(
-            CAST(COALESCE(json_extract(params, '$.items'), '[]') AS JSON[]),
-            lambda x: COALESCE(TRY_CAST(x->>'quantity' AS DOUBLE), 1))) AS items
-    FROM events
-    WHERE project_id = ? AND name = 'purchase' AND ts >= {TS} AND ts < {TS}
-    QUALIFY transaction_id IS NULL
-         OR row_number() OVER (PARTITION BY transaction_id ORDER BY ts, id) = 1
+WITH {{orders}}, p AS (
+    SELECT value, cur, items FROM orders
+    WHERE name = 'purchase' AND ts >= {TS} AND ts < {TS} AND transaction_id IS NULL
+    UNION ALL
+    SELECT UNNEST(arg_min({{{{'value': value, 'cur': cur, 'items': items}}}}, (ts, id)))
+    FROM orders
+    WHERE name = 'purchase' AND ts >= {TS} AND ts < {TS} AND transaction_id IS NOT NULL
+    GROUP BY transaction_id
 )
 SELECT COALESCE(cur, ?), count(*), COALESCE(sum(value), 0), COALESCE(sum(items), 0),
        any_value({{rate}})
@@ -42,17 +43,15 @@ FROM p GROUP BY 1
 
 # Refunds and cancellations of the period. A refund without a value refunds the whole
 # order; a cancellation takes back the order's value (its own value if the order is
-# not found).
+# not found). Parameters: orders_sql's, then from, to, the project's currency.
 _RETURNS_SQL: Final = f"""
-WITH r AS (
-    SELECT name, transaction_id, value, upper(currency) AS cur FROM events
-    WHERE project_id = ? AND name IN ('refund', 'order_cancelled')
-      AND ts >= {TS} AND ts < {TS}
+WITH {{orders}}, r AS (
+    SELECT name, transaction_id, value, cur FROM orders
+    WHERE name IN ('refund', 'order_cancelled') AND ts >= {TS} AND ts < {TS}
 ), o AS (
-    SELECT transaction_id, arg_min(value, ts) AS value, arg_min(upper(currency), ts) AS cur
-    FROM events
-    WHERE project_id = ? AND name = 'purchase'
-      AND transaction_id IN (SELECT transaction_id FROM r)
+    SELECT transaction_id, arg_min(value, ts) AS value, arg_min(cur, ts) AS cur
+    FROM orders
+    WHERE name = 'purchase' AND transaction_id IN (SELECT transaction_id FROM r)
     GROUP BY transaction_id
 ), m AS (
     SELECT r.name,
@@ -122,12 +121,17 @@ def kpis(store: EventStore, project: Project, rng: TimeRange, *,
                 total += row[amount] * row[factor]
         return total
 
-    order_rows = store.query(_ORDERS_SQL.format(rate=rate), [*window, base])
-    orders = sum(int(r[1]) for r in order_rows)
+    orders = orders_sql(rollup=rollup)
+    source = [project.id] * (2 if rollup else 1)
+    period = [rng.start_us, rng.end_us]
+    order_rows = store.query(_ORDERS_SQL.format(orders=orders, rate=rate),
+                             [*source, *period, *period, base])
+    order_count = sum(int(r[1]) for r in order_rows)
     valued_orders = sum(int(r[1]) for r in order_rows if r[4] is not None)
     items = sum(float(r[3]) for r in order_rows)
     gross = convert(order_rows, 2, 4)
-    return_rows = store.query(_RETURNS_SQL.format(rate=rate), [*window, project.id, base])
+    return_rows = store.query(_RETURNS_SQL.format(orders=orders, rate=rate),
+                              [*source, *period, base])
     refunds = convert([(r[1], r[3], r[4]) for r in return_rows if r[0] == "refund"], 1, 2)
     cancels = convert([(r[1], r[3], r[4]) for r in return_rows if r[0] != "refund"], 1, 2)
     refund_count = sum(int(r[2]) for r in return_rows if r[0] == "refund")
@@ -146,7 +150,7 @@ def kpis(store: EventStore, project: Project, rng: TimeRange, *,
         "pages_per_session": _ratio(t["pages"], sessions),
         "avg_session_duration_s": _ratio(t["duration_s"], sessions),
         "avg_time_on_page_s": _ratio(t["page_gaps_s"], t["page_gaps"] or 0),
-        "orders": orders, "items_per_order": _ratio(items, orders),
+        "orders": order_count, "items_per_order": _ratio(items, order_count),
         "gross_revenue": _money(gross), "refunds": _money(refunds), "refund_count": refund_count,
         "cancellations": _money(cancels), "cancellation_count": cancel_count,
         "revenue": _money(net),

@@ -45,7 +45,7 @@ from typing import Any, Final
 from shopwatch.analytics.currency import RATES
 from shopwatch.analytics.sessions import COLUMNS, TS, sessionized_sql
 
-VERSION: Final = 4
+VERSION: Final = 5
 HOUR_US: Final = 3600 * 1_000_000
 # Commerce steps whose times are kept per session (the default funnel's): a funnel made
 # of these names only is read from the rollup.
@@ -176,12 +176,25 @@ SCHEMA: Final = (
     "vk UBIGINT NOT NULL)",
     "CREATE TABLE rollup_first_seen (project_id INTEGER NOT NULL, vk UBIGINT NOT NULL, "
     "hour TIMESTAMP NOT NULL)",
+    # Purchases, refunds and cancellations up to the watermark, narrow (ORDER_COLUMNS).
+    """CREATE TABLE rollup_orders (project_id INTEGER NOT NULL, name VARCHAR NOT NULL,
+        ts TIMESTAMP NOT NULL, id VARCHAR NOT NULL, transaction_id VARCHAR, value DOUBLE,
+        cur VARCHAR, items DOUBLE)""",
     "CREATE TABLE rollup_pending (project_id INTEGER NOT NULL, hour TIMESTAMP NOT NULL)",
     # watermark: the last events row (rowid) whose hour has been marked pending.
     "CREATE TABLE rollup_state (version INTEGER NOT NULL, watermark BIGINT NOT NULL)",
 )
 TABLES: Final = ("rollup_sessions", "rollup_spanning", "rollup_hours", "rollup_visitors",
-                 "rollup_first_seen", "rollup_pending", "rollup_state")
+                 "rollup_first_seen", "rollup_orders", "rollup_pending", "rollup_state")
+ORDER_NAMES: Final = ("purchase", "refund", "order_cancelled")
+# An order event's columns as the order KPIs read them: the currency upper-cased, and a
+# purchase's item count (quantities; an item without one counts 1).
+_ORDER_COLUMNS: Final = """project_id, name, ts, id, transaction_id, value,
+    upper(currency) AS cur,
+    CASE WHEN name = 'purchase' THEN list_sum(list_transform(
+        CAST(COALESCE(json_extract(params, '$.items'), '[]') AS JSON[]),
+        lambda x: COALESCE(TRY_CAST(x->>'quantity' AS DOUBLE), 1))) END AS items"""
+_ORDER_FILTER: Final = f"name IN ({', '.join(repr(n) for n in ORDER_NAMES)})"
 VISITOR_KEY: Final = "md5_number_upper('v:' || COALESCE(anonymous_id, user_id))"
 
 Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
@@ -226,6 +239,9 @@ def mark_pending(execute: Execute) -> int:
         SELECT DISTINCT project_id, date_trunc('hour', ts) FROM events
         WHERE rowid > (SELECT max(watermark) FROM rollup_state)
         EXCEPT SELECT project_id, hour FROM rollup_pending""", [])
+    execute(f"""
+        INSERT INTO rollup_orders SELECT {_ORDER_COLUMNS} FROM events
+        WHERE rowid > (SELECT max(watermark) FROM rollup_state) AND {_ORDER_FILTER}""", [])
     execute("UPDATE rollup_state SET watermark = (SELECT COALESCE(max(rowid), -1) FROM events)",
             [])
     execute("COMMIT", [])
@@ -481,3 +497,21 @@ def visitors_params(project_id: int, start_us: int, end_us: int) -> list[Any]:
             project_id, floor,  # first seen before the period's first hour
             project_id, floor, start_us,  # that hour before the period
             project_id, -(2**53), start_us]  # stale hours before the period
+
+
+def orders_sql(*, rollup: bool = True) -> str:
+    """A CTE ``orders``: the purchase, refund and cancellation events of one project
+    (parameter: ``project_id``; with the rollup, twice), with the columns ``name, ts, id,
+    transaction_id, value, cur, items`` (see ``_ORDER_COLUMNS``). With the rollup, rows
+    up to the watermark come from ``rollup_orders`` and later ones from ``events``, in
+    one snapshot: the same rows as from ``events`` alone."""
+    columns = "name, ts, id, transaction_id, value, cur, items"
+    raw = f"SELECT {_ORDER_COLUMNS} FROM events WHERE project_id = ? AND {_ORDER_FILTER}"
+    if not rollup:
+        return f"orders AS (SELECT {columns} FROM ({raw}))"
+    # Not materialised: each reader's filters then reach both scans.
+    return f"""orders AS NOT MATERIALIZED (
+    SELECT {columns} FROM rollup_orders WHERE project_id = ?
+    UNION ALL
+    SELECT {columns} FROM ({raw} AND rowid > (SELECT max(watermark) FROM rollup_state))
+)"""
