@@ -1,5 +1,6 @@
-"""Session rollups: per-session, per-hour partial states, so a month of events is read as
-a million small rows instead of ten million events (issue 5's speed bar).
+"""Rollups: per-session, per-hour partial states (and per-hour totals, visitors, narrow
+order rows), so a month of events is read as a million small rows, or 720 hourly sums,
+instead of ten million events (issue 5's speed bar).
 
 What is stored (``rollup_sessions``): for every hour and every session *with a session
 id* that has events in that hour, one row of :data:`STATE` columns computed from that
@@ -10,6 +11,11 @@ to the row computed from all of those events at once (sums add, minima take the
 minimum, the first event's attributes come from the earliest hour). That is what makes
 the rollup exact, and the tests prove it against the raw computation.
 
+Beside it: ``rollup_hours`` (:data:`TOTALS` of each hour's sessions that have rows in no
+other hour, kept in step with the ``spans`` flag of the session rows), ``rollup_visitors``
+and ``rollup_first_seen`` (:func:`visitors_sql`), and ``rollup_orders`` (order events up
+to the watermark, copied as it moves: :func:`orders_sql`).
+
 Contract of :func:`session_states` (what the analytics modules read):
 
 - It yields one row per session of the period, with the finalised state columns, equal
@@ -18,7 +24,7 @@ Contract of :func:`session_states` (what the analytics modules read):
   partial hours at both ends, hours with events not yet rolled up) and every event
   without a session id (their sessions split on idle gaps, which depends on the period
   start: :mod:`shopwatch.analytics.sessions`) are computed from raw events.
-- Sessions present in more than one hour (``rollup_spanning``) or in both parts are
+- Sessions present in more than one hour (``spans``) or in both parts are
   merged; the others are taken as they are, without a GROUP BY over all of them.
 - Session keys are the 64-bit ``md5_number_upper`` of the session key string; two
   sessions colliding would merge (probability ~3e-6 for 10 million sessions).
@@ -184,6 +190,8 @@ SCHEMA: Final = (
     # watermark: the last events row (rowid) whose hour has been marked pending.
     "CREATE TABLE rollup_state (version INTEGER NOT NULL, watermark BIGINT NOT NULL)",
 )
+# Every table a version ever had (rollup_spanning: before version 3), so that a rebuild
+# drops them all.
 TABLES: Final = ("rollup_sessions", "rollup_spanning", "rollup_hours", "rollup_visitors",
                  "rollup_first_seen", "rollup_orders", "rollup_pending", "rollup_state")
 ORDER_NAMES: Final = ("purchase", "refund", "order_cancelled")
@@ -230,8 +238,9 @@ GROUP BY ALL"""
 
 
 def mark_pending(execute: Execute) -> int:
-    """Mark the hours of events stored since the watermark as pending and move the
-    watermark to the last stored row; return the hours pending. Writer only: no write
+    """Mark the hours of events stored since the watermark as pending, copy their order
+    events to ``rollup_orders``, and move the watermark to the last stored row, in one
+    transaction; return the hours pending. Writer only: no write
     can commit in between, so no event is missed."""
     execute("BEGIN", [])
     execute("""
