@@ -402,11 +402,18 @@ st AS (
 def state_params(project_id: int, start_us: int, end_us: int, *,
                  rollup: bool = True) -> list[Any]:
     """The parameters of :func:`session_states` for one project and period."""
+    return _params(project_id, start_us, end_us, rollup=rollup, rolled_scans=2)
+
+
+def _params(project_id: int, start_us: int, end_us: int, *, rollup: bool,
+            rolled_scans: int) -> list[Any]:
+    """The raw parts' parameters, then ``rolled_scans`` times those of :func:`_rolled_sql`
+    (or, without the rollup, those of :func:`~shopwatch.analytics.sessions.sessionized_sql`)."""
     if not rollup:
         return [project_id, start_us, end_us]
     first_full, last_full = _whole_hours(start_us, end_us)
     rolled = [project_id, first_full, last_full]
-    return [*_edge_params(project_id, start_us, end_us), *rolled * 2]
+    return [*_edge_params(project_id, start_us, end_us), *rolled * rolled_scans]
 
 
 def _whole_hours(start_us: int, end_us: int) -> tuple[int, int]:
@@ -455,12 +462,9 @@ SELECT {combined}, {unsessioned} FROM h, o, m"""
 
 def totals_params(project_id: int, start_us: int, end_us: int, *,
                   rollup: bool = True) -> list[Any]:
-    """The parameters of :func:`session_totals` for one project and period."""
-    if not rollup:
-        return [project_id, start_us, end_us]
-    first_full, last_full = _whole_hours(start_us, end_us)
-    rolled = [project_id, first_full, last_full]
-    return [*_edge_params(project_id, start_us, end_us), *rolled * 3]
+    """The parameters of :func:`session_totals` for one project and period (the hour
+    totals take the same three as a rollup scan)."""
+    return _params(project_id, start_us, end_us, rollup=rollup, rolled_scans=3)
 
 
 def visitors_sql() -> str:
