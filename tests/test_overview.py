@@ -315,8 +315,11 @@ def test_conversion_and_traffic_against_the_previous_period(env: Env) -> None:
         view("2024-05-14T08:40:00Z", session_id="s2"),  # bucket 0
         view("2024-05-14T09:10:00Z", session_id="s2"),  # bucket 1
         view("2024-05-14T09:20:00Z", anonymous_id="a3"),  # bucket 1: a3 starts here
-        purchase("2024-05-14T10:05:00Z", 5.0, "EUR", anonymous_id="a3"),  # bucket 3
+        purchase("2024-05-14T09:40:00Z", 5.0, "EUR", anonymous_id="a3"),  # bucket 2
         view("2024-05-14T09:45:00Z"),  # bucket 2, no session key
+        # a8 idles 45 minutes: two visits, as in the sessions module.
+        view("2024-05-14T10:05:00Z", anonymous_id="a8"),  # bucket 3
+        view("2024-05-14T10:50:00Z", anonymous_id="a8"),  # bucket 4
         # The previous period: 2024-05-13T08:30Z to 2024-05-14T08:30Z.
         view("2024-05-13T08:35:00Z", session_id="s4"),  # previous bucket 0
         purchase("2024-05-13T08:50:00Z", 5.0, "EUR", session_id="s4"),
@@ -332,23 +335,25 @@ def test_conversion_and_traffic_against_the_previous_period(env: Env) -> None:
     assert result["previous_range"]["from"] == "2024-05-13T08:30:00Z"
 
     conversion = result["conversion_rate"]
-    assert (conversion["sessions"], conversion["converted_sessions"]) == (3, 2)
-    assert conversion["value"] == pytest.approx(2 / 3)
+    assert (conversion["sessions"], conversion["converted_sessions"]) == (5, 2)
+    assert conversion["value"] == pytest.approx(2 / 5)
     assert (conversion["previous_sessions"], conversion["previous_converted_sessions"]) == (3, 1)
     assert conversion["previous"] == pytest.approx(1 / 3)
     rates: list[float | None] = [None] * 48
-    rates[0], rates[1], rates[47] = 0.0, 1.0, 1.0  # s2, a3 (converted later), s1
+    # s2, a3 (converted later), a8's two visits, s1
+    rates[0], rates[1], rates[3], rates[4], rates[47] = 0.0, 1.0, 0.0, 0.0, 1.0
     assert conversion["series"] == rates
     previous_rates: list[float | None] = [None] * 48
     previous_rates[0], previous_rates[23], previous_rates[47] = 1.0, 0.0, 0.0
     assert conversion["previous_series"] == previous_rates
 
     traffic = result["traffic"]
-    assert (traffic["events"], traffic["sessions"]) == (7, 3)
+    assert (traffic["events"], traffic["sessions"]) == (9, 5)
     assert (traffic["previous_events"], traffic["previous_sessions"]) == (4, 3)
     events, sessions = [0] * 48, [0] * 48
-    events[0], events[1], events[2], events[3], events[47] = 1, 2, 1, 1, 2
-    sessions[0], sessions[1], sessions[3], sessions[47] = 1, 2, 1, 1
+    events[0], events[1], events[2], events[3], events[4], events[47] = 1, 2, 2, 1, 1, 2
+    sessions[0], sessions[1], sessions[2], sessions[3], sessions[4], sessions[47] = (
+        1, 2, 1, 1, 1, 1)
     assert traffic["series"]["events"] == events
     assert traffic["series"]["sessions"] == sessions
     previous_events, previous_sessions = [0] * 48, [0] * 48

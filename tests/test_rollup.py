@@ -161,6 +161,41 @@ def test_timeseries_equal_raw(shop: tuple[DuckDBEventStore, Project, Project],
              timeseries(store, project, period(start, end), interval, rollup=False))
 
 
+def buckets(store: DuckDBEventStore, project: Project, start: int, end: int, bucket_h: int,
+            shift_h: int, *, rolled: bool = True) -> list[tuple[Any, ...]]:
+    """:func:`rollup.buckets_sql`'s rows for a period in minutes from T0, sorted."""
+    rng = period(start, end)
+    return sorted(store.query(
+        rollup.buckets_sql(bucket_h * 3600 * US, shift_h * 3600 * US, rollup=rolled),
+        rollup.buckets_params(project.id, rng.start_us, rng.end_us, rollup=rolled)))
+
+
+@pytest.mark.parametrize(("start", "end"), PERIODS)
+def test_buckets_equal_raw(shop: tuple[DuckDBEventStore, Project, Project], start: int,
+                           end: int) -> None:
+    """Per-bucket events, active sessions, sessions and conversions (the overview's
+    series), for 1 h and 3 h buckets, shifted or not; they add up to the KPIs."""
+    store, project, other = shop
+    for p in (project, other):
+        for bucket_h, shift_h in ((1, 0), (3, 0), (3, 5), (12, 24)):
+            rows = buckets(store, p, start, end, bucket_h, shift_h)
+            assert rows == buckets(store, p, start, end, bucket_h, shift_h, rolled=False)
+        k = kpis(store, p, period(start, end))
+        assert sum(r[1] for r in rows) == k["events"]
+        assert sum(r[3] for r in rows) == k["sessions"]
+        assert sum(r[4] for r in rows) == k["converted_sessions"]
+        assert all(r[2] >= r[3] for r in rows)  # a session starting in a bucket is active there
+    if end - start >= 60:
+        assert sum(r[3] for r in rows) > 0
+
+
+def test_rolled_buckets_need_whole_hours() -> None:
+    assert rollup.hour_aligned(3 * 3600 * US, 24 * 3600 * US)
+    assert not rollup.hour_aligned(1800 * US) and not rollup.hour_aligned(3600 * US, 60 * US)
+    with pytest.raises(ValueError, match="whole hours"):
+        rollup.buckets_sql(1800 * US)
+
+
 def test_the_rollup_is_read(shop: tuple[DuckDBEventStore, Project, Project]) -> None:
     """Not a raw path in disguise: a changed rollup row changes the rolled-up result
     (of whole hours only), and the tables hold every session-hour."""
@@ -170,17 +205,21 @@ def test_the_rollup_is_read(shop: tuple[DuckDBEventStore, Project, Project]) -> 
     assert rows[0] >= rows[1] > 100
     assert store.query("SELECT count(*) FROM rollup_pending")[0][0] == 0
     before = kpis(store, project, period(60, 120))
+    events_before = sum(r[1] for r in buckets(store, project, 60, 120, 1, 0))
     hour = [project.id, T0 + 3600 * US]
     for table, where in (("rollup_hours", ""), ("rollup_sessions", "AND spans")):
-        store._run(f"UPDATE {table} SET pages = pages + 1000 WHERE project_id = ? "
-                   f"AND hour = make_timestamp(?::BIGINT) {where}", hour)
+        store._run(f"UPDATE {table} SET pages = pages + 1000, events = events + 1000 "
+                   f"WHERE project_id = ? AND hour = make_timestamp(?::BIGINT) {where}", hour)
         try:
             assert kpis(store, project, period(60, 120))["pages_per_session"] > 10
+            assert sum(r[1] for r in buckets(store, project, 60, 120, 1, 0)) > (
+                events_before + 999)
             assert kpis(store, project, period(65, 110)) == kpis(
                 store, project, period(65, 110), rollup=False)
         finally:
-            store._run(f"UPDATE {table} SET pages = pages - 1000 WHERE project_id = ? "
-                       f"AND hour = make_timestamp(?::BIGINT) {where}", hour)
+            store._run(f"UPDATE {table} SET pages = pages - 1000, events = events - 1000 "
+                       f"WHERE project_id = ? AND hour = make_timestamp(?::BIGINT) {where}",
+                       hour)
     assert kpis(store, project, period(60, 120)) == before
 
 
@@ -258,6 +297,22 @@ def test_late_events_stay_exact(tmp_path: Path) -> None:
         assert_consistent(store)
         assert store.query("SELECT sum(events) FROM rollup_sessions")[0][0] == store.query(
             "SELECT count(*) FROM events WHERE session_id IS NOT NULL")[0][0]
+
+        # A session rolled up whole in its one hour gets a late event hours later: until
+        # that hour is rolled up, its row is taken out of its hour's totals and merged.
+        sid = store.query("""
+            SELECT session_id FROM events WHERE project_id = ? AND session_id IS NOT NULL
+            GROUP BY 1 HAVING count(DISTINCT date_trunc('hour', ts)) = 1
+               AND min(ts) >= make_timestamp(?::BIGINT) ORDER BY 1 LIMIT 1""",
+                          [project.id, T0 + 3600 * US])[0][0]
+        ingest(store, project, [{"name": "purchase", "session_id": sid,
+                                 "ts": (T0 + 5 * 3600 * US + 60 * US) // 1000}], RECEIVED_US)
+        for start, end in ((0, HOURS * 60), (60, 5 * 60 + 30)):
+            same(kpis(store, project, period(start, end)),
+                 kpis(store, project, period(start, end), rollup=False))
+            for bucket_h, shift_h in ((1, 0), (3, 3)):
+                assert buckets(store, project, start, end, bucket_h, shift_h) == buckets(
+                    store, project, start, end, bucket_h, shift_h, rolled=False)
     finally:
         store.close()
         state.close()

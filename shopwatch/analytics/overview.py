@@ -1,16 +1,20 @@
 """The overview page's numbers: live sessions, today's orders and revenue, conversion, traffic.
 
-Everything is computed from stored events only, with four GROUP BY queries through
-:meth:`EventStore.query` (each filtered on ``project_id``); no number is estimated or
-filled in. Times are event times (``ts``, UTC); every window is half-open ``[from, to)``.
+Everything is computed from stored events only, with four grouped queries through
+:meth:`EventStore.query` (each filtered on ``project_id``; conversion and traffic read the
+rollups of :mod:`shopwatch.analytics.rollup` when the buckets are whole hours, with the
+same result); no number is estimated or filled in. Times are event times (``ts``, UTC);
+every window is half-open ``[from, to)``.
 
 Definitions (the contract of :func:`overview`):
 
-- **Session key**: ``COALESCE(session_id, anonymous_id, user_id)``. Events with none of
-  the three belong to no session: they count as events in ``traffic`` but never as
-  sessions. (Splitting anonymous visitors after 30 idle minutes comes later, with the
-  sessions module; until then an anonymous id is one session.)
-- **Active sessions**: distinct session keys with an event in ``[now - 5 min, now)``.
+- **Sessions** as everywhere else (:mod:`shopwatch.analytics.sessions`): by session id,
+  else the visitor's (``anonymous_id``, else ``user_id``) visits split after 30 idle
+  minutes. Events with none of the three belong to no session: they count as events in
+  ``traffic`` but never as sessions.
+- **Active sessions**: distinct sessions with an event in ``[now - 5 min, now)``. (No
+  visit can have a 30-minute gap inside five minutes, so there a visitor without a
+  session id is one session.)
   Its ``series`` has 60 points, one per epoch-aligned minute, oldest first; the last
   point is the minute holding ``now - 1 µs`` (a partial minute unless ``now`` is on a
   minute boundary).
@@ -30,7 +34,7 @@ Definitions (the contract of :func:`overview`):
   sessions with any event in the range (``None`` without sessions). Its ``series`` puts
   each session in the bucket of its first event in the range (so the buckets add up to
   the totals) and is ``None`` for buckets without sessions.
-- **Traffic**: per bucket, events and distinct session keys with an event in the bucket.
+- **Traffic**: per bucket, events and the sessions with an event in the bucket.
 - **Previous period** (conversion, traffic): ``rng.previous()``. Its events are shifted
   by the range's length onto ``rng``'s buckets, so ``previous_*[i]`` is the same
   position in the previous period as bucket ``i`` is in ``rng``.
@@ -46,6 +50,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+from shopwatch.analytics.rollup import buckets_params, buckets_sql, hour_aligned
 from shopwatch.analytics.timerange import EPOCH, US, TimeRange, iso_utc
 from shopwatch.store.base import EventStore
 from shopwatch.store.state import Project
@@ -58,7 +63,8 @@ MINUTE_US: Final = 60 * US
 # quarter lies in exactly one local hour, and no SQL time zone support is needed.
 QUARTER_US: Final = 900 * US
 
-SESSION_KEY: Final = "COALESCE(session_id, anonymous_id, user_id)"
+# Inside five minutes a visitor's events are one visit (see the module docstring).
+SESSION_KEY: Final = "COALESCE('s:' || session_id, 'v:' || COALESCE(anonymous_id, user_id))"
 TS: Final = "make_timestamp(?::BIGINT)"
 
 # One scan for both numbers: the per-minute grouping gives the series, the grand-total
@@ -90,38 +96,6 @@ SELECT period, t // {QUARTER_US} AS q, t < ? AS before_cut, COALESCE(cur, ?) AS 
        count(*), COALESCE(sum(value), 0)
 FROM orders
 GROUP BY ALL
-"""
-
-# Sessions of rng (in_range) and of rng.previous(), each placed in the bucket of its
-# first event; previous-period times are shifted by the span onto rng's buckets. The
-# grouping set (in_range) alone gives the totals (b IS NULL).
-_CONVERSION_SQL: Final = f"""
-WITH s AS (
-    SELECT {SESSION_KEY} AS sk, ts >= {TS} AS in_range,
-           min(epoch_us(ts)) AS first_us, bool_or(name = 'purchase') AS bought
-    FROM events
-    WHERE project_id = ? AND ts >= {TS} AND ts < {TS} AND {SESSION_KEY} IS NOT NULL
-    GROUP BY ALL
-), b AS (
-    SELECT in_range, (first_us + CASE WHEN in_range THEN 0 ELSE ? END) // ? AS b, bought
-    FROM s
-)
-SELECT in_range, b, count(*), count(*) FILTER (WHERE bought)
-FROM b
-GROUP BY GROUPING SETS ((in_range, b), (in_range))
-"""
-
-_TRAFFIC_SQL: Final = f"""
-WITH e AS (
-    SELECT ts >= {TS} AS in_range, epoch_us(ts) AS t, {SESSION_KEY} AS sk
-    FROM events
-    WHERE project_id = ? AND ts >= {TS} AND ts < {TS}
-), b AS (
-    SELECT in_range, (t + CASE WHEN in_range THEN 0 ELSE ? END) // ? AS b, sk FROM e
-)
-SELECT in_range, b, count(*), count(DISTINCT sk)
-FROM b
-GROUP BY GROUPING SETS ((in_range, b), (in_range))
 """
 
 _NOT_BUILT_AVAILABILITY: Final = {
@@ -298,50 +272,42 @@ def _money(value: float) -> float:
 
 def _conversion_and_traffic(store: EventStore, project_id: int,
                             rng: TimeRange) -> tuple[dict[str, Any], dict[str, Any]]:
-    previous = rng.previous()
-    origin = rng.first_bucket_us() // rng.bucket_us  # bucket number of index 0
     n = len(rng.buckets())
-    params = [rng.start_us, project_id, previous.start_us, rng.end_us,
-              rng.span_us, rng.bucket_us]
-
-    sessions = {True: [0] * n, False: [0] * n}  # keyed by in_range
-    converted = {True: [0] * n, False: [0] * n}
-    session_totals = {True: (0, 0), False: (0, 0)}  # (sessions, converted sessions)
-    for in_range, bucket, count, bought in store.query(_CONVERSION_SQL, params):
-        if bucket is None:
-            session_totals[in_range] = (int(count), int(bought))
-        else:
-            sessions[in_range][int(bucket) - origin] = int(count)
-            converted[in_range][int(bucket) - origin] = int(bought)
-
-    events = {True: [0] * n, False: [0] * n}
-    active = {True: [0] * n, False: [0] * n}
-    traffic_totals = {True: (0, 0), False: (0, 0)}  # (events, sessions)
-    for in_range, bucket, count, distinct in store.query(_TRAFFIC_SQL, params):
-        if bucket is None:
-            traffic_totals[in_range] = (int(count), int(distinct))
-        else:
-            events[in_range][int(bucket) - origin] = int(count)
-            active[in_range][int(bucket) - origin] = int(distinct)
-
+    origin = rng.first_bucket_us() // rng.bucket_us  # bucket number of index 0
+    # [period][field][bucket]; period 0 is rng, 1 the previous period shifted onto rng.
+    fields = ("events", "active", "sessions", "converted")
+    series = [{f: [0] * n for f in fields} for _ in range(2)]
+    for period, (start_us, shift_us) in enumerate(((rng.start_us, 0),
+                                                   (rng.start_us - rng.span_us, rng.span_us))):
+        end_us = start_us + rng.span_us
+        rollup = hour_aligned(rng.bucket_us, shift_us)
+        rows = store.query(buckets_sql(rng.bucket_us, shift_us, rollup=rollup),
+                           buckets_params(project_id, start_us, end_us, rollup=rollup))
+        for b, *counts in rows:
+            for field, count in zip(fields, counts, strict=True):
+                series[period][field][int(b) - origin] = int(count)
+    now, before = series
+    # Each session is counted once, in the bucket of its first event: the sums are the
+    # period's sessions.
+    totals = [{f: sum(p[f]) for f in ("events", "sessions", "converted")} for p in series]
     conversion = {
-        "value": _rate(session_totals[True][1], session_totals[True][0]),
-        "previous": _rate(session_totals[False][1], session_totals[False][0]),
-        "series": [_rate(c, s) for c, s in zip(converted[True], sessions[True], strict=True)],
-        "previous_series": [_rate(c, s) for c, s in zip(converted[False], sessions[False],
-                                                        strict=True)],
-        "sessions": session_totals[True][0],
-        "converted_sessions": session_totals[True][1],
-        "previous_sessions": session_totals[False][0],
-        "previous_converted_sessions": session_totals[False][1],
+        "value": _rate(totals[0]["converted"], totals[0]["sessions"]),
+        "previous": _rate(totals[1]["converted"], totals[1]["sessions"]),
+        "series": [_rate(c, s) for c, s in zip(now["converted"], now["sessions"], strict=True)],
+        "previous_series": [_rate(c, s) for c, s in zip(before["converted"],
+                                                        before["sessions"], strict=True)],
+        "sessions": totals[0]["sessions"],
+        "converted_sessions": totals[0]["converted"],
+        "previous_sessions": totals[1]["sessions"],
+        "previous_converted_sessions": totals[1]["converted"],
     }
     traffic = {
-        "events": traffic_totals[True][0],
-        "sessions": traffic_totals[True][1],
-        "previous_events": traffic_totals[False][0],
-        "previous_sessions": traffic_totals[False][1],
-        "series": {"events": events[True], "sessions": active[True],
-                   "previous_events": events[False], "previous_sessions": active[False]},
+        "events": totals[0]["events"],
+        "sessions": totals[0]["sessions"],
+        "previous_events": totals[1]["events"],
+        "previous_sessions": totals[1]["sessions"],
+        "series": {"events": now["events"], "sessions": now["active"],
+                   "previous_events": before["events"], "previous_sessions": before["active"]},
     }
     return conversion, traffic
 
