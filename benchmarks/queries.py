@@ -8,10 +8,14 @@
    items in several currencies, refunds, cancellations), in time order as they would
    arrive. The generator is this file's ``FILL``.
 2. **Baseline**: for each call, one hand-written DuckDB query that computes the call's
-   headline result, run in this process on the same file.
+   result from raw events (``benchmarks/baselines.py``), run in this process on the same
+   file with the server's DuckDB thread count. For reference, also a smaller query giving
+   only a few headline numbers (``HEADLINE``: fewer figures, simpler definitions).
 3. **Shopwatch**: start ``shopwatch serve`` on the data directory and call each API
    route over HTTP with the secret key, p50/p95 over ``--repeat`` calls after a warm-up;
    then the server's resident memory (server plus its store process, from /proc).
+4. **Same result**: each call once more over the baseline's exact period (a custom
+   range); its figures must equal the baseline's, or the run fails.
 
 Bars (issue 5): every call <= 300 ms at 10 M events, <= 1.5 x its baseline, server RSS
 < 500 MB.
@@ -28,13 +32,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import httpx
 
+from shopwatch.analytics.timerange import bucket_seconds
 from shopwatch.settings import defaults
 
 sys.path.insert(0, str(Path(__file__).parent))
+import baselines
 from ingest import free_port, start_process, stop_process, wait_port
 
 FILL = """
@@ -87,8 +94,9 @@ SELECT 1, uuid()::VARCHAR, name, t0 + to_seconds(j * 20), t0 + to_seconds(j * 20
 FROM e ORDER BY 4
 """
 
-# One hand-written query per call: the least work that gives the call's headline numbers.
-BASELINES = {
+# For reference: per call, the least work giving a few of its headline numbers (not its
+# result: no idle-split sessions, no medians, no visitors or refunds...).
+HEADLINE = {
     "kpis": """
         SELECT count(DISTINCT session_id),
                count(DISTINCT transaction_id) FILTER (WHERE name = 'purchase'),
@@ -191,33 +199,110 @@ def main() -> None:
         measure(shopwatch, data, env, project, args.repeat)
 
 
+def baseline_params(call: str, now_us: int, span_s: int) -> dict[str, int]:
+    """The named parameters of a call's baseline query over ``[now - span, now)``."""
+    params = {"from": now_us - span_s * 1_000_000, "to": now_us}
+    if call == "overview":
+        day = 86400 * 1_000_000
+        today = now_us // day * day  # the bench project's time zone is UTC
+        params.update(now=now_us, bucket=bucket_seconds(span_s) * 1_000_000, today=today,
+                      last_week=today - 7 * day)
+    return params
+
+
+def baseline_result(con: duckdb.DuckDBPyConnection, call: str,
+                    params: dict[str, int]) -> dict[str, Any]:
+    if call == "kpis":
+        return baselines.kpis_result(con, params)
+    if call == "funnel":
+        return baselines.funnel_result(con, params)
+    first = params["from"] // params["bucket"]
+    n = -(-params["to"] // params["bucket"]) - first
+    return baselines.overview_result(con, params, n)
+
+
+def api_result(call: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The figures of a call's answer that its baseline computes."""
+    if call == "kpis":
+        return {k: body[k] for k in KPI_KEYS}
+    if call == "funnel":
+        return {"counts": [s["count"] for s in body["steps"]],
+                "median_seconds": [s["median_seconds"] for s in body["steps"]]}
+    conversion, traffic = body["conversion_rate"], body["traffic"]
+    return {**{k: conversion[k] for k in ("sessions", "converted_sessions",
+                                          "previous_sessions", "previous_converted_sessions",
+                                          "series", "previous_series")},
+            "traffic": traffic["series"]}
+
+
+KPI_KEYS = ("events", "sessions", "visitors", "new_visitors", "bounce_rate",
+            "pages_per_session", "avg_session_duration_s", "avg_time_on_page_s", "orders",
+            "items_per_order", "gross_revenue", "refunds", "refund_count", "cancellations",
+            "cancellation_count", "revenue", "aov", "conversion_rate", "carts",
+            "abandoned_carts", "cart_abandonment_rate", "abandoned_cart_value", "checkouts",
+            "checkout_abandonment_rate")
+
+
+def differences(api: Any, base: Any, path: str = "") -> list[str]:
+    """Where two results differ; floats up to 1e-9 relative (summation order), money
+    rounded to 6 decimals by the API."""
+    if isinstance(api, dict):
+        return [d for k in api for d in differences(api[k], base[k], f"{path}.{k}")]
+    if isinstance(api, list):
+        if len(api) != len(base):
+            return [f"{path}: {len(api)} vs {len(base)} entries"]
+        return [d for i, (a, b) in enumerate(zip(api, base, strict=True))
+                for d in differences(a, b, f"{path}[{i}]")]
+    if isinstance(api, (int, float)) and isinstance(base, (int, float)):
+        if abs(api - base) <= max(1e-6, 1e-9 * abs(base)):
+            return []
+    elif api == base:
+        return []
+    return [f"{path}: API {api!r}, baseline {base!r}"]
+
+
+def timed(run: Any, repeat: int) -> float:
+    """Median milliseconds of ``run()`` over ``repeat`` calls after one warm-up."""
+    run()
+    samples = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - t) * 1000)
+    return statistics.median(samples)
+
+
 def measure(shopwatch: Path, data: Path, env: dict[str, str], project: dict[str, str],
             repeat: int) -> None:
-    """Baselines in this process, then the API calls of a real server; prints the table."""
+    """Baselines in this process, then the API calls of a real server; prints the table
+    and fails when a call's result differs from its baseline's."""
     path = data / "events.duckdb"
-    now_us = time.time_ns() // 1000
+    now_us = time.time_ns() // 1_000_000 * 1000  # whole ms: a custom range can say it
     # The baseline gets the threads the server's store gets (its default setting).
     threads = defaults().duckdb_threads
     con = duckdb.connect(str(path), config={"threads": threads})
     total = con.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
     print(f"{total:,} events ({path.stat().st_size / 2**20:.0f} MiB), "
           f"DuckDB threads {threads} (server and baseline)")
-    baselines: dict[str, float] = {}
-    for name, _path, params, base in CALLS:
+    base_ms: dict[str, float] = {}
+    headline_ms: dict[str, float] = {}
+    expected: dict[str, dict[str, Any]] = {}
+    for name, _path, params, call in CALLS:
         span = SPANS[params["range"]]
-        args_ = [now_us - span * 1_000_000, now_us]
-        con.execute(BASELINES[base], args_).fetchall()
-        samples = []
-        for _ in range(max(3, repeat // 2)):
-            t = time.perf_counter()
-            con.execute(BASELINES[base], args_).fetchall()
-            samples.append((time.perf_counter() - t) * 1000)
-        baselines[name] = statistics.median(samples)
+        named = baseline_params(call, now_us, span)
+        expected[name] = baseline_result(con, call, named)
+        base_ms[name] = timed(lambda: baseline_result(con, call, named),  # noqa: B023
+                              max(3, repeat // 2))
+        window = [now_us - span * 1_000_000, now_us]
+        headline_ms[name] = timed(
+            lambda: con.execute(HEADLINE[call], window).fetchall(),  # noqa: B023
+            max(3, repeat // 2))
     con.close()
 
     port = free_port()
     server = start_process([str(shopwatch), "serve", "--data", str(data), "--port", str(port)],
                            data, env)
+    failures: list[str] = []
     try:
         wait_port(port)
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120,
@@ -227,12 +312,18 @@ def measure(shopwatch: Path, data: Path, env: dict[str, str], project: dict[str,
             time.sleep(1)
         print(f"rollup current after {time.perf_counter() - t0:.0f} s "
               f"(RSS {rss_mb(server.pid):.0f} MB)")
-        print(f"\n{'call':16}{'p50 ms':>10}{'p95 ms':>10}{'baseline ms':>14}{'ratio':>8}"
-              f"{'bar':>12}")
-        for name, route, params, _base in CALLS:
-            response = client.get(route, params=params)
+        print(f"\n{'call':14}{'p50 ms':>8}{'p95 ms':>8}{'baseline ms':>13}{'ratio':>7}"
+              f"{'bar':>9}{'same result':>13}{'headline-only ms':>18}")
+        for name, route, params, call in CALLS:
+            span = SPANS[params["range"]]
+            exact = {**params, "range": "custom", "from": str((now_us - span * 1_000_000) // 1000),
+                     "to": str(now_us // 1000)}
+            response = client.get(route, params=exact)
             assert response.status_code == 200, response.text
+            diff = differences(api_result(call, response.json()), expected[name])
+            failures += [f"{name}{d}" for d in diff[:5]]
             samples = []
+            client.get(route, params=params)
             for _ in range(repeat):
                 t = time.perf_counter()
                 client.get(route, params=params)
@@ -240,15 +331,18 @@ def measure(shopwatch: Path, data: Path, env: dict[str, str], project: dict[str,
             samples.sort()
             p50 = statistics.median(samples)
             p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
-            ratio = p50 / baselines[name]
+            ratio = p50 / base_ms[name]
             ok = "met" if p50 <= 300 and ratio <= 1.5 else "NOT met"
-            print(f"{name:16}{p50:>10.0f}{p95:>10.0f}{baselines[name]:>14.0f}"
-                  f"{ratio:>8.1f}{ok:>12}")
+            print(f"{name:14}{p50:>8.0f}{p95:>8.0f}{base_ms[name]:>13.0f}{ratio:>7.1f}"
+                  f"{ok:>9}{'yes' if not diff else 'NO':>13}{headline_ms[name]:>18.0f}")
         memory = rss_mb(server.pid)
         print(f"\nserver resident memory (with its store process): {memory:.0f} MB "
               f"(bar: < 500 MB) {'met' if memory < 500 else 'NOT met'}")
     finally:
         stop_process(server)
+    if failures:
+        print("\nresults differing from the baseline's:\n  " + "\n  ".join(failures))
+        sys.exit(1)
 
 
 if __name__ == "__main__":

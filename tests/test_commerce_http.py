@@ -34,6 +34,10 @@ def test_kpis_and_funnel_contracts(dashboard: Live) -> None:
         "steps": "view_item,add_to_cart,purchase", "range": "1h"}).json()
     assert [(s["name"], s["count"], s["conversion"], s["drop_off"]) for s in funnel["steps"]] == [
         ("view_item", 2, 1.0, 0.0), ("add_to_cart", 2, 1.0, 0.0), ("purchase", 1, 0.5, 0.5)]
+    assert funnel["previous"][0]["count"] == 0 and "previous_range" in funnel
+    alone = client.get("/api/v1/funnel", params={
+        "steps": "view_item,add_to_cart,purchase", "range": "1h", "compare": "false"}).json()
+    assert alone["steps"] == funnel["steps"] and "previous" not in alone
     dropped = client.get("/api/v1/funnel/dropped", params={
         "steps": "view_item,add_to_cart,purchase", "step": 2, "range": "1h"}).json()
     assert [d["session"] for d in dropped["sessions"]] == ["s:b"]

@@ -122,8 +122,11 @@ def _state_sql(steps: Sequence[str], dimension: str | None, rollup: bool) -> str
     # One aggregate for every step (one pass over the sessions): dim, n1..nk, g2..gk.
     counts = ", ".join(f"count(t{i})" for i in range(1, len(steps) + 1))
     gaps = ", ".join(f"median(epoch(t{i}) - epoch(t{i - 1}))" for i in range(2, len(steps) + 1))
+    needed = [c for name in steps for c in (col[name], f"{col[name]}_all")]
+    if dimension:
+        needed.append(STATE_DIMENSIONS[dimension])
     return f"""
-WITH {session_states(rollup=rollup)},
+WITH {session_states(rollup=rollup, columns=needed)},
 {", ".join(chain)}
 SELECT {dim} AS dim, {counts}, {gaps} FROM c{len(steps)} GROUP BY 1
 """

@@ -357,10 +357,21 @@ _STALE: Final = """stale AS (
 )"""
 
 
-def _edges_sql() -> str:
-    """CTEs ``stale``, ``ev0``, ``ev`` and ``raw_rows``: what the rollup does not cover,
-    read raw (parameters: the first 14 of :func:`state_params`)."""
-    raw = ", ".join(f"{c.raw} AS {c.name}" for c in STATE)
+def _state_columns(columns: Sequence[str] | None) -> list[Column]:
+    """The :data:`STATE` columns named (all for None), with ``first_ts``, which orders
+    the merges of first-event attributes; in :data:`STATE` order."""
+    wanted = set(STATE_NAMES if columns is None else (*columns, "first_ts"))
+    unknown = wanted - set(STATE_NAMES)
+    if unknown:
+        raise ValueError(f"not state columns: {sorted(unknown)}")
+    return [c for c in STATE if c.name in wanted]
+
+
+def _edges_sql(columns: Sequence[str] | None = None) -> str:
+    """CTEs ``stale``, ``ev0``, ``ev`` and ``raw_rows`` (with the state ``columns``, all
+    for None): what the rollup does not cover, read raw (parameters: the first 14 of
+    :func:`state_params`)."""
+    raw = ", ".join(f"{c.raw} AS {c.name}" for c in _state_columns(columns))
     # The events the rollup does not cover, as scans DuckDB can each narrow by time (a
     # filter mixing them with OR would read every event of the period): the partial
     # hours at both ends, the stale stretch, and elsewhere the events without a session
@@ -379,35 +390,39 @@ def _edges_sql() -> str:
 raw_rows AS ({_hashed(f"SELECT sk, {raw} FROM ev WHERE sk IS NOT NULL GROUP BY sk")})"""
 
 
-def _merged_sql() -> str:
-    """The merged state rows of the sessions split between hours or read raw."""
-    merged = ", ".join(f"{c.merge} AS {c.name}" for c in STATE)
-    names = ", ".join(STATE_NAMES)
+def _merged_sql(columns: Sequence[str] | None = None) -> str:
+    """The merged state rows (the state ``columns``, all for None) of the sessions split
+    between hours or read raw."""
+    merged = ", ".join(f"{c.merge} AS {c.name}" for c in _state_columns(columns))
+    names = ", ".join(c.name for c in _state_columns(columns))
     return f"""SELECT sk, {merged} FROM (
         {_rolled_sql(f"sk, {names}", split=True)}
         UNION ALL SELECT sk, {names} FROM raw_rows)
     GROUP BY sk"""
 
 
-def session_states(*, rollup: bool = True) -> str:
+def session_states(*, rollup: bool = True, columns: Sequence[str] | None = None) -> str:
     """CTEs ending in ``st``: one row per session of the period (key ``sk``) with the
-    merged :data:`STATE` columns, plus ``ev`` (see :mod:`~shopwatch.analytics.sessions`),
-    which holds at least every event of the period that belongs to no session.
+    merged :data:`STATE` columns (those named in ``columns`` and ``first_ts``; all for
+    None: fewer columns, less to read, merge and plan), plus ``ev`` (see
+    :mod:`~shopwatch.analytics.sessions`), which holds at least every event of the
+    period that belongs to no session.
 
     Parameters: :func:`state_params`. ``rollup=False`` computes every session from raw
     events in one GROUP BY (the reference the rollup is tested against).
     """
-    raw = ", ".join(f"{c.raw} AS {c.name}" for c in STATE)
+    raw = ", ".join(f"{c.raw} AS {c.name}" for c in _state_columns(columns))
     if not rollup:
         return f"""{sessionized_sql()},
 st AS ({_hashed(f"SELECT sk, {raw} FROM ev WHERE sk IS NOT NULL GROUP BY sk")})"""
     # The rollup is scanned twice rather than put in a CTE of its own: DuckDB would
     # materialise a CTE read twice, copying every row.
-    return f"""{_edges_sql()},
+    names = ", ".join(c.name for c in _state_columns(columns))
+    return f"""{_edges_sql(columns)},
 st AS (
-    {_rolled_sql(f"sk, {', '.join(STATE_NAMES)}", split=False)}
+    {_rolled_sql(f"sk, {names}", split=False)}
     UNION ALL
-    {_merged_sql()}
+    {_merged_sql(columns)}
 )"""
 
 
@@ -587,7 +602,7 @@ SELECT {columns} FROM (
     # Whole sessions of current hours are summed per hour; the single-hour sessions also
     # read raw are taken out of those sums and placed again from their parts, with the
     # sessions spanning hours.
-    return f"""WITH {_edges_sql()},
+    return f"""WITH {_edges_sql(columns=())},
 split AS ({_rolled_sql("sk, hour, events, first_ts, bought, spans", split=True)}),
 parts AS (
     SELECT sk, {bucket("hour")} AS b, events, first_ts, bought FROM split

@@ -32,7 +32,7 @@ FIELDS: Final = ("events", "sessions", "converted_sessions", "carts", "orders", 
 def _sql(base: str, bucket_us: int, rollup: bool) -> str:
     """Parameters: :func:`state_params`, then ``project_id, from_us, to_us`` twice."""
     return f"""
-WITH {session_states(rollup=rollup)},
+WITH {session_states(rollup=rollup, columns=("bought", "carted"))},
 s AS (SELECT epoch_us(first_ts) // {bucket_us} AS b, bought, carted FROM st),
 o AS (
     SELECT epoch_us(ts) // {bucket_us} AS b, value, upper(currency) AS cur FROM events

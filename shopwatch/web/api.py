@@ -234,14 +234,17 @@ async def get_funnel(
     by: Annotated[str | None, Query(description="device, browser, country, source or "
                                                 "landing_page")] = None,
     range_: RangeParam = None, from_: FromParam = None, to: ToParam = None,
+    compare: Annotated[bool, Query(description="also the previous period, as `previous` "
+                                               "(false: skip it)")] = True,
 ) -> Response:
-    """Count, conversion, drop-off and median time per step, the previous period, and an
-    optional breakdown."""
+    """Count, conversion, drop-off and median time per step, the previous period (unless
+    ``compare=false``), and an optional breakdown."""
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
     window = _within(within)
     body = await asyncio.to_thread(funnel, rt.events, chosen.id, _range(range_, from_, to),
-                                   parse_steps(steps), window_s=window, by=by)
+                                   parse_steps(steps), window_s=window, by=by,
+                                   compare=compare)
     rows = body["steps"]
     if "breakdown" in body:
         rows = [{body["breakdown"]["by"]: r["value"], **step}
