@@ -24,8 +24,13 @@ from shopwatch.analytics.timerange import TimeRange
 from shopwatch.store.base import EventStore
 from shopwatch.store.state import Project
 
-# Purchases of the period, one per transaction id (the first one), with items.
-# Parameters: orders_sql's, then project_id, from, to, the project's currency.
+# In one statement (one plan, the order rows read once per use): the purchases of the
+# period, one per transaction id (the first one), with items, as rows ('order', currency,
+# count, value, items, rate); and the refunds and cancellations of the period, as rows
+# (name, currency, count, value, NULL, rate). A refund without a value refunds the whole
+# order; a cancellation takes back the order's value (its own value if the order is not
+# found). Parameters: orders_sql's, then from, to three times (purchases twice, returns),
+# the project's currency twice.
 _ORDERS_SQL: Final = f"""
 WITH {{orders}}, p AS (
     SELECT value, cur, items FROM orders
@@ -35,17 +40,7 @@ WITH {{orders}}, p AS (
     FROM orders
     WHERE name = 'purchase' AND ts >= {TS} AND ts < {TS} AND transaction_id IS NOT NULL
     GROUP BY transaction_id
-)
-SELECT COALESCE(cur, ?), count(*), COALESCE(sum(value), 0), COALESCE(sum(items), 0),
-       any_value({{rate}})
-FROM p GROUP BY 1
-"""
-
-# Refunds and cancellations of the period. A refund without a value refunds the whole
-# order; a cancellation takes back the order's value (its own value if the order is
-# not found). Parameters: orders_sql's, then from, to, the project's currency.
-_RETURNS_SQL: Final = f"""
-WITH {{orders}}, r AS (
+), r AS (
     SELECT name, transaction_id, value, cur FROM orders
     WHERE name IN ('refund', 'order_cancelled') AND ts >= {TS} AND ts < {TS}
 ), o AS (
@@ -61,7 +56,12 @@ WITH {{orders}}, r AS (
              ELSE COALESCE(o.cur, r.cur) END AS cur
     FROM r LEFT JOIN o USING (transaction_id)
 )
-SELECT name, COALESCE(cur, ?), count(*), COALESCE(sum(value), 0), any_value({{rate}})
+SELECT 'order', COALESCE(cur, ?) AS cur, count(*), COALESCE(sum(value), 0),
+       COALESCE(sum(items), 0), any_value({{rate}})
+FROM p GROUP BY 2
+UNION ALL
+SELECT name, COALESCE(cur, ?) AS cur, count(*), COALESCE(sum(value), 0), NULL,
+       any_value({{rate}})
 FROM m GROUP BY 1, 2
 """
 
@@ -121,17 +121,16 @@ def kpis(store: EventStore, project: Project, rng: TimeRange, *,
                 total += row[amount] * row[factor]
         return total
 
-    orders = orders_sql(rollup=rollup)
     source = [project.id] * (2 if rollup else 1)
     period = [rng.start_us, rng.end_us]
-    order_rows = store.query(_ORDERS_SQL.format(orders=orders, rate=rate),
-                             [*source, *period, *period, base])
+    rows = store.query(_ORDERS_SQL.format(orders=orders_sql(rollup=rollup), rate=rate),
+                       [*source, *period, *period, *period, base, base])
+    order_rows = [r[1:] for r in rows if r[0] == "order"]  # cur, count, value, items, rate
+    return_rows = [(r[0], r[1], r[2], r[3], r[5]) for r in rows if r[0] != "order"]
     order_count = sum(int(r[1]) for r in order_rows)
     valued_orders = sum(int(r[1]) for r in order_rows if r[4] is not None)
     items = sum(float(r[3]) for r in order_rows)
     gross = convert(order_rows, 2, 4)
-    return_rows = store.query(_RETURNS_SQL.format(orders=orders, rate=rate),
-                              [*source, *period, base])
     refunds = convert([(r[1], r[3], r[4]) for r in return_rows if r[0] == "refund"], 1, 2)
     cancels = convert([(r[1], r[3], r[4]) for r in return_rows if r[0] != "refund"], 1, 2)
     refund_count = sum(int(r[2]) for r in return_rows if r[0] == "refund")
