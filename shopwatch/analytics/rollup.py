@@ -414,7 +414,7 @@ def session_states(*, rollup: bool = True, columns: Sequence[str] | None = None)
     raw = ", ".join(f"{c.raw} AS {c.name}" for c in _state_columns(columns))
     if not rollup:
         return f"""{sessionized_sql()},
-st AS ({_hashed(f"SELECT sk, {raw} FROM ev WHERE sk IS NOT NULL GROUP BY sk")})"""
+st AS (SELECT sk, {raw} FROM ev WHERE sk IS NOT NULL GROUP BY sk)"""  # keys unhashed: nothing to match
     # The rollup is scanned twice rather than put in a CTE of its own: DuckDB would
     # materialise a CTE read twice, copying every row.
     names = ", ".join(c.name for c in _state_columns(columns))
