@@ -402,7 +402,8 @@ def _merged_sql(columns: Sequence[str] | None = None) -> str:
 
 
 def session_states(*, rollup: bool = True, columns: Sequence[str] | None = None) -> str:
-    """CTEs ending in ``st``: one row per session of the period (key ``sk``) with the
+    """CTEs ending in ``st``: one row per session of the period (key ``sk``: the 64-bit
+    hash with the rollup, the key string without) with the
     merged :data:`STATE` columns (those named in ``columns`` and ``first_ts``; all for
     None: fewer columns, less to read, merge and plan), plus ``ev`` (see
     :mod:`~shopwatch.analytics.sessions`), which holds at least every event of the
@@ -412,9 +413,9 @@ def session_states(*, rollup: bool = True, columns: Sequence[str] | None = None)
     events in one GROUP BY (the reference the rollup is tested against).
     """
     raw = ", ".join(f"{c.raw} AS {c.name}" for c in _state_columns(columns))
-    if not rollup:
+    if not rollup:  # keys stay strings: nothing is matched with rollup rows
         return f"""{sessionized_sql()},
-st AS (SELECT sk, {raw} FROM ev WHERE sk IS NOT NULL GROUP BY sk)"""  # keys unhashed: nothing to match
+st AS (SELECT sk, {raw} FROM ev WHERE sk IS NOT NULL GROUP BY sk)"""
     # The rollup is scanned twice rather than put in a CTE of its own: DuckDB would
     # materialise a CTE read twice, copying every row.
     names = ", ".join(c.name for c in _state_columns(columns))
