@@ -402,12 +402,12 @@ def _merged_sql(columns: Sequence[str] | None = None) -> str:
 
 
 def session_states(*, rollup: bool = True, columns: Sequence[str] | None = None) -> str:
-    """CTEs ending in ``st``: one row per session of the period (key ``sk``: the 64-bit
-    hash with the rollup, the key string without) with the
-    merged :data:`STATE` columns (those named in ``columns`` and ``first_ts``; all for
-    None: fewer columns, less to read, merge and plan), plus ``ev`` (see
+    """CTEs ending in ``st``: one row per session of the period with the merged
+    :data:`STATE` columns (those named in ``columns`` and ``first_ts``; all for None:
+    fewer columns, less to read, merge and plan), plus ``ev`` (see
     :mod:`~shopwatch.analytics.sessions`), which holds at least every event of the
-    period that belongs to no session.
+    period that belongs to no session. The key ``sk`` is the 64-bit hash with the
+    rollup, the key string without.
 
     Parameters: :func:`state_params`. ``rollup=False`` computes every session from raw
     events in one GROUP BY (the reference the rollup is tested against).
