@@ -167,7 +167,8 @@ def buckets(store: DuckDBEventStore, project: Project, start: int, end: int, buc
     rng = period(start, end)
     return sorted(store.query(
         rollup.buckets_sql(bucket_h * 3600 * US, shift_h * 3600 * US, rollup=rolled),
-        rollup.buckets_params(project.id, rng.start_us, rng.end_us, rollup=rolled)))
+        rollup.buckets_params(project.id, rng.start_us, rng.end_us, rollup=rolled),
+        prelude=rollup.prelude(project.id) if rolled else None))
 
 
 @pytest.mark.parametrize(("start", "end"), PERIODS)

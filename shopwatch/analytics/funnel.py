@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from shopwatch.analytics.rollup import STEP_NAMES, session_states, state_params
+from shopwatch.analytics.rollup import STEP_NAMES, prelude, session_states, state_params
 from shopwatch.analytics.sessions import sessionized_sql
 from shopwatch.analytics.timerange import TimeRange
 from shopwatch.errors import BadRequest
@@ -178,7 +178,8 @@ def funnel(store: EventStore, project_id: int, rng: TimeRange, steps: Sequence[s
         if from_states:
             return _unpivot(store.query(
                 _state_sql(steps, dimension, rollup),
-                state_params(project_id, r.start_us, r.end_us, rollup=rollup)), len(steps))
+                state_params(project_id, r.start_us, r.end_us, rollup=rollup),
+                prelude=prelude(project_id) if rollup else None), len(steps))
         return store.query(_counts_sql(len(steps), window, dimension),
                            [project_id, r.start_us, r.end_us, *_params(steps, window_s)])
 

@@ -14,6 +14,7 @@ from shopwatch.analytics.currency import RATES, rate_sql
 from shopwatch.analytics.rollup import (
     TOTAL_NAMES,
     orders_sql,
+    prelude,
     session_totals,
     totals_params,
     visitors_params,
@@ -101,7 +102,8 @@ def kpis(store: EventStore, project: Project, rng: TimeRange, *,
     t = dict(zip(
         (*TOTAL_NAMES, "unsessioned"),
         store.query(session_totals(rollup=rollup),
-                    totals_params(project.id, rng.start_us, rng.end_us, rollup=rollup))[0],
+                    totals_params(project.id, rng.start_us, rng.end_us, rollup=rollup),
+                    prelude=prelude(project.id) if rollup else None)[0],
         strict=True))
     sessions = int(t["sessions"] or 0)
     # Cart value is kept in EUR and, apart, in the project's own currency (amounts sent
@@ -136,7 +138,8 @@ def kpis(store: EventStore, project: Project, rng: TimeRange, *,
     refund_count = sum(int(r[2]) for r in return_rows if r[0] == "refund")
     cancel_count = sum(int(r[2]) for r in return_rows if r[0] != "refund")
     visitors, new_visitors = (
-        store.query(visitors_sql(), visitors_params(project.id, rng.start_us, rng.end_us))
+        store.query(visitors_sql(), visitors_params(project.id, rng.start_us, rng.end_us),
+                    prelude=prelude(project.id))
         if rollup else
         store.query(_VISITORS_SQL, [*window, project.id, rng.end_us, rng.start_us]))[0]
     net = gross - refunds - cancels

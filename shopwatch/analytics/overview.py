@@ -50,7 +50,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from shopwatch.analytics.rollup import buckets_params, buckets_sql, hour_aligned
+from shopwatch.analytics.rollup import buckets_params, buckets_sql, hour_aligned, prelude
 from shopwatch.analytics.timerange import EPOCH, US, TimeRange, iso_utc
 from shopwatch.store.base import EventStore
 from shopwatch.store.state import Project
@@ -282,7 +282,8 @@ def _conversion_and_traffic(store: EventStore, project_id: int,
         end_us = start_us + rng.span_us
         rollup = hour_aligned(rng.bucket_us, shift_us)
         rows = store.query(buckets_sql(rng.bucket_us, shift_us, rollup=rollup),
-                           buckets_params(project_id, start_us, end_us, rollup=rollup))
+                           buckets_params(project_id, start_us, end_us, rollup=rollup),
+                           prelude=prelude(project_id) if rollup else None)
         for b, *counts in rows:
             for field, count in zip(fields, counts, strict=True):
                 series[period][field][int(b) - origin] = int(count)

@@ -25,7 +25,12 @@ Contract of :func:`session_states` (what the analytics modules read):
   without a session id (their sessions split on idle gaps, which depends on the period
   start: :mod:`shopwatch.analytics.sessions`) are computed from raw events.
 - Sessions present in more than one hour (``spans``) or in both parts are
-  merged; the others are taken as they are, without a GROUP BY over all of them.
+  merged; the others are taken as they are, without a GROUP BY over all of them. (A
+  session in both parts has events in a stale hour: an event of a current hour is in
+  that hour's rows, so a session with events in two current hours spans.)
+- Every query reading the rollup runs after its prelude (:func:`prelude`), which gives it
+  the stale stretch as constants, in the same snapshot: DuckDB then prunes its scans
+  with them at planning time, where a subquery would be joined to every row.
 - Session keys are the 64-bit ``md5_number_upper`` of the session key string; two
   sessions colliding would merge (probability ~3e-6 for 10 million sessions).
 
@@ -35,8 +40,8 @@ seen: the table is append-only, so row ids only grow) as pending, moves the wate
 the last row, and recomputes pending hours (newest first) within a time budget, each in
 its own transaction. An hour is recomputed whole from its events, so a late or
 out-of-order event only makes its hour pending again. Readers treat pending hours, and
-hours of rows past the watermark, as not current and read them raw: in one snapshot, so
-the result is exact at any moment. The tables are derived data: when :data:`VERSION`
+hours of rows past the watermark, as not current and read them raw: in one snapshot
+(the query's and its prelude's), so the result is exact at any moment. The tables are derived data: when :data:`VERSION`
 changes they are dropped and rebuilt from the events. (Deleting events, e.g. a future
 retention job, must mark their hours pending and reset the watermark.)
 """
@@ -50,6 +55,7 @@ from typing import Any, Final
 
 from shopwatch.analytics.currency import RATES
 from shopwatch.analytics.sessions import COLUMNS, TS, sessionized_sql
+from shopwatch.store.base import Prelude
 
 VERSION: Final = 5
 HOUR_US: Final = 3600 * 1_000_000
@@ -334,27 +340,51 @@ def _recompute_visitors(execute: Execute, project_id: int, hour_us: int) -> None
             [*args, project_id])
 
 
-def _rolled_sql(columns: str, *, split: bool) -> str:
-    """Rollup rows of the period's current whole hours: those of sessions to merge
-    (``split``: with rows in other hours, or also read raw) or the others. Parameters:
-    ``project_id, first_full_us, last_full_us``."""
+# Stale: the one stretch [lo, hi) of hours holding every hour not current (pending, or
+# with rows past the watermark; current hours inside it are read raw too), as epoch µs,
+# (0, 0) when there is none. Readers take it as the :data:`STALE_LO` and
+# :data:`STALE_HI` parameters, from their query's prelude (:func:`prelude`): constants,
+# in the query's snapshot.
+_STALE: Final = f"""
+SELECT COALESCE(epoch_us(min(hour)), 0), COALESCE(epoch_us(max(hour)) + {HOUR_US}, 0)
+FROM (SELECT hour FROM rollup_pending WHERE project_id = ?
+      UNION ALL
+      SELECT date_trunc('hour', ts) FROM events
+      WHERE project_id = ? AND rowid > (SELECT max(watermark) FROM rollup_state))"""
+STALE_LO: Final = Prelude(0)
+STALE_HI: Final = Prelude(1)
+_IN_STALE: Final = "({0} >= " + TS + " AND {0} < " + TS + ")"  # parameters: STALE_*
+
+
+def prelude(project_id: int) -> tuple[str, list[Any]]:
+    """The prelude of every query reading the rollup (``EventStore.query(...,
+    prelude=...)``): the project's stale stretch, in the query's own snapshot."""
+    return _STALE, [project_id, project_id]
+
+
+def _rolled_sql(columns: str, which: str) -> str:
+    """Rollup rows of the period's current whole hours: ``whole`` those of sessions
+    taken as they are, ``spanning`` those of sessions with rows in other hours, and
+    ``stale`` those of single-hour sessions also read raw (these have events in stale
+    hours: an event of a current hour is in that hour's rows, so a session with events in
+    two current hours spans). Parameters: :func:`_rolled_params` (``which`` alike)."""
+    # The stale sessions' keys are looked up in a hash of their own (not the other way
+    # round, which DuckDB picks on its estimates: hashing a month of rows), and not at
+    # all when nothing is stale (a condition on constants, folded when planning).
+    in_stale_raw = "(sk IN (SELECT sk FROM raw_rows WHERE stale)) IS TRUE"
+    any_stale = "?::BIGINT < ?::BIGINT"
+    cond = {"whole": f"NOT spans AND NOT ({any_stale} AND {in_stale_raw})",
+            "spanning": "spans",
+            "stale": f"NOT spans AND {any_stale} AND {in_stale_raw}"}[which]
     return f"""SELECT {columns} FROM rollup_sessions
         WHERE project_id = ? AND hour >= {TS} AND hour < {TS}
-          AND NOT (hour >= (SELECT lo FROM stale) AND hour < (SELECT hi FROM stale))
-          AND {'' if split else 'NOT '}(spans OR sk IN (SELECT sk FROM raw_rows))"""
+          AND NOT {_IN_STALE.format("hour")} AND {cond}"""
 
 
-# Stale: the one stretch [lo, hi) of hours holding every hour not current (pending, or
-# with rows past the watermark); current hours inside it are read raw too. Parameters:
-# project_id twice.
-_STALE: Final = """stale AS (
-    SELECT COALESCE(min(hour), 'infinity'::TIMESTAMP) AS lo,
-           COALESCE(max(hour) + INTERVAL 1 HOUR, '-infinity'::TIMESTAMP) AS hi
-    FROM (SELECT hour FROM rollup_pending WHERE project_id = ?
-          UNION ALL
-          SELECT date_trunc('hour', ts) FROM events
-          WHERE project_id = ? AND rowid > (SELECT max(watermark) FROM rollup_state))
-)"""
+def _rolled_params(project_id: int, start_us: int, end_us: int, which: str) -> list[Any]:
+    first_full, last_full = _whole_hours(start_us, end_us)
+    stale = [STALE_LO, STALE_HI]
+    return [project_id, first_full, last_full, *stale, *(stale if which != "spanning" else [])]
 
 
 def _state_columns(columns: Sequence[str] | None) -> list[Column]:
@@ -368,35 +398,37 @@ def _state_columns(columns: Sequence[str] | None) -> list[Column]:
 
 
 def _edges_sql(columns: Sequence[str] | None = None) -> str:
-    """CTEs ``stale``, ``ev0``, ``ev`` and ``raw_rows`` (with the state ``columns``, all
-    for None): what the rollup does not cover, read raw (parameters: the first 14 of
-    :func:`state_params`)."""
+    """CTEs ``ev0``, ``ev`` and ``raw_rows`` (with the state ``columns``, all for None,
+    and ``stale``: the session has events in stale hours): what the rollup does not
+    cover, read raw (parameters: :func:`_edge_params`)."""
     raw = ", ".join(f"{c.raw} AS {c.name}" for c in _state_columns(columns))
     # The events the rollup does not cover, as scans DuckDB can each narrow by time (a
     # filter mixing them with OR would read every event of the period): the partial
     # hours at both ends, the stale stretch, and elsewhere the events without a session
-    # id. Bounds from a subquery are pushed into the scan only when never NULL.
+    # id.
     cols = ", ".join(COLUMNS)
     window = f"project_id = ? AND ts >= {TS} AND ts < {TS}"
+    in_stale = _IN_STALE.format("ts")
     outside = f"""
         SELECT {cols} FROM events WHERE {window}
         UNION ALL SELECT {cols} FROM events WHERE {window}
-        UNION ALL SELECT {cols} FROM events WHERE {window}
-            AND ts >= (SELECT lo FROM stale) AND ts < (SELECT hi FROM stale)
+        UNION ALL SELECT {cols} FROM events WHERE {window} AND {in_stale}
         UNION ALL SELECT {cols} FROM events WHERE {window} AND session_id IS NULL
-            AND NOT (ts >= (SELECT lo FROM stale) AND ts < (SELECT hi FROM stale))"""
-    return f"""{_STALE},
-{sessionized_sql(source=outside)},
-raw_rows AS ({_hashed(f"SELECT sk, {raw} FROM ev WHERE sk IS NOT NULL GROUP BY sk")})"""
+            AND NOT {in_stale}"""
+    return f"""{sessionized_sql(source=outside)},
+raw_rows AS ({_hashed(f"SELECT sk, {raw}, bool_or({in_stale}) AS stale FROM ev "
+                      "WHERE sk IS NOT NULL GROUP BY sk")})"""
 
 
 def _merged_sql(columns: Sequence[str] | None = None) -> str:
     """The merged state rows (the state ``columns``, all for None) of the sessions split
-    between hours or read raw."""
+    between hours or read raw. Parameters: :func:`_rolled_params` of ``spanning`` and
+    ``stale``."""
     merged = ", ".join(f"{c.merge} AS {c.name}" for c in _state_columns(columns))
     names = ", ".join(c.name for c in _state_columns(columns))
     return f"""SELECT sk, {merged} FROM (
-        {_rolled_sql(f"sk, {names}", split=True)}
+        {_rolled_sql(f"sk, {names}", "spanning")}
+        UNION ALL {_rolled_sql(f"sk, {names}", "stale")}
         UNION ALL SELECT sk, {names} FROM raw_rows)
     GROUP BY sk"""
 
@@ -409,19 +441,20 @@ def session_states(*, rollup: bool = True, columns: Sequence[str] | None = None)
     period that belongs to no session. The key ``sk`` is the 64-bit hash with the
     rollup, the key string without.
 
-    Parameters: :func:`state_params`. ``rollup=False`` computes every session from raw
-    events in one GROUP BY (the reference the rollup is tested against).
+    Parameters: :func:`state_params`; with the rollup, the query needs the prelude
+    :func:`prelude`. ``rollup=False`` computes every session from raw events in one
+    GROUP BY (the reference the rollup is tested against).
     """
     raw = ", ".join(f"{c.raw} AS {c.name}" for c in _state_columns(columns))
     if not rollup:  # keys stay strings: nothing is matched with rollup rows
         return f"""{sessionized_sql()},
 st AS (SELECT sk, {raw} FROM ev WHERE sk IS NOT NULL GROUP BY sk)"""
-    # The rollup is scanned twice rather than put in a CTE of its own: DuckDB would
-    # materialise a CTE read twice, copying every row.
+    # The rollup is scanned more than once rather than put in a CTE of its own: DuckDB
+    # would materialise a CTE read twice, copying every row.
     names = ", ".join(c.name for c in _state_columns(columns))
     return f"""{_edges_sql(columns)},
 st AS (
-    {_rolled_sql(f"sk, {names}", split=False)}
+    {_rolled_sql(f"sk, {names}", "whole")}
     UNION ALL
     {_merged_sql(columns)}
 )"""
@@ -430,18 +463,12 @@ st AS (
 def state_params(project_id: int, start_us: int, end_us: int, *,
                  rollup: bool = True) -> list[Any]:
     """The parameters of :func:`session_states` for one project and period."""
-    return _params(project_id, start_us, end_us, rollup=rollup, rolled_scans=2)
-
-
-def _params(project_id: int, start_us: int, end_us: int, *, rollup: bool,
-            rolled_scans: int) -> list[Any]:
-    """The raw parts' parameters, then ``rolled_scans`` times those of :func:`_rolled_sql`
-    (or, without the rollup, those of :func:`~shopwatch.analytics.sessions.sessionized_sql`)."""
     if not rollup:
         return [project_id, start_us, end_us]
-    first_full, last_full = _whole_hours(start_us, end_us)
-    rolled = [project_id, first_full, last_full]
-    return [*_edge_params(project_id, start_us, end_us), *rolled * rolled_scans]
+    return [*_edge_params(project_id, start_us, end_us),
+            *_rolled_params(project_id, start_us, end_us, "whole"),
+            *_rolled_params(project_id, start_us, end_us, "spanning"),
+            *_rolled_params(project_id, start_us, end_us, "stale")]
 
 
 def _whole_hours(start_us: int, end_us: int) -> tuple[int, int]:
@@ -454,10 +481,10 @@ def _whole_hours(start_us: int, end_us: int) -> tuple[int, int]:
 
 def _edge_params(project_id: int, start_us: int, end_us: int) -> list[Any]:
     first_full, last_full = _whole_hours(start_us, end_us)
-    middle = [project_id, first_full, last_full]
-    return [project_id, project_id,  # stale
-            project_id, start_us, first_full, project_id, last_full, end_us,  # the ends
-            *middle, *middle]  # stale hours, events without a session id
+    middle = [project_id, first_full, last_full, STALE_LO, STALE_HI]
+    return [project_id, start_us, first_full, project_id, last_full, end_us,  # the ends
+            *middle, *middle,  # stale hours, events without a session id
+            STALE_LO, STALE_HI]  # raw_rows.stale
 
 
 def session_totals(*, rollup: bool = True) -> str:
@@ -466,7 +493,7 @@ def session_totals(*, rollup: bool = True) -> str:
     over :func:`session_states`' rows; with the rollup, whole sessions of current whole
     hours come summed from ``rollup_hours``, and only the others are merged.
 
-    Parameters: :func:`totals_params`.
+    Parameters: :func:`totals_params`; with the rollup, the prelude :func:`prelude`.
     """
     aggs = ", ".join(f"{t.agg} AS {t.name}" for t in TOTALS)
     unsessioned = "(SELECT count(*) FROM ev WHERE sk IS NULL) AS unsessioned"
@@ -474,7 +501,7 @@ def session_totals(*, rollup: bool = True) -> str:
         return f"WITH {session_states(rollup=False)} SELECT {aggs}, {unsessioned} FROM st"
     sums = ", ".join(f"sum({t.name}) AS {t.name}" for t in TOTALS)
     # Hours' totals, minus the single-hour sessions also read raw (their other part is
-    # in a stale hour or an edge), plus every merged session.
+    # in a stale hour), plus every merged session.
     combined = ", ".join(
         f"COALESCE(h.{n}, 0) - COALESCE(o.{n}, 0) + COALESCE(m.{n}, 0) AS {n}"
         for n in TOTAL_NAMES)
@@ -482,8 +509,8 @@ def session_totals(*, rollup: bool = True) -> str:
     return f"""WITH {_edges_sql()},
 h AS (SELECT {sums} FROM rollup_hours
       WHERE project_id = ? AND hour >= {TS} AND hour < {TS}
-        AND NOT (hour >= (SELECT lo FROM stale) AND hour < (SELECT hi FROM stale))),
-o AS (SELECT {aggs} FROM ({_rolled_sql(f"{names}, spans", split=True)}) WHERE NOT spans),
+        AND NOT {_IN_STALE.format("hour")}),
+o AS (SELECT {aggs} FROM ({_rolled_sql(names, "stale")})),
 m AS (SELECT {aggs} FROM ({_merged_sql()}))
 SELECT {combined}, {unsessioned} FROM h, o, m"""
 
@@ -491,8 +518,14 @@ SELECT {combined}, {unsessioned} FROM h, o, m"""
 def totals_params(project_id: int, start_us: int, end_us: int, *,
                   rollup: bool = True) -> list[Any]:
     """The parameters of :func:`session_totals` for one project and period (the hour
-    totals take the same three as a rollup scan)."""
-    return _params(project_id, start_us, end_us, rollup=rollup, rolled_scans=3)
+    totals take the same as a rollup scan)."""
+    if not rollup:
+        return [project_id, start_us, end_us]
+    return [*_edge_params(project_id, start_us, end_us),
+            *_rolled_params(project_id, start_us, end_us, "spanning"),  # the hours' totals
+            *_rolled_params(project_id, start_us, end_us, "stale"),
+            *_rolled_params(project_id, start_us, end_us, "spanning"),
+            *_rolled_params(project_id, start_us, end_us, "stale")]
 
 
 def visitors_sql() -> str:
@@ -504,21 +537,19 @@ def visitors_sql() -> str:
     period when its first rolled-up hour is before the period's first hour (events are
     only added, so that stays true), or it has one in what is read raw before the
     period: the part of that first hour before ``from``, and stale hours. Parameters:
-    :func:`visitors_params`.
+    :func:`visitors_params`, and the prelude :func:`prelude`.
     """
     def raw(in_stale: bool = False) -> str:
-        stale = ("AND ts >= (SELECT lo FROM stale) AND ts < (SELECT hi FROM stale)"
-                 if in_stale else "")
+        stale = f"AND {_IN_STALE.format('ts')}" if in_stale else ""
         return f"""SELECT {VISITOR_KEY.format("visitor")} AS vk FROM (
             SELECT DISTINCT COALESCE(anonymous_id, user_id) AS visitor FROM events
             WHERE project_id = ? AND ts >= {TS} AND ts < {TS} {stale}
               AND COALESCE(anonymous_id, user_id) IS NOT NULL)"""
-    return f"""WITH {_STALE},
-vis AS (
+    return f"""WITH vis AS (
     SELECT DISTINCT vk FROM (
         SELECT vk FROM rollup_visitors
         WHERE project_id = ? AND hour >= {TS} AND hour < {TS}
-          AND NOT (hour >= (SELECT lo FROM stale) AND hour < (SELECT hi FROM stale))
+          AND NOT {_IN_STALE.format("hour")}
         UNION ALL {raw()}
         UNION ALL {raw()}
         UNION ALL {raw(in_stale=True)})
@@ -534,13 +565,13 @@ def visitors_params(project_id: int, start_us: int, end_us: int) -> list[Any]:
     """The parameters of :func:`visitors_sql` for one project and period."""
     first_full, last_full = _whole_hours(start_us, end_us)
     floor = start_us // HOUR_US * HOUR_US
-    return [project_id, project_id,  # stale
-            project_id, first_full, last_full,  # rolled-up hours
+    stale = [STALE_LO, STALE_HI]
+    return [project_id, first_full, last_full, *stale,  # rolled-up hours
             project_id, start_us, first_full, project_id, last_full, end_us,  # the ends
-            project_id, first_full, last_full,  # stale hours of the period
+            project_id, first_full, last_full, *stale,  # stale hours of the period
             project_id, floor,  # first seen before the period's first hour
             project_id, floor, start_us,  # that hour before the period
-            project_id, -(2**53), start_us]  # stale hours before the period
+            project_id, -(2**53), start_us, *stale]  # stale hours before the period
 
 
 def orders_sql(*, rollup: bool = True) -> str:
@@ -603,8 +634,9 @@ SELECT {columns} FROM (
     # Whole sessions of current hours are summed per hour; the single-hour sessions also
     # read raw are taken out of those sums and placed again from their parts, with the
     # sessions spanning hours.
+    rolled = "sk, hour, events, first_ts, bought, spans"
     return f"""WITH {_edges_sql(columns=())},
-split AS ({_rolled_sql("sk, hour, events, first_ts, bought, spans", split=True)}),
+split AS ({_rolled_sql(rolled, "spanning")} UNION ALL {_rolled_sql(rolled, "stale")}),
 parts AS (
     SELECT sk, {bucket("hour")} AS b, events, first_ts, bought FROM split
     UNION ALL {_hashed(raw_parts)}
@@ -612,8 +644,7 @@ parts AS (
 SELECT {columns} FROM (
     SELECT {bucket("hour")} AS b, events, sessions AS active, sessions, converted
     FROM rollup_hours
-    WHERE project_id = ? AND hour >= {TS} AND hour < {TS}
-      AND NOT (hour >= (SELECT lo FROM stale) AND hour < (SELECT hi FROM stale))
+    WHERE project_id = ? AND hour >= {TS} AND hour < {TS} AND NOT {_IN_STALE.format("hour")}
     UNION ALL SELECT {bucket("hour")}, -events, -1, -1, -bought::INTEGER
     FROM split WHERE NOT spans{sums}"""
 
@@ -626,4 +657,9 @@ def hour_aligned(bucket_us: int, shift_us: int = 0) -> bool:
 def buckets_params(project_id: int, start_us: int, end_us: int, *,
                    rollup: bool = True) -> list[Any]:
     """The parameters of :func:`buckets_sql` for one project and period."""
-    return _params(project_id, start_us, end_us, rollup=rollup, rolled_scans=2)
+    if not rollup:
+        return [project_id, start_us, end_us]
+    return [*_edge_params(project_id, start_us, end_us),
+            *_rolled_params(project_id, start_us, end_us, "spanning"),
+            *_rolled_params(project_id, start_us, end_us, "stale"),
+            *_rolled_params(project_id, start_us, end_us, "spanning")]  # the hours' sums

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from shopwatch.analytics.currency import rate_sql
-from shopwatch.analytics.rollup import session_states, state_params
+from shopwatch.analytics.rollup import prelude, session_states, state_params
 from shopwatch.analytics.sessions import TS
 from shopwatch.analytics.timerange import TimeRange, iso_utc
 from shopwatch.errors import BadRequest
@@ -68,7 +68,8 @@ def timeseries(store: EventStore, project: Project, rng: TimeRange,
         rows: list[dict[str, Any]] = [dict.fromkeys(FIELDS, 0) for _ in range(count)]
         window = [project.id, start_us, end_us]
         params = [*state_params(*window, rollup=rollup), *window, *window]
-        for kind, b, a, c, d in store.query(sql, params):
+        for kind, b, a, c, d in store.query(sql, params,
+                                            prelude=prelude(project.id) if rollup else None):
             # A shifted period's event lands at the same offset: bucket + shift.
             i = (int(b) * bucket_us + shift_us) // bucket_us - first
             if not 0 <= i < count:

@@ -29,6 +29,14 @@ class EventBatch:
     ids: list[str]
 
 
+@dataclass(frozen=True)
+class Prelude:
+    """A query parameter taken from the first row of the query's prelude (column
+    ``index``): see :meth:`EventStore.query`."""
+
+    index: int
+
+
 # The stored columns of ``events``, in table order (types: store/duckdb.py, MIGRATIONS).
 EVENT_COLUMNS: Final = (
     "project_id",
@@ -114,11 +122,17 @@ class EventStore(Protocol):
         """Stored events, of one project or all."""
         ...
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, params: Sequence[Any] = (), *,
+              prelude: tuple[str, Sequence[Any]] | None = None) -> list[tuple[Any, ...]]:
         """Rows of a read-only SQL query over ``events`` (DuckDB dialect, ``?`` parameters).
 
         For Shopwatch's own analytics modules: the SQL is always theirs, never a user's,
         and every query filters on ``project_id``. Safe to call from any thread.
+
+        With a ``prelude`` (a query and its parameters), the prelude runs first and the
+        query's :class:`Prelude` parameters are replaced by columns of its first row, both
+        in one transaction: the query sees the same data as the prelude. (Values as
+        constants, not a subquery, let the engine prune scans with them.)
         """
         ...
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 from shopwatch.analytics import rollup
 from shopwatch.errors import StoreError
 from shopwatch.events import Device, Event
-from shopwatch.store.base import EVENT_COLUMNS, EventBatch, EventQuery, files_bytes
+from shopwatch.store.base import EVENT_COLUMNS, EventBatch, EventQuery, Prelude, files_bytes
 
 MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
     (1, "events and the dedup index", (
@@ -270,9 +270,24 @@ class DuckDBEventStore:
                 "SELECT count(*) FROM events WHERE project_id = ?", [project_id]).fetchone()
         return int(row[0]) if row else 0
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = self._cursor().execute(sql, list(params)).fetchall()
-        return rows
+    def query(self, sql: str, params: Sequence[Any] = (), *,
+              prelude: tuple[str, Sequence[Any]] | None = None) -> list[tuple[Any, ...]]:
+        cursor = self._cursor()
+        try:
+            if prelude is None:
+                rows: list[tuple[Any, ...]] = cursor.execute(sql, list(params)).fetchall()
+                return rows
+            # One transaction: one snapshot for both statements.
+            cursor.execute("BEGIN TRANSACTION")
+            first = cursor.execute(prelude[0], list(prelude[1])).fetchone()
+            if first is None:
+                raise StoreError("the prelude query returned no row")
+            bound = [first[p.index] if isinstance(p, Prelude) else p for p in params]
+            rows = cursor.execute(sql, bound).fetchall()
+            cursor.execute("COMMIT")
+            return rows
+        finally:
+            cursor.close()  # a transaction left open is rolled back
 
     def size_bytes(self) -> int:
         return files_bytes(self.path, ".wal")

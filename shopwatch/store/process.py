@@ -116,9 +116,11 @@ class EventStoreProcess:
         with self._read_lock:
             return int(self._call(self._read_conn, "count", project_id))
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, params: Sequence[Any] = (), *,
+              prelude: tuple[str, Sequence[Any]] | None = None) -> list[tuple[Any, ...]]:
         with self._read_lock:
-            rows: list[tuple[Any, ...]] = self._call(self._read_conn, "query", sql, list(params))
+            rows: list[tuple[Any, ...]] = self._call(self._read_conn, "query", sql,
+                                                     list(params), prelude)
             return rows
 
     def size_bytes(self) -> int:
@@ -158,7 +160,9 @@ def _child_main(path: str, threads: int, checkpoint_threshold: int, memory_limit
         return
     write_conn.send(("ok", store.schema_version))
     reads: dict[str, Callable[..., Any]] = {"query_events": store.query_events,
-                                            "count": store.count, "query": store.query}
+                                            "count": store.count,
+                                            "query": lambda sql, params, prelude:
+                                            store.query(sql, params, prelude=prelude)}
     writes: dict[str, Callable[..., Any]] = {"write": store.write,
                                              "prune_dedup": store.prune_dedup,
                                              "checkpoint": store.checkpoint,
