@@ -19,11 +19,18 @@ from shopwatch.analytics.timerange import TimeRange
 from shopwatch.store.base import EventStore
 from shopwatch.store.state import Project
 
+# Only cart events' params are read: carrying every event's JSON through the
+# sessionised events would copy the period's params whole.
+_CART_PARAMS = ("CASE WHEN name IN ('add_to_cart', 'remove_from_cart') THEN params END "
+                "AS params")
+
 
 def carts(store: EventStore, project: Project, rng: TimeRange, limit: int = 20) -> dict[str, Any]:
     """Cart composition and abandonment of the period (see the module docstring)."""
-    base = f"""
-WITH {sessionized_sql('params')},
+    # One statement: the sessions and cart lines are computed once for every part of
+    # the answer (rows tagged by ``kind``, ordered within each part).
+    sql = f"""
+WITH {sessionized_sql(_CART_PARAMS)},
 s AS (
     SELECT sk, bool_or(name = 'purchase') AS bought,
            arg_max(name, ts) AS last_step, arg_max(page, ts) AS last_page
@@ -43,26 +50,40 @@ s AS (
             * TRY_CAST(it->>'price' AS DOUBLE) * {rate_sql(project.currency)}) AS value
     FROM lines GROUP BY sk, item_id HAVING sum(sign * COALESCE(
         TRY_CAST(it->>'quantity' AS DOUBLE), 1)) > 0
-)"""
-    args = [project.id, rng.start_us, rng.end_us]
-    totals = store.query(base + """
-SELECT count(*), count(*) FILTER (WHERE NOT bought),
+), left_items AS (
+    SELECT * FROM items JOIN s USING (sk) WHERE NOT bought
+)
+SELECT 'totals' AS kind, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR,
+       count(*)::DOUBLE, count(*) FILTER (WHERE NOT bought)::DOUBLE,
        avg(units), avg(value), sum(value) FILTER (WHERE NOT bought)
 FROM s LEFT JOIN (SELECT sk, sum(units) AS units, sum(value) AS value FROM items GROUP BY sk)
-    USING (sk)""", args)[0]
-    left_items = store.query(base + """
-SELECT item_id, any_value(item_name), any_value(category), count(*), sum(units), sum(value)
-FROM items JOIN s USING (sk) WHERE NOT bought
-GROUP BY item_id ORDER BY 5 DESC, 1 LIMIT ?""", [*args, limit])
-    left_categories = store.query(base + """
-SELECT category, sum(units), sum(value) FROM items JOIN s USING (sk) WHERE NOT bought
-GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?""", [*args, limit])
-    exits = store.query(base + """
-SELECT 'step' AS kind, last_step, count(*) FROM s WHERE NOT bought GROUP BY 2
-UNION ALL
-SELECT 'page', last_page, count(*) FROM s WHERE NOT bought GROUP BY 2
-ORDER BY 1, 3 DESC, 2""", args)
-    count, abandoned, size, value, lost = totals
+    USING (sk)
+UNION ALL (
+    SELECT 'item', item_id, any_value(item_name), any_value(category), count(*),
+           sum(units), sum(value), NULL, NULL
+    FROM left_items GROUP BY item_id ORDER BY 6 DESC, 2 LIMIT ?)
+UNION ALL (
+    SELECT 'category', category, NULL, NULL, sum(units), sum(value), NULL, NULL, NULL
+    FROM left_items GROUP BY category ORDER BY 5 DESC, 2 LIMIT ?)
+UNION ALL (
+    SELECT 'step', last_step, NULL, NULL, count(*), NULL, NULL, NULL, NULL
+    FROM s WHERE NOT bought GROUP BY last_step ORDER BY 5 DESC, 2)
+UNION ALL (
+    SELECT 'page', last_page, NULL, NULL, count(*), NULL, NULL, NULL, NULL
+    FROM s WHERE NOT bought GROUP BY last_page ORDER BY 5 DESC, 2)"""
+    parts: dict[str, list[tuple[Any, ...]]] = {}
+    for kind, *row in store.query(sql, [project.id, rng.start_us, rng.end_us, limit, limit]):
+        parts.setdefault(kind, []).append(tuple(row))
+    _, _, _, count_f, abandoned_f, size, value, lost = parts["totals"][0]
+    count, abandoned = int(count_f), int(abandoned_f)
+    # UNION ALL keeps no order between its parts: each part is sorted again here.
+    left_items = sorted(((i, n, c, k, u, v) for i, n, c, k, u, v, _, _ in parts.get("item", [])),
+                        key=lambda r: (-r[4], r[0] is None, r[0] or ""))
+    left_categories = sorted(((c, u, v) for c, _, _, u, v, *_ in parts.get("category", [])),
+                             key=lambda r: (-r[1], r[0]))
+    exits = [(kind, v, k) for kind in ("step", "page")
+             for v, _, _, k, *_ in sorted(parts.get(kind, []),
+                                         key=lambda r: (-r[3], r[0] is None, r[0] or ""))]
 
     def money(x: Any) -> float | None:
         return round(float(x), 6) if x is not None else None
