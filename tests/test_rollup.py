@@ -15,6 +15,7 @@ import msgspec
 import pytest
 
 from shopwatch.analytics import rollup
+from shopwatch.analytics.acquisition import acquisition
 from shopwatch.analytics.funnel import funnel
 from shopwatch.analytics.kpis import kpis
 from shopwatch.analytics.timerange import TimeRange
@@ -60,6 +61,11 @@ def random_events(rng: random.Random, n_sessions: int, start_us: int,
                 event["page"] = rng.choice(["/", "/p/1", "/cart"])
             if rng.random() < 0.2:
                 event["utm_source"] = rng.choice(["google", "newsletter"])
+                event["utm_medium"] = rng.choice(["cpc", "email", None])
+                event["utm_campaign"] = rng.choice(["spring", None])
+            if rng.random() < 0.2:
+                event["referrer"] = rng.choice(["https://www.Google.com/search", "https://t.co/x",
+                                                "https://blog.example/post", "nonsense"])
             if name in ("add_to_cart", "remove_from_cart", "purchase", "refund"):
                 params: dict[str, Any] = {"value": rng.choice([5, 12.5, 99.99, 0.1])}
                 currency = rng.choice(CURRENCIES)
@@ -150,6 +156,17 @@ def test_funnels_equal_raw(shop: tuple[DuckDBEventStore, Project, Project], star
                   ["add_to_cart", "add_to_cart"]):
         same(funnel(store, project.id, period(start, end), steps, by=by),
              funnel(store, project.id, period(start, end), steps, by=by, rollup=False))
+
+
+@pytest.mark.parametrize(("start", "end"), PERIODS)
+def test_acquisition_equals_raw(shop: tuple[DuckDBEventStore, Project, Project], start: int,
+                                end: int) -> None:
+    store, project, other = shop
+    for p in (project, other):
+        for group in ("channel", "source", "medium", "campaign"):
+            rolled = acquisition(store, p, period(start, end), group)
+            same(rolled, acquisition(store, p, period(start, end), group, rollup=False))
+    assert rolled["total"]["sessions"] > 0 or end - start < 5
 
 
 @pytest.mark.parametrize("interval", ["hour", "day"])
@@ -290,6 +307,8 @@ def test_late_events_stay_exact(tmp_path: Path) -> None:
         ingest(store, project, late, RECEIVED_US)
         after = kpis(store, project, whole)
         same(after, kpis(store, project, whole, rollup=False))
+        same(acquisition(store, project, whole, "source"),
+             acquisition(store, project, whole, "source", rollup=False))
         assert after["events"] == 2 * first["events"]
         assert after["sessions"] == first["sessions"]
         while store.refresh_rollups(10.0):
@@ -311,6 +330,8 @@ def test_late_events_stay_exact(tmp_path: Path) -> None:
         for start, end in ((0, HOURS * 60), (60, 5 * 60 + 30)):
             same(kpis(store, project, period(start, end)),
                  kpis(store, project, period(start, end), rollup=False))
+            same(acquisition(store, project, period(start, end)),
+                 acquisition(store, project, period(start, end), rollup=False))
             for bucket_h, shift_h in ((1, 0), (3, 3)):
                 assert buckets(store, project, start, end, bucket_h, shift_h) == buckets(
                     store, project, start, end, bucket_h, shift_h, rolled=False)

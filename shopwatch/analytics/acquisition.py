@@ -17,7 +17,8 @@ from __future__ import annotations
 from typing import Any, Final
 
 from shopwatch.analytics.currency import rate_sql
-from shopwatch.analytics.sessions import sessionized_sql
+from shopwatch.analytics.rollup import ROLLUP_KEY, orders_sql, prelude, session_states, state_params
+from shopwatch.analytics.sessions import TS, sessionized_sql
 from shopwatch.analytics.timerange import TimeRange
 from shopwatch.errors import BadRequest
 from shopwatch.store.base import EventStore
@@ -53,15 +54,17 @@ _CHANNEL = f"""CASE
     ELSE 'direct' END"""
 
 
-def acquisition(store: EventStore, project: Project, rng: TimeRange,
-                group: str = "channel") -> dict[str, Any]:
-    """Rows of traffic and sales per ``group`` (channel, source, medium or campaign),
-    largest first, with a total."""
-    if group not in GROUPS:
-        raise BadRequest(f"by: one of {', '.join(GROUPS)}")
-    key = {"channel": "channel", "source": "source", "medium": "medium",
-           "campaign": "campaign"}[group]
-    sql = f"""
+_SOURCES = f"""src AS (
+    SELECT sk, {_CHANNEL} AS channel,
+        COALESCE(utm_source, NULLIF(host, ''), '(direct)') AS source,
+        COALESCE(utm_medium, '(none)') AS medium, COALESCE(utm_campaign, '(none)') AS campaign
+    FROM (SELECT *, {{host}} AS host FROM {{first}})
+)"""
+
+
+def _raw_sql(key: str, rate: str) -> str:
+    """The query from raw events alone (parameters: project_id, from, to)."""
+    return f"""
 WITH {sessionized_sql()},
 first AS (  -- arg_min_null: a first event without utm values means no campaign
     SELECT sk, arg_min_null(utm_source, ts) AS utm_source,
@@ -69,28 +72,67 @@ first AS (  -- arg_min_null: a first event without utm values means no campaign
            arg_min_null(utm_campaign, ts) AS utm_campaign,
            arg_min_null(referrer, ts) AS referrer
     FROM ev WHERE sk IS NOT NULL GROUP BY sk
-), src AS (
-    SELECT sk, {_CHANNEL} AS channel,
-        COALESCE(utm_source, NULLIF(host, ''), '(direct)') AS source,
-        COALESCE(utm_medium, '(none)') AS medium, COALESCE(utm_campaign, '(none)') AS campaign
-    FROM (SELECT *, {_HOST} AS host FROM first)
-), orders AS (
+), {_SOURCES.format(host=_HOST, first="first")}, orders AS (
     SELECT sk, value, upper(currency) AS cur FROM ev
     WHERE sk IS NOT NULL AND name = 'purchase'
     QUALIFY transaction_id IS NULL
          OR row_number() OVER (PARTITION BY transaction_id ORDER BY ts, id) = 1
 ), per_session AS (
-    SELECT sk, count(*) AS orders, sum(value * {rate_sql(project.currency)}) AS revenue
+    SELECT sk, count(*) AS orders, sum(value * {rate}) AS revenue
     FROM orders GROUP BY sk
 )
 SELECT {key}, count(*), count(o.sk), COALESCE(sum(o.orders), 0), COALESCE(sum(o.revenue), 0)
 FROM src LEFT JOIN per_session o USING (sk)
 GROUP BY 1 ORDER BY 2 DESC, 1
 """
+
+
+def _rolled_sql(key: str, rate: str) -> str:
+    """The same rows, sessions read through the rollup and orders from its order rows
+    (parameters: :func:`rollup.state_params`, project_id twice, from, to; prelude
+    :func:`rollup.prelude`). An order's session is its session id's, or for an event
+    without one the visitor's session it falls in (from ``ev``, as the sessions)."""
+    columns = ("utm_source", "utm_medium", "utm_campaign", "ref_host")
+    return f"""
+WITH {session_states(columns=columns)},
+{_SOURCES.format(host="ref_host", first="st")}, {orders_sql()},
+visits AS (  -- purchases without a session id: their visitor session's key
+    SELECT id, {ROLLUP_KEY.format("sk")} AS vsk FROM ev
+    WHERE session_id IS NULL AND sk IS NOT NULL AND name = 'purchase'
+), bought AS (
+    SELECT COALESCE(o.sk, v.vsk) AS sk, value, cur
+    FROM orders o LEFT JOIN visits v ON v.id = o.id
+    WHERE name = 'purchase' AND ts >= {TS} AND ts < {TS} AND COALESCE(o.sk, v.vsk) IS NOT NULL
+    QUALIFY transaction_id IS NULL
+         OR row_number() OVER (PARTITION BY transaction_id ORDER BY ts, o.id) = 1
+), per_session AS (
+    SELECT sk, count(*) AS orders, sum(value * {rate}) AS revenue
+    FROM bought GROUP BY sk
+)
+SELECT {key}, count(*), count(o.sk), COALESCE(sum(o.orders), 0), COALESCE(sum(o.revenue), 0)
+FROM src LEFT JOIN per_session o USING (sk)
+GROUP BY 1 ORDER BY 2 DESC, 1
+"""
+
+
+def acquisition(store: EventStore, project: Project, rng: TimeRange,
+                group: str = "channel", *, rollup: bool = True) -> dict[str, Any]:
+    """Rows of traffic and sales per ``group`` (channel, source, medium or campaign),
+    largest first, with a total. ``rollup=False`` reads raw events only (the same
+    result, slower: for the tests)."""
+    if group not in GROUPS:
+        raise BadRequest(f"by: one of {', '.join(GROUPS)}")
+    rate = rate_sql(project.currency)
+    window = [project.id, rng.start_us, rng.end_us]
+    if rollup:
+        found = store.query(_rolled_sql(group, rate),
+                            [*state_params(*window), project.id, project.id,
+                             rng.start_us, rng.end_us], prelude=prelude(project.id))
+    else:
+        found = store.query(_raw_sql(group, rate), window)
     rows = []
     totals = {"sessions": 0, "converted_sessions": 0, "orders": 0, "revenue": 0.0}
-    for value, sessions, converted, orders, revenue in store.query(
-            sql, [project.id, rng.start_us, rng.end_us]):
+    for value, sessions, converted, orders, revenue in found:
         row = {group: value, "sessions": int(sessions), "converted_sessions": int(converted),
                "conversion_rate": converted / sessions if sessions else None,
                "orders": int(orders), "revenue": round(float(revenue), 6)}

@@ -41,9 +41,10 @@ the last row, and recomputes pending hours (newest first) within a time budget, 
 its own transaction. An hour is recomputed whole from its events, so a late or
 out-of-order event only makes its hour pending again. Readers treat pending hours, and
 hours of rows past the watermark, as not current and read them raw: in one snapshot
-(the query's and its prelude's), so the result is exact at any moment. The tables are derived data: when :data:`VERSION`
-changes they are dropped and rebuilt from the events. (Deleting events, e.g. a future
-retention job, must mark their hours pending and reset the watermark.)
+(the query's and its prelude's), so the result is exact at any moment. The tables are
+derived data: when :data:`VERSION` changes they are dropped and rebuilt from the events.
+(Deleting events, e.g. a future retention job, must mark their hours pending and reset
+the watermark.)
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from shopwatch.analytics.currency import RATES
 from shopwatch.analytics.sessions import COLUMNS, TS, sessionized_sql
 from shopwatch.store.base import Prelude
 
-VERSION: Final = 5
+VERSION: Final = 6
 HOUR_US: Final = 3600 * 1_000_000
 # Commerce steps whose times are kept per session (the default funnel's): a funnel made
 # of these names only is read from the rollup.
@@ -70,6 +71,7 @@ ENGAGING: Final = ("add_to_cart", "begin_checkout", "add_payment_info", "purchas
 ENGAGED_SECONDS: Final = 10
 SOURCE: Final = ("COALESCE(utm_source, regexp_extract(referrer, '^[a-z]+://([^/:]+)', 1), "
                  "'(direct)')")
+REFERRER_HOST: Final = "lower(regexp_extract(referrer, '^[a-z]+://([^/:]+)', 1))"
 
 
 def _eur(expr: str) -> str:
@@ -131,12 +133,17 @@ STATE: Final[tuple[Column, ...]] = (
     Column("country", "VARCHAR", "arg_min(country, ts)", "arg_min(country, first_ts)"),
     Column("source", "VARCHAR", f"arg_min({SOURCE}, ts)", "arg_min(source, first_ts)"),
     Column("landing_page", "VARCHAR", "arg_min(page, ts)", "arg_min(landing_page, first_ts)"),
+    # The first event's utm values and referrer host, NULL when it has none (acquisition).
+    *[Column(name, "VARCHAR", f"arg_min_null({raw}, ts)", f"arg_min_null({name}, first_ts)")
+      for name, raw in (("utm_source", "utm_source"), ("utm_medium", "utm_medium"),
+                        ("utm_campaign", "utm_campaign"), ("ref_host", REFERRER_HOST))],
     *[c for i, n in enumerate(STEP_NAMES, start=1) for c in _step_columns(i, n)],
 )
 STATE_NAMES: Final = tuple(c.name for c in STATE)
 # Session and visitor keys are hashed once per group, never per event: md5 costs about
 # 0.3 µs a row, a third of a raw day's query.
-_KEY = "md5_number_upper({})"
+ROLLUP_KEY: Final = "md5_number_upper({})"  # of a session key string, as rollup rows have it
+_KEY = ROLLUP_KEY
 
 
 @dataclass(frozen=True)
@@ -193,7 +200,7 @@ SCHEMA: Final = (
     # Purchases, refunds and cancellations up to the watermark, narrow (ORDER_COLUMNS).
     """CREATE TABLE rollup_orders (project_id INTEGER NOT NULL, name VARCHAR NOT NULL,
         ts TIMESTAMP NOT NULL, id VARCHAR NOT NULL, transaction_id VARCHAR, value DOUBLE,
-        cur VARCHAR, items DOUBLE)""",
+        cur VARCHAR, items DOUBLE, sk UBIGINT)""",
     "CREATE TABLE rollup_pending (project_id INTEGER NOT NULL, hour TIMESTAMP NOT NULL)",
     # watermark: the last events row (rowid) whose hour has been marked pending.
     "CREATE TABLE rollup_state (version INTEGER NOT NULL, watermark BIGINT NOT NULL)",
@@ -203,13 +210,16 @@ SCHEMA: Final = (
 TABLES: Final = ("rollup_sessions", "rollup_spanning", "rollup_hours", "rollup_visitors",
                  "rollup_first_seen", "rollup_orders", "rollup_pending", "rollup_state")
 ORDER_NAMES: Final = ("purchase", "refund", "order_cancelled")
-# An order event's columns as the order KPIs read them: the currency upper-cased, and a
-# purchase's item count (quantities; an item without one counts 1).
+# An order event's columns as the order KPIs read them: the currency upper-cased, a
+# purchase's item count (quantities; an item without one counts 1), and the key of its
+# session when it has a session id (NULL: the session is a visitor's, split by idle gaps
+# within each period).
 _ORDER_COLUMNS: Final = """project_id, name, ts, id, transaction_id, value,
     upper(currency) AS cur,
     CASE WHEN name = 'purchase' THEN list_sum(list_transform(
         CAST(COALESCE(json_extract(params, '$.items'), '[]') AS JSON[]),
-        lambda x: COALESCE(TRY_CAST(x->>'quantity' AS DOUBLE), 1))) END AS items"""
+        lambda x: COALESCE(TRY_CAST(x->>'quantity' AS DOUBLE), 1))) END AS items,
+    md5_number_upper('s:' || session_id) AS sk"""
 _ORDER_FILTER: Final = f"name IN ({', '.join(repr(n) for n in ORDER_NAMES)})"
 VISITOR_KEY: Final = "md5_number_upper('v:' || {})"  # of COALESCE(anonymous_id, user_id)
 
@@ -577,10 +587,10 @@ def visitors_params(project_id: int, start_us: int, end_us: int) -> list[Any]:
 def orders_sql(*, rollup: bool = True) -> str:
     """A CTE ``orders``: the purchase, refund and cancellation events of one project
     (parameter: ``project_id``; with the rollup, twice), with the columns ``name, ts, id,
-    transaction_id, value, cur, items`` (see ``_ORDER_COLUMNS``). With the rollup, rows
+    transaction_id, value, cur, items, sk`` (see ``_ORDER_COLUMNS``). With the rollup, rows
     up to the watermark come from ``rollup_orders`` and later ones from ``events``, in
     one snapshot: the same rows as from ``events`` alone."""
-    columns = "name, ts, id, transaction_id, value, cur, items"
+    columns = "name, ts, id, transaction_id, value, cur, items, sk"
     raw = f"SELECT {_ORDER_COLUMNS} FROM events WHERE project_id = ? AND {_ORDER_FILTER}"
     if not rollup:
         return f"orders AS (SELECT {columns} FROM ({raw}))"
