@@ -4,9 +4,10 @@
 
 1. **Generate** realistic events straight into a fresh data directory's event store with
    one DuckDB statement (sessions of 1-12 events, visitors coming back, devices,
-   countries, utm campaigns, the e-commerce funnel with its drop-offs, purchases with
-   items in several currencies, refunds, cancellations), in time order as they would
-   arrive. The generator is this file's ``FILL``.
+   countries, utm campaigns, the e-commerce funnel with its drop-offs, products viewed
+   and added to carts, purchases with items in several currencies, refunds,
+   cancellations), in time order as they would arrive. The generator is this file's
+   ``FILL``.
 2. **Baseline**: for each call, one hand-written DuckDB query that computes the call's
    result from raw events (``benchmarks/baselines.py``), run in this process on a copy
    of the file with the server's DuckDB thread count. For reference, also a smaller
@@ -93,6 +94,12 @@ SELECT 1, uuid()::VARCHAR, name, t0 + to_seconds(j * 20), t0 + to_seconds(j * 20
     CASE WHEN name IN ('purchase', 'add_to_cart', 'refund') THEN cur END,
     CASE WHEN name IN ('purchase', 'refund', 'order_cancelled') THEN 'T' || sid::VARCHAR END,
     CASE WHEN name = 'purchase' THEN '{"items":[{"item_id":"a","quantity":2},{"item_id":"b"}]}'
+         WHEN name IN ('view_item', 'add_to_cart') THEN
+             '{"items":[{"item_id":"p' || (hash(sid * 47) % 200)::VARCHAR
+             || '","item_name":"Product ' || (hash(sid * 47) % 200)::VARCHAR
+             || '","item_category":"c' || (hash(sid * 47) % 12)::VARCHAR
+             || '","price":' || (5 + hash(sid * 47) % 200)::VARCHAR
+             || ',"quantity":' || (1 + hash(sid * 53) % 3)::VARCHAR || '}]}'
          ELSE '{}' END,
     []
 FROM e ORDER BY 4

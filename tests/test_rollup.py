@@ -16,6 +16,7 @@ import pytest
 
 from shopwatch.analytics import rollup
 from shopwatch.analytics.acquisition import acquisition
+from shopwatch.analytics.carts import carts
 from shopwatch.analytics.funnel import funnel
 from shopwatch.analytics.kpis import kpis
 from shopwatch.analytics.timerange import TimeRange
@@ -34,6 +35,17 @@ CURRENCIES = ["EUR", "USD", None, "XTS", "GBP"]
 RECEIVED_US = T0 + 10 * 3600 * US
 CONFIG = PipelineConfig(max_event_age_s=400 * 86400, max_future_skew_s=400 * 86400,
                         pseudonym_key=b"k" * 32)
+
+
+def item(rng: random.Random) -> dict[str, Any]:
+    """A cart line: one of 6 products (name and category always the same for an id)."""
+    k = rng.randrange(6)
+    line: dict[str, Any] = {"item_id": f"i{k}", "item_name": f"Item {k}", "price": 2.5 * (k + 1)}
+    if k % 3:
+        line["item_category"] = f"c{k % 3}"
+    if rng.random() < 0.7:
+        line["quantity"] = rng.randint(1, 3)
+    return line
 
 
 def random_events(rng: random.Random, n_sessions: int, start_us: int,
@@ -73,6 +85,8 @@ def random_events(rng: random.Random, n_sessions: int, start_us: int,
                     params["currency"] = currency
                 if name in ("purchase", "refund"):
                     params["transaction_id"] = f"T{rng.randrange(n_sessions)}"
+                if name in ("add_to_cart", "remove_from_cart") and rng.random() < 0.8:
+                    params["items"] = [item(rng) for _ in range(rng.randint(1, 2))]
                 event["params"] = params
             events.append(event)
     rng.shuffle(events)  # arrival order is not event order
@@ -167,6 +181,16 @@ def test_acquisition_equals_raw(shop: tuple[DuckDBEventStore, Project, Project],
             rolled = acquisition(store, p, period(start, end), group)
             same(rolled, acquisition(store, p, period(start, end), group, rollup=False))
     assert rolled["total"]["sessions"] > 0 or end - start < 5
+
+
+@pytest.mark.parametrize(("start", "end"), PERIODS)
+def test_carts_equal_raw(shop: tuple[DuckDBEventStore, Project, Project], start: int,
+                         end: int) -> None:
+    store, project, other = shop
+    for p in (project, other):
+        rolled = carts(store, p, period(start, end))
+        same(rolled, carts(store, p, period(start, end), rollup=False))
+    assert rolled["carts"] > 0 or end - start < 5
 
 
 @pytest.mark.parametrize("interval", ["hour", "day"])
@@ -332,6 +356,8 @@ def test_late_events_stay_exact(tmp_path: Path) -> None:
                  kpis(store, project, period(start, end), rollup=False))
             same(acquisition(store, project, period(start, end)),
                  acquisition(store, project, period(start, end), rollup=False))
+            same(carts(store, project, period(start, end)),
+                 carts(store, project, period(start, end), rollup=False))
             for bucket_h, shift_h in ((1, 0), (3, 3)):
                 assert buckets(store, project, start, end, bucket_h, shift_h) == buckets(
                     store, project, start, end, bucket_h, shift_h, rolled=False)

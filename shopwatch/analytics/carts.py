@@ -11,10 +11,11 @@ abandoned carts, the last page and the last step (event name) of the session.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from shopwatch.analytics.currency import rate_sql
-from shopwatch.analytics.sessions import sessionized_sql
+from shopwatch.analytics.rollup import ROLLUP_KEY, prelude, session_states, state_params
+from shopwatch.analytics.sessions import TS, sessionized_sql
 from shopwatch.analytics.timerange import TimeRange
 from shopwatch.store.base import EventStore
 from shopwatch.store.state import Project
@@ -25,23 +26,46 @@ _CART_PARAMS = ("CASE WHEN name IN ('add_to_cart', 'remove_from_cart') THEN para
                 "AS params")
 
 
-def carts(store: EventStore, project: Project, rng: TimeRange, limit: int = 20) -> dict[str, Any]:
-    """Cart composition and abandonment of the period (see the module docstring)."""
-    # One statement: the sessions and cart lines are computed once for every part of
-    # the answer (rows tagged by ``kind``, ordered within each part).
-    sql = f"""
+_RAW: Final = f"""
 WITH {sessionized_sql(_CART_PARAMS)},
 s AS (
     SELECT sk, bool_or(name = 'purchase') AS bought,
            arg_max(name, ts) AS last_step, arg_max(page, ts) AS last_page
     FROM ev WHERE sk IS NOT NULL GROUP BY sk HAVING bool_or(name = 'add_to_cart')
-), lines AS (
+), cart_events AS (
+    SELECT sk, currency, name, params FROM ev
+    WHERE sk IS NOT NULL AND name IN ('add_to_cart', 'remove_from_cart')
+)"""
+# Through the rollup: the sessions' states, and the cart events read alone (their
+# session: the session id's, or the visitor session they fall in, from ``ev``).
+_ROLLED: Final = f"""
+WITH {session_states(columns=("carted", "bought", "exit_step", "exit_page"))},
+s AS (
+    SELECT sk, bought, exit_step AS last_step, exit_page AS last_page FROM st WHERE carted
+), visits AS (
+    SELECT id, {ROLLUP_KEY.format("sk")} AS vsk FROM ev
+    WHERE session_id IS NULL AND sk IS NOT NULL AND name IN ('add_to_cart', 'remove_from_cart')
+), cart_events AS (
+    SELECT COALESCE({ROLLUP_KEY.format("'s:' || session_id")}, v.vsk) AS sk, currency, name,
+           params
+    FROM events e LEFT JOIN visits v ON v.id = e.id
+    WHERE project_id = ? AND ts >= {TS} AND ts < {TS}
+      AND name IN ('add_to_cart', 'remove_from_cart')
+)"""
+
+
+def carts(store: EventStore, project: Project, rng: TimeRange, limit: int = 20, *,
+          rollup: bool = True) -> dict[str, Any]:
+    """Cart composition and abandonment of the period (see the module docstring).
+    ``rollup=False`` reads raw events only (the same result, slower: for the tests)."""
+    # One statement: the sessions and cart lines are computed once for every part of
+    # the answer (rows tagged by ``kind``, ordered within each part).
+    sql = f"""{_ROLLED if rollup else _RAW}, lines AS (
     SELECT sk, upper(currency) AS cur,
            CASE WHEN name = 'add_to_cart' THEN 1 ELSE -1 END AS sign,
            unnest(CAST(json_extract(params, '$.items') AS JSON[])) AS it
-    FROM ev
-    WHERE sk IN (SELECT sk FROM s) AND name IN ('add_to_cart', 'remove_from_cart')
-      AND json_extract(params, '$.items') IS NOT NULL
+    FROM cart_events
+    WHERE sk IN (SELECT sk FROM s) AND json_extract(params, '$.items') IS NOT NULL
 ), items AS (
     SELECT sk, it->>'item_id' AS item_id, any_value(it->>'item_name') AS item_name,
         COALESCE(any_value(it->>'item_category'), '(none)') AS category,
@@ -72,7 +96,11 @@ UNION ALL (
     SELECT 'page', last_page, NULL, NULL, count(*), NULL, NULL, NULL, NULL
     FROM s WHERE NOT bought GROUP BY last_page ORDER BY 5 DESC, 2)"""
     parts: dict[str, list[tuple[Any, ...]]] = {}
-    for kind, *row in store.query(sql, [project.id, rng.start_us, rng.end_us, limit, limit]):
+    window = [project.id, rng.start_us, rng.end_us]
+    found = (store.query(sql, [*state_params(*window), *window, limit, limit],
+                         prelude=prelude(project.id))
+             if rollup else store.query(sql, [*window, limit, limit]))
+    for kind, *row in found:
         parts.setdefault(kind, []).append(tuple(row))
     _, _, _, count_f, abandoned_f, size, value, lost = parts["totals"][0]
     count, abandoned = int(count_f), int(abandoned_f)

@@ -58,7 +58,7 @@ from shopwatch.analytics.currency import RATES
 from shopwatch.analytics.sessions import COLUMNS, TS, sessionized_sql
 from shopwatch.store.base import Prelude
 
-VERSION: Final = 6
+VERSION: Final = 7
 HOUR_US: Final = 3600 * 1_000_000
 # Commerce steps whose times are kept per session (the default funnel's): a funnel made
 # of these names only is read from the rollup.
@@ -133,6 +133,9 @@ STATE: Final[tuple[Column, ...]] = (
     Column("country", "VARCHAR", "arg_min(country, ts)", "arg_min(country, first_ts)"),
     Column("source", "VARCHAR", f"arg_min({SOURCE}, ts)", "arg_min(source, first_ts)"),
     Column("landing_page", "VARCHAR", "arg_min(page, ts)", "arg_min(landing_page, first_ts)"),
+    # The last event's name, and the last page seen (carts: where shoppers left).
+    Column("exit_step", "VARCHAR", "arg_max(name, ts)", "arg_max(exit_step, last_ts)"),
+    Column("exit_page", "VARCHAR", "arg_max(page, ts)", "arg_max(exit_page, last_ts)"),
     # The first event's utm values and referrer host, NULL when it has none (acquisition).
     *[Column(name, "VARCHAR", f"arg_min_null({raw}, ts)", f"arg_min_null({name}, first_ts)")
       for name, raw in (("utm_source", "utm_source"), ("utm_medium", "utm_medium"),
@@ -399,8 +402,11 @@ def _rolled_params(project_id: int, start_us: int, end_us: int, which: str) -> l
 
 def _state_columns(columns: Sequence[str] | None) -> list[Column]:
     """The :data:`STATE` columns named (all for None), with ``first_ts``, which orders
-    the merges of first-event attributes; in :data:`STATE` order."""
+    the merges of first-event attributes (and ``last_ts`` for last-event ones); in
+    :data:`STATE` order."""
     wanted = set(STATE_NAMES if columns is None else (*columns, "first_ts"))
+    if wanted & {"exit_step", "exit_page"}:
+        wanted.add("last_ts")
     unknown = wanted - set(STATE_NAMES)
     if unknown:
         raise ValueError(f"not state columns: {sorted(unknown)}")
