@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from shopwatch.analytics.currency import rate_sql
-from shopwatch.analytics.sessions import sessionized_sql
+from shopwatch.analytics.sessions import COLUMNS, TS, sessionized_sql
 from shopwatch.analytics.timerange import TimeRange
 from shopwatch.errors import BadRequest
 from shopwatch.store.base import EventStore
@@ -30,11 +30,20 @@ def products(store: EventStore, project: Project, rng: TimeRange, by: str = "pro
     if by not in GROUPS:
         raise BadRequest("by: product or category")
     key = GROUPS[by]
+    # Only product events are read, with their params; only the events without a session
+    # id are sessionised (a session id is its own key: no session state is needed).
+    names = "name IN ('view_item', 'add_to_cart', 'purchase')"
+    cols = ", ".join(COLUMNS)
+    window = f"project_id = ? AND ts >= {TS} AND ts < {TS}"
     sql = f"""
-WITH {sessionized_sql('params')},
+WITH {sessionized_sql('params', source=f"SELECT {cols}, params FROM events "
+                                       f"WHERE {window} AND session_id IS NULL")},
 src AS (
-    SELECT sk, name, ts, upper(currency) AS cur, params FROM ev
-    WHERE name IN ('view_item', 'add_to_cart', 'purchase')
+    SELECT sk, name, ts, upper(currency) AS cur, params FROM (
+        SELECT 's:' || session_id AS sk, name, ts, id, transaction_id, currency, params
+        FROM events WHERE {window} AND session_id IS NOT NULL AND {names}
+        UNION ALL
+        SELECT sk, name, ts, id, transaction_id, currency, params FROM ev WHERE {names})
     QUALIFY name <> 'purchase' OR transaction_id IS NULL
          OR row_number() OVER (PARTITION BY transaction_id ORDER BY ts, id) = 1
 ), items AS (
@@ -69,9 +78,10 @@ SELECT t.k, item_name, category, views, adds, units, revenue,
 FROM totals t LEFT JOIN sessions s USING (k)
 ORDER BY views DESC, units DESC, t.k LIMIT ?
 """
+    window_params = [project.id, rng.start_us, rng.end_us]
     rows = []
     for (value, name, category, views, adds, units, revenue, viewed,
-         bought) in store.query(sql, [project.id, rng.start_us, rng.end_us, limit]):
+         bought) in store.query(sql, [*window_params, *window_params, limit]):
         row: dict[str, Any] = {by: value}
         if by == "product":
             row.update(name=name, category=category)
