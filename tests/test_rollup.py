@@ -19,6 +19,7 @@ from shopwatch.analytics.acquisition import acquisition
 from shopwatch.analytics.carts import carts
 from shopwatch.analytics.funnel import funnel
 from shopwatch.analytics.kpis import kpis
+from shopwatch.analytics.products import products
 from shopwatch.analytics.timerange import TimeRange
 from shopwatch.analytics.timeseries import timeseries
 from shopwatch.ingest.pipeline import Format, PipelineConfig, process
@@ -78,6 +79,8 @@ def random_events(rng: random.Random, n_sessions: int, start_us: int,
             if rng.random() < 0.2:
                 event["referrer"] = rng.choice(["https://www.Google.com/search", "https://t.co/x",
                                                 "https://blog.example/post", "nonsense"])
+            if name == "view_item" and rng.random() < 0.9:
+                event["params"] = {"items": [item(rng)]}
             if name in ("add_to_cart", "remove_from_cart", "purchase", "refund"):
                 params: dict[str, Any] = {"value": rng.choice([5, 12.5, 99.99, 0.1])}
                 currency = rng.choice(CURRENCIES)
@@ -85,7 +88,7 @@ def random_events(rng: random.Random, n_sessions: int, start_us: int,
                     params["currency"] = currency
                 if name in ("purchase", "refund"):
                     params["transaction_id"] = f"T{rng.randrange(n_sessions)}"
-                if name in ("add_to_cart", "remove_from_cart") and rng.random() < 0.8:
+                if name in ("add_to_cart", "remove_from_cart", "purchase") and rng.random() < 0.8:
                     params["items"] = [item(rng) for _ in range(rng.randint(1, 2))]
                 event["params"] = params
             events.append(event)
@@ -191,6 +194,17 @@ def test_carts_equal_raw(shop: tuple[DuckDBEventStore, Project, Project], start:
         rolled = carts(store, p, period(start, end))
         same(rolled, carts(store, p, period(start, end), rollup=False))
     assert rolled["carts"] > 0 or end - start < 5
+
+
+@pytest.mark.parametrize(("start", "end"), PERIODS)
+def test_products_equal_raw(shop: tuple[DuckDBEventStore, Project, Project], start: int,
+                            end: int) -> None:
+    store, project, other = shop
+    for p in (project, other):
+        for by in ("product", "category"):
+            rolled = products(store, p, period(start, end), by)
+            same(rolled, products(store, p, period(start, end), by, rollup=False))
+    assert rolled["rows"] or end - start < 5
 
 
 @pytest.mark.parametrize("interval", ["hour", "day"])
@@ -358,6 +372,8 @@ def test_late_events_stay_exact(tmp_path: Path) -> None:
                  acquisition(store, project, period(start, end), rollup=False))
             same(carts(store, project, period(start, end)),
                  carts(store, project, period(start, end), rollup=False))
+            same(products(store, project, period(start, end)),
+                 products(store, project, period(start, end), rollup=False))
             for bucket_h, shift_h in ((1, 0), (3, 3)):
                 assert buckets(store, project, start, end, bucket_h, shift_h) == buckets(
                     store, project, start, end, bucket_h, shift_h, rolled=False)

@@ -58,7 +58,7 @@ from shopwatch.analytics.currency import RATES
 from shopwatch.analytics.sessions import COLUMNS, TS, sessionized_sql
 from shopwatch.store.base import Prelude
 
-VERSION: Final = 7
+VERSION: Final = 8
 HOUR_US: Final = 3600 * 1_000_000
 # Commerce steps whose times are kept per session (the default funnel's): a funnel made
 # of these names only is read from the rollup.
@@ -203,7 +203,17 @@ SCHEMA: Final = (
     # Purchases, refunds and cancellations up to the watermark, narrow (ORDER_COLUMNS).
     """CREATE TABLE rollup_orders (project_id INTEGER NOT NULL, name VARCHAR NOT NULL,
         ts TIMESTAMP NOT NULL, id VARCHAR NOT NULL, transaction_id VARCHAR, value DOUBLE,
-        cur VARCHAR, items DOUBLE, sk UBIGINT)""",
+        cur VARCHAR, items DOUBLE, sk UBIGINT,
+        lines STRUCT(item_id VARCHAR, item_name VARCHAR, category VARCHAR, qty DOUBLE,
+                     price DOUBLE)[])""",
+    # Product views and adds (ITEM_LINES of view_item and add_to_cart events) per hour,
+    # item and category: counts, the latest item name and when, the latest line's time.
+    """CREATE TABLE rollup_items (project_id INTEGER NOT NULL, hour TIMESTAMP NOT NULL,
+        item_id VARCHAR, category VARCHAR NOT NULL, views BIGINT NOT NULL,
+        adds DOUBLE NOT NULL, item_name VARCHAR, name_ts TIMESTAMP, last_ts TIMESTAMP)""",
+    # The sessions (by session id: ROLLUP_KEY) that viewed each item in each hour.
+    """CREATE TABLE rollup_item_views (project_id INTEGER NOT NULL, hour TIMESTAMP NOT NULL,
+        item_id VARCHAR, category VARCHAR NOT NULL, sk UBIGINT NOT NULL)""",
     "CREATE TABLE rollup_pending (project_id INTEGER NOT NULL, hour TIMESTAMP NOT NULL)",
     # watermark: the last events row (rowid) whose hour has been marked pending.
     "CREATE TABLE rollup_state (version INTEGER NOT NULL, watermark BIGINT NOT NULL)",
@@ -211,8 +221,24 @@ SCHEMA: Final = (
 # Every table a version ever had (rollup_spanning: before version 3), so that a rebuild
 # drops them all.
 TABLES: Final = ("rollup_sessions", "rollup_spanning", "rollup_hours", "rollup_visitors",
+                 "rollup_items", "rollup_item_views",
                  "rollup_first_seen", "rollup_orders", "rollup_pending", "rollup_state")
 ORDER_NAMES: Final = ("purchase", "refund", "order_cancelled")
+# The item lines of product events (``source``: a query of events with ``params``), as
+# products and carts read them: one row per element of ``params.items``, with the event's
+# columns named in ``columns``.
+ITEM_LINES: Final = """SELECT {columns}, it->>'item_id' AS item_id,
+    it->>'item_name' AS item_name, COALESCE(it->>'item_category', '(none)') AS category,
+    COALESCE(TRY_CAST(it->>'quantity' AS DOUBLE), 1) AS qty,
+    TRY_CAST(it->>'price' AS DOUBLE) AS price
+FROM (SELECT {columns}, unnest(CAST(json_extract(params, '$.items') AS JSON[])) AS it
+      FROM ({source}) WHERE json_extract(params, '$.items') IS NOT NULL)"""
+# What rollup_items keeps of view and add lines, per group (also read raw this way).
+ITEM_SUMS: Final = """count(*) FILTER (WHERE name = 'view_item') AS views,
+    COALESCE(sum(qty) FILTER (WHERE name = 'add_to_cart'), 0) AS adds,
+    arg_max(item_name, ts) AS item_name, max(ts) FILTER (WHERE item_name IS NOT NULL) AS name_ts,
+    max(ts) AS last_ts"""
+
 # An order event's columns as the order KPIs read them: the currency upper-cased, a
 # purchase's item count (quantities; an item without one counts 1), and the key of its
 # session when it has a session id (NULL: the session is a visitor's, split by idle gaps
@@ -222,7 +248,13 @@ _ORDER_COLUMNS: Final = """project_id, name, ts, id, transaction_id, value,
     CASE WHEN name = 'purchase' THEN list_sum(list_transform(
         CAST(COALESCE(json_extract(params, '$.items'), '[]') AS JSON[]),
         lambda x: COALESCE(TRY_CAST(x->>'quantity' AS DOUBLE), 1))) END AS items,
-    md5_number_upper('s:' || session_id) AS sk"""
+    md5_number_upper('s:' || session_id) AS sk,
+    CASE WHEN name = 'purchase' AND json_extract(params, '$.items') IS NOT NULL THEN
+        list_transform(CAST(json_extract(params, '$.items') AS JSON[]), lambda it: {
+            'item_id': it->>'item_id', 'item_name': it->>'item_name',
+            'category': COALESCE(it->>'item_category', '(none)'),
+            'qty': COALESCE(TRY_CAST(it->>'quantity' AS DOUBLE), 1),
+            'price': TRY_CAST(it->>'price' AS DOUBLE)}) END AS lines"""
 _ORDER_FILTER: Final = f"name IN ({', '.join(repr(n) for n in ORDER_NAMES)})"
 VISITOR_KEY: Final = "md5_number_upper('v:' || {})"  # of COALESCE(anonymous_id, user_id)
 
@@ -329,6 +361,7 @@ def _recompute(execute: Execute, project_id: int, hour_us: int) -> None:
             FROM rollup_sessions WHERE {this_hour} AND NOT spans GROUP BY ALL""",
                 [project_id, hour])
     _recompute_visitors(execute, project_id, hour_us)
+    _recompute_items(execute, project_id, hour_us)
     execute(f"DELETE FROM rollup_pending WHERE {this_hour}", args)
     execute("COMMIT", [])
 
@@ -366,13 +399,34 @@ FROM (SELECT hour FROM rollup_pending WHERE project_id = ?
       WHERE project_id = ? AND rowid > (SELECT max(watermark) FROM rollup_state))"""
 STALE_LO: Final = Prelude(0)
 STALE_HI: Final = Prelude(1)
-_IN_STALE: Final = "({0} >= " + TS + " AND {0} < " + TS + ")"  # parameters: STALE_*
+# Whether a time is in the stale stretch; parameters: STALE_LO, STALE_HI.
+IN_STALE: Final = "({0} >= " + TS + " AND {0} < " + TS + ")"
+_IN_STALE = IN_STALE
 
 
 def prelude(project_id: int) -> tuple[str, list[Any]]:
     """The prelude of every query reading the rollup (``EventStore.query(...,
     prelude=...)``): the project's stale stretch, in the query's own snapshot."""
     return _STALE, [project_id, project_id]
+
+
+def _recompute_items(execute: Execute, project_id: int, hour_us: int) -> None:
+    args = [project_id, hour_us]
+    this_hour = f"project_id = ? AND hour = {TS}"
+    hour_events = f"""SELECT project_id, ts, name, session_id, params FROM events
+        WHERE project_id = ? AND ts >= {TS} AND ts < {TS}
+          AND name IN ('view_item', 'add_to_cart')"""
+    lines = ITEM_LINES.format(columns="project_id, ts, name, session_id", source=hour_events)
+    window = [project_id, hour_us, hour_us + HOUR_US]
+    execute(f"DELETE FROM rollup_items WHERE {this_hour}", args)
+    execute(f"""INSERT INTO rollup_items
+        SELECT project_id, date_trunc('hour', ts) AS hour, item_id, category, {ITEM_SUMS}
+        FROM ({lines}) GROUP BY project_id, hour, item_id, category""", window)
+    execute(f"DELETE FROM rollup_item_views WHERE {this_hour}", args)
+    execute(f"""INSERT INTO rollup_item_views
+        SELECT DISTINCT project_id, date_trunc('hour', ts), item_id, category,
+               {ROLLUP_KEY.format("'s:' || session_id")}
+        FROM ({lines}) WHERE name = 'view_item' AND session_id IS NOT NULL""", window)
 
 
 def _rolled_sql(columns: str, which: str) -> str:
@@ -395,7 +449,7 @@ def _rolled_sql(columns: str, which: str) -> str:
 
 
 def _rolled_params(project_id: int, start_us: int, end_us: int, which: str) -> list[Any]:
-    first_full, last_full = _whole_hours(start_us, end_us)
+    first_full, last_full = whole_hours(start_us, end_us)
     stale = [STALE_LO, STALE_HI]
     return [project_id, first_full, last_full, *stale, *(stale if which != "spanning" else [])]
 
@@ -487,7 +541,9 @@ def state_params(project_id: int, start_us: int, end_us: int, *,
             *_rolled_params(project_id, start_us, end_us, "stale")]
 
 
-def _whole_hours(start_us: int, end_us: int) -> tuple[int, int]:
+def whole_hours(start_us: int, end_us: int) -> tuple[int, int]:
+    """The period's whole hours ``[first, last)``, as the rollup readers take them (both
+    ``end_us`` when there is none)."""
     first_full = -(-start_us // HOUR_US) * HOUR_US
     last_full = end_us // HOUR_US * HOUR_US
     if first_full >= last_full:  # no whole hour: all raw
@@ -496,7 +552,7 @@ def _whole_hours(start_us: int, end_us: int) -> tuple[int, int]:
 
 
 def _edge_params(project_id: int, start_us: int, end_us: int) -> list[Any]:
-    first_full, last_full = _whole_hours(start_us, end_us)
+    first_full, last_full = whole_hours(start_us, end_us)
     middle = [project_id, first_full, last_full, STALE_LO, STALE_HI]
     return [project_id, start_us, first_full, project_id, last_full, end_us,  # the ends
             *middle, *middle,  # stale hours, events without a session id
@@ -579,7 +635,7 @@ SELECT count(*), count(*) FILTER (WHERE vk NOT IN (SELECT vk FROM before)) FROM 
 
 def visitors_params(project_id: int, start_us: int, end_us: int) -> list[Any]:
     """The parameters of :func:`visitors_sql` for one project and period."""
-    first_full, last_full = _whole_hours(start_us, end_us)
+    first_full, last_full = whole_hours(start_us, end_us)
     floor = start_us // HOUR_US * HOUR_US
     stale = [STALE_LO, STALE_HI]
     return [project_id, first_full, last_full, *stale,  # rolled-up hours
@@ -593,10 +649,11 @@ def visitors_params(project_id: int, start_us: int, end_us: int) -> list[Any]:
 def orders_sql(*, rollup: bool = True) -> str:
     """A CTE ``orders``: the purchase, refund and cancellation events of one project
     (parameter: ``project_id``; with the rollup, twice), with the columns ``name, ts, id,
-    transaction_id, value, cur, items, sk`` (see ``_ORDER_COLUMNS``). With the rollup, rows
+    transaction_id, value, cur, items, sk, lines`` (see ``_ORDER_COLUMNS``; ``lines``: a
+    purchase's :data:`ITEM_LINES` fields). With the rollup, rows
     up to the watermark come from ``rollup_orders`` and later ones from ``events``, in
     one snapshot: the same rows as from ``events`` alone."""
-    columns = "name, ts, id, transaction_id, value, cur, items, sk"
+    columns = "name, ts, id, transaction_id, value, cur, items, sk, lines"
     raw = f"SELECT {_ORDER_COLUMNS} FROM events WHERE project_id = ? AND {_ORDER_FILTER}"
     if not rollup:
         return f"orders AS (SELECT {columns} FROM ({raw}))"
