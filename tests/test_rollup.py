@@ -229,8 +229,9 @@ def buckets(store: DuckDBEventStore, project: Project, start: int, end: int, buc
 @pytest.mark.parametrize(("start", "end"), PERIODS)
 def test_buckets_equal_raw(shop: tuple[DuckDBEventStore, Project, Project], start: int,
                            end: int) -> None:
-    """Per-bucket events, active sessions, sessions and conversions (the overview's
-    series), for 1 h and 3 h buckets, shifted or not; they add up to the KPIs."""
+    """Per-bucket events, active sessions, sessions, conversions and carts (the
+    overview's and time series' figures), for 1 h and 3 h buckets, shifted or not; they
+    add up to the KPIs."""
     store, project, other = shop
     for p in (project, other):
         for bucket_h, shift_h in ((1, 0), (3, 0), (3, 5), (12, 24)):
@@ -240,6 +241,7 @@ def test_buckets_equal_raw(shop: tuple[DuckDBEventStore, Project, Project], star
         assert sum(r[1] for r in rows) == k["events"]
         assert sum(r[3] for r in rows) == k["sessions"]
         assert sum(r[4] for r in rows) == k["converted_sessions"]
+        assert sum(r[5] for r in rows) == k["carts"]
         assert all(r[2] >= r[3] for r in rows)  # a session starting in a bucket is active there
     if end - start >= 60:
         assert sum(r[3] for r in rows) > 0
@@ -374,6 +376,8 @@ def test_late_events_stay_exact(tmp_path: Path) -> None:
                  carts(store, project, period(start, end), rollup=False))
             same(products(store, project, period(start, end)),
                  products(store, project, period(start, end), rollup=False))
+            same(timeseries(store, project, period(start, end), "hour"),
+                 timeseries(store, project, period(start, end), "hour", rollup=False))
             for bucket_h, shift_h in ((1, 0), (3, 3)):
                 assert buckets(store, project, start, end, bucket_h, shift_h) == buckets(
                     store, project, start, end, bucket_h, shift_h, rolled=False)

@@ -285,7 +285,7 @@ def _conversion_and_traffic(store: EventStore, project_id: int,
                            buckets_params(project_id, start_us, end_us, rollup=rollup),
                            prelude=prelude(project_id) if rollup else None)
         for b, *counts in rows:
-            for field, count in zip(fields, counts, strict=True):
+            for field, count in zip(fields, counts[:4], strict=True):
                 series[period][field][int(b) - origin] = int(count)
     now, before = series
     # Each session is counted once, in the bucket of its first event: the sums are the

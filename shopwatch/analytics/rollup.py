@@ -666,60 +666,73 @@ def orders_sql(*, rollup: bool = True) -> str:
 
 
 def buckets_sql(bucket_us: int, shift_us: int = 0, *, rollup: bool = True) -> str:
-    """A query of the period's sessions and events per time bucket. Rows ``(b, events,
-    active, sessions, converted)``, one per bucket with any: ``b`` is the bucket number
-    ``(t + shift_us) // bucket_us`` of a time ``t`` (epoch µs) of the period, ``events``
-    its events (with a session or not), ``active`` the sessions with an event in it,
-    ``sessions`` and ``converted`` those whose first event in the period is in it, and of
-    them those with a purchase in the period. So ``sessions`` adds up to the period's
-    sessions, equal to :func:`session_states`' rows.
+    """The query of :func:`buckets_ctes`' rows."""
+    return f"WITH {buckets_ctes(bucket_us, shift_us, rollup=rollup)} SELECT * FROM buckets"
+
+
+def buckets_ctes(bucket_us: int, shift_us: int = 0, *, rollup: bool = True) -> str:
+    """CTEs ending in ``buckets``: the period's sessions and events per time bucket.
+    Rows ``(b, events, active, sessions, converted, carted)``, one per bucket with any:
+    ``b`` is the bucket number ``(t + shift_us) // bucket_us`` of a time ``t`` (epoch
+    µs) of the period, ``events`` its events (with a session or not), ``active`` the
+    sessions with an event in it, ``sessions``, ``converted`` and ``carted`` those whose
+    first event in the period is in it, and of them those with a purchase, and with an
+    ``add_to_cart``, in the period. So ``sessions`` adds up to the period's sessions,
+    equal to :func:`session_states`' rows.
 
     With the rollup, ``bucket_us`` and ``shift_us`` must be whole hours (see
     :func:`hour_aligned`): each rolled-up hour then lies in one bucket. Whole sessions of
     current hours come counted from ``rollup_hours``; sessions spanning hours or also read
-    raw are placed from their parts. Parameters: :func:`buckets_params`.
+    raw are placed from their parts. Parameters: :func:`buckets_params`; prelude with
+    the rollup: :func:`prelude`.
     """
     def bucket(column: str) -> str:
         return f"(epoch_us({column}) + {int(shift_us)}) // {int(bucket_us)}"
 
     raw_parts = f"""SELECT sk, {bucket("ts")} AS b, count(*) AS events,
-        min(ts) AS first_ts, bool_or(name = 'purchase') AS bought
+        min(ts) AS first_ts, bool_or(name = 'purchase') AS bought,
+        bool_or(name = 'add_to_cart') AS carted
         FROM ev WHERE sk IS NOT NULL GROUP BY 1, 2"""
     counted = f"""
 a AS (SELECT b, count(DISTINCT sk) AS active, sum(events) AS events FROM parts GROUP BY b),
-f AS (SELECT {bucket("min(first_ts)")} AS b, bool_or(bought) AS bought FROM parts GROUP BY sk),
+f AS (SELECT {bucket("min(first_ts)")} AS b, bool_or(bought) AS bought,
+      bool_or(carted) AS carted FROM parts GROUP BY sk),
 u AS (SELECT {bucket("ts")} AS b, count(*) AS events FROM ev0
       WHERE session_id IS NULL AND visitor IS NULL GROUP BY 1)"""  # sk IS NULL, not via ev
     sums = """
-    UNION ALL SELECT b, events, active, 0, 0 FROM a
-    UNION ALL SELECT b, 0, 0, count(*), count(*) FILTER (WHERE bought) FROM f GROUP BY b
-    UNION ALL SELECT b, events, 0, 0, 0 FROM u
+    UNION ALL SELECT b, events, active, 0, 0, 0 FROM a
+    UNION ALL SELECT b, 0, 0, count(*), count(*) FILTER (WHERE bought),
+                     count(*) FILTER (WHERE carted) FROM f GROUP BY b
+    UNION ALL SELECT b, events, 0, 0, 0, 0 FROM u
 ) GROUP BY b"""
-    columns = "b, sum(events), sum(active), sum(sessions), sum(converted)"
+    columns = ("b, sum(events) AS events, sum(active) AS active, sum(sessions) AS sessions, "
+               "sum(converted) AS converted, sum(carted) AS carted")
     if not rollup:  # keys need no hashing: nothing is matched with rollup rows
-        return f"""WITH {sessionized_sql()},
-parts AS ({raw_parts}),{counted}
-SELECT {columns} FROM (
-    SELECT NULL::BIGINT AS b, 0 AS events, 0 AS active, 0 AS sessions, 0 AS converted
-    WHERE false{sums}"""
+        return f"""{sessionized_sql()},
+parts AS ({raw_parts}),{counted},
+buckets AS (SELECT {columns} FROM (
+    SELECT NULL::BIGINT AS b, 0 AS events, 0 AS active, 0 AS sessions, 0 AS converted,
+           0 AS carted
+    WHERE false{sums})"""
     if bucket_us % HOUR_US or shift_us % HOUR_US:
         raise ValueError("rolled-up buckets and shifts must be whole hours")
     # Whole sessions of current hours are summed per hour; the single-hour sessions also
     # read raw are taken out of those sums and placed again from their parts, with the
     # sessions spanning hours.
-    rolled = "sk, hour, events, first_ts, bought, spans"
-    return f"""WITH {_edges_sql(columns=())},
+    rolled = "sk, hour, events, first_ts, bought, carted, spans"
+    return f"""{_edges_sql(columns=())},
 split AS ({_rolled_sql(rolled, "spanning")} UNION ALL {_rolled_sql(rolled, "stale")}),
 parts AS (
-    SELECT sk, {bucket("hour")} AS b, events, first_ts, bought FROM split
+    SELECT sk, {bucket("hour")} AS b, events, first_ts, bought, carted FROM split
     UNION ALL {_hashed(raw_parts)}
-),{counted}
-SELECT {columns} FROM (
-    SELECT {bucket("hour")} AS b, events, sessions AS active, sessions, converted
+),{counted},
+buckets AS (SELECT {columns} FROM (
+    SELECT {bucket("hour")} AS b, events, sessions AS active, sessions, converted,
+           carts AS carted
     FROM rollup_hours
     WHERE project_id = ? AND hour >= {TS} AND hour < {TS} AND NOT {_IN_STALE.format("hour")}
-    UNION ALL SELECT {bucket("hour")}, -events, -1, -1, -bought::INTEGER
-    FROM split WHERE NOT spans{sums}"""
+    UNION ALL SELECT {bucket("hour")}, -events, -1, -1, -bought::INTEGER, -carted::INTEGER
+    FROM split WHERE NOT spans{sums})"""
 
 
 def hour_aligned(bucket_us: int, shift_us: int = 0) -> bool:

@@ -16,7 +16,15 @@ from __future__ import annotations
 from typing import Any, Final
 
 from shopwatch.analytics.currency import rate_sql
-from shopwatch.analytics.rollup import prelude, session_states, state_params
+from shopwatch.analytics.rollup import (
+    buckets_ctes,
+    buckets_params,
+    hour_aligned,
+    orders_sql,
+    prelude,
+    session_states,
+    state_params,
+)
 from shopwatch.analytics.sessions import TS
 from shopwatch.analytics.timerange import TimeRange, iso_utc
 from shopwatch.errors import BadRequest
@@ -50,6 +58,25 @@ UNION ALL SELECT 'o', b, count(*), sum(value * {rate_sql(base)}), NULL FROM o GR
 """
 
 
+def _rolled_sql(base: str, bucket_us: int) -> str:
+    """The same rows through the rollup, for buckets of whole hours: sessions and events
+    per bucket from :func:`rollup.buckets_sql`, orders from the order rows. Parameters:
+    :func:`rollup.buckets_params`, then ``project_id`` twice, ``from_us, to_us``;
+    prelude: :func:`rollup.prelude`."""
+    return f"""
+WITH {buckets_ctes(bucket_us)}, {orders_sql()},
+o AS (
+    SELECT epoch_us(ts) // {bucket_us} AS b, value, cur FROM orders
+    WHERE name = 'purchase' AND ts >= {TS} AND ts < {TS}
+    QUALIFY transaction_id IS NULL
+         OR row_number() OVER (PARTITION BY transaction_id ORDER BY ts, id) = 1
+)
+SELECT 'e', b, events, NULL, NULL FROM buckets
+UNION ALL SELECT 's', b, sessions, converted, carted FROM buckets
+UNION ALL SELECT 'o', b, count(*), sum(value * {rate_sql(base)}), NULL FROM o GROUP BY b
+"""
+
+
 def timeseries(store: EventStore, project: Project, rng: TimeRange,
                interval: str = "hour", *, rollup: bool = True) -> dict[str, Any]:
     """Per-bucket KPIs of ``rng``, its previous period and the same period last week
@@ -62,12 +89,16 @@ def timeseries(store: EventStore, project: Project, rng: TimeRange,
     if count > MAX_BUCKETS:
         raise BadRequest(f"interval: {count} {interval}s in this period; at most "
                          f"{MAX_BUCKETS} (choose a longer interval or a shorter period)")
-    sql = _sql(project.currency, bucket_us, rollup)
+    # Buckets of whole hours read the rollup's hourly sums; minutes read session states.
+    hourly = rollup and hour_aligned(bucket_us)
+    sql = (_rolled_sql(project.currency, bucket_us) if hourly
+           else _sql(project.currency, bucket_us, rollup))
 
     def series(start_us: int, end_us: int, shift_us: int) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = [dict.fromkeys(FIELDS, 0) for _ in range(count)]
         window = [project.id, start_us, end_us]
-        params = [*state_params(*window, rollup=rollup), *window, *window]
+        params = ([*buckets_params(*window), project.id, project.id, start_us, end_us]
+                  if hourly else [*state_params(*window, rollup=rollup), *window, *window])
         for kind, b, a, c, d in store.query(sql, params,
                                             prelude=prelude(project.id) if rollup else None):
             # A shifted period's event lands at the same offset: bucket + shift.
