@@ -14,7 +14,18 @@ from __future__ import annotations
 from typing import Any, Final
 
 from shopwatch.analytics.currency import rate_sql
-from shopwatch.analytics.rollup import ROLLUP_KEY, prelude, session_states, state_params
+from shopwatch.analytics.rollup import (
+    CART_LINES,
+    CART_SUMS,
+    IN_STALE,
+    ROLLUP_KEY,
+    STALE_HI,
+    STALE_LO,
+    prelude,
+    session_states,
+    state_params,
+    whole_hours,
+)
 from shopwatch.analytics.sessions import TS, sessionized_sql
 from shopwatch.analytics.timerange import TimeRange
 from shopwatch.store.base import EventStore
@@ -32,26 +43,65 @@ s AS (
     SELECT sk, bool_or(name = 'purchase') AS bought,
            arg_max(name, ts) AS last_step, arg_max(page, ts) AS last_page
     FROM ev WHERE sk IS NOT NULL GROUP BY sk HAVING bool_or(name = 'add_to_cart')
-), cart_events AS (
-    SELECT sk, currency, name, params FROM ev
-    WHERE sk IS NOT NULL AND name IN ('add_to_cart', 'remove_from_cart')
+), lines AS (
+    SELECT sk, upper(currency) AS cur,
+           CASE WHEN name = 'add_to_cart' THEN 1 ELSE -1 END AS sign,
+           unnest(CAST(json_extract(params, '$.items') AS JSON[])) AS it
+    FROM ev
+    WHERE sk IN (SELECT sk FROM s) AND name IN ('add_to_cart', 'remove_from_cart')
+      AND json_extract(params, '$.items') IS NOT NULL
+), items AS (
+    SELECT sk, it->>'item_id' AS item_id, any_value(it->>'item_name') AS item_name,
+        COALESCE(any_value(it->>'item_category'), '(none)') AS category,
+        sum(sign * COALESCE(TRY_CAST(it->>'quantity' AS DOUBLE), 1)) AS units,
+        sum(sign * COALESCE(TRY_CAST(it->>'quantity' AS DOUBLE), 1)
+            * TRY_CAST(it->>'price' AS DOUBLE) * {{rate}}) AS value
+    FROM lines GROUP BY sk, item_id HAVING sum(sign * COALESCE(
+        TRY_CAST(it->>'quantity' AS DOUBLE), 1)) > 0
 )"""
-# Through the rollup: the sessions' states, and the cart events read alone (their
-# session: the session id's, or the visitor session they fall in, from ``ev``).
+_CART_NAMES: Final = "name IN ('add_to_cart', 'remove_from_cart')"
+_WINDOW: Final = f"project_id = ? AND ts >= {TS} AND ts < {TS}"
+_SESSION_KEY: Final = ROLLUP_KEY.format("'s:' || session_id")
+_BY_SESSION_ID: Final = f"SELECT {_SESSION_KEY} AS sk, currency, name, params FROM events"
+# Through the rollup: the sessions' states; cart lines of whole hours summed per session,
+# item and currency (``rollup_cart_lines``), the rest raw: the partial hours at both ends
+# and stale hours (events with a session id), and every event without one (its visitor
+# session from ``ev``).
 _ROLLED: Final = f"""
 WITH {session_states(columns=("carted", "bought", "exit_step", "exit_page"))},
 s AS (
     SELECT sk, bought, exit_step AS last_step, exit_page AS last_page FROM st WHERE carted
-), visits AS (
-    SELECT id, {ROLLUP_KEY.format("sk")} AS vsk FROM ev
-    WHERE session_id IS NULL AND sk IS NOT NULL AND name IN ('add_to_cart', 'remove_from_cart')
-), cart_events AS (
-    SELECT COALESCE({ROLLUP_KEY.format("'s:' || session_id")}, v.vsk) AS sk, currency, name,
-           params
-    FROM events e LEFT JOIN visits v ON v.id = e.id
-    WHERE project_id = ? AND ts >= {TS} AND ts < {TS}
-      AND name IN ('add_to_cart', 'remove_from_cart')
+), raw_events AS (
+    {_BY_SESSION_ID} WHERE {_WINDOW} AND {_CART_NAMES} AND session_id IS NOT NULL
+    UNION ALL {_BY_SESSION_ID} WHERE {_WINDOW} AND {_CART_NAMES} AND session_id IS NOT NULL
+    UNION ALL {_BY_SESSION_ID} WHERE {_WINDOW} AND {_CART_NAMES} AND session_id IS NOT NULL
+        AND {IN_STALE.format("ts")}
+    UNION ALL SELECT {ROLLUP_KEY.format("v.sk")}, e.currency, e.name, e.params
+        FROM events e JOIN ev v ON v.id = e.id
+        WHERE e.project_id = ? AND e.ts >= {TS} AND e.ts < {TS} AND e.session_id IS NULL
+          AND e.{_CART_NAMES} AND v.sk IS NOT NULL
+), parts AS (
+    SELECT sk, item_id, cur, units, amount, item_name, category FROM rollup_cart_lines
+    WHERE project_id = ? AND hour >= {TS} AND hour < {TS} AND NOT {IN_STALE.format("hour")}
+    UNION ALL
+    SELECT sk, item_id, cur, {CART_SUMS}
+    FROM ({CART_LINES.format(source="SELECT * FROM raw_events")}) GROUP BY sk, item_id, cur
+), items AS (
+    SELECT sk, item_id, any_value(item_name) AS item_name,
+        COALESCE(any_value(category), '(none)') AS category, sum(units) AS units,
+        sum(amount * {{rate}}) AS value
+    FROM parts WHERE sk IN (SELECT sk FROM s)
+    GROUP BY sk, item_id HAVING sum(units) > 0
 )"""
+
+
+def _rolled_params(project_id: int, start_us: int, end_us: int) -> list[Any]:
+    first_full, last_full = whole_hours(start_us, end_us)
+    return [*state_params(project_id, start_us, end_us),
+            project_id, start_us, first_full, project_id, last_full, end_us,  # the ends
+            project_id, first_full, last_full, STALE_LO, STALE_HI,  # stale hours
+            project_id, start_us, end_us,  # events without a session id
+            project_id, first_full, last_full, STALE_LO, STALE_HI]  # rollup_cart_lines
 
 
 def carts(store: EventStore, project: Project, rng: TimeRange, limit: int = 20, *,
@@ -60,21 +110,8 @@ def carts(store: EventStore, project: Project, rng: TimeRange, limit: int = 20, 
     ``rollup=False`` reads raw events only (the same result, slower: for the tests)."""
     # One statement: the sessions and cart lines are computed once for every part of
     # the answer (rows tagged by ``kind``, ordered within each part).
-    sql = f"""{_ROLLED if rollup else _RAW}, lines AS (
-    SELECT sk, upper(currency) AS cur,
-           CASE WHEN name = 'add_to_cart' THEN 1 ELSE -1 END AS sign,
-           unnest(CAST(json_extract(params, '$.items') AS JSON[])) AS it
-    FROM cart_events
-    WHERE sk IN (SELECT sk FROM s) AND json_extract(params, '$.items') IS NOT NULL
-), items AS (
-    SELECT sk, it->>'item_id' AS item_id, any_value(it->>'item_name') AS item_name,
-        COALESCE(any_value(it->>'item_category'), '(none)') AS category,
-        sum(sign * COALESCE(TRY_CAST(it->>'quantity' AS DOUBLE), 1)) AS units,
-        sum(sign * COALESCE(TRY_CAST(it->>'quantity' AS DOUBLE), 1)
-            * TRY_CAST(it->>'price' AS DOUBLE) * {rate_sql(project.currency)}) AS value
-    FROM lines GROUP BY sk, item_id HAVING sum(sign * COALESCE(
-        TRY_CAST(it->>'quantity' AS DOUBLE), 1)) > 0
-), left_items AS (
+    sql = f"""{(_ROLLED if rollup else _RAW).format(rate=rate_sql(project.currency))},
+left_items AS (
     SELECT * FROM items JOIN s USING (sk) WHERE NOT bought
 )
 SELECT 'totals' AS kind, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR,
@@ -95,11 +132,11 @@ UNION ALL (
 UNION ALL (
     SELECT 'page', last_page, NULL, NULL, count(*), NULL, NULL, NULL, NULL
     FROM s WHERE NOT bought GROUP BY last_page ORDER BY 5 DESC, 2)"""
-    parts: dict[str, list[tuple[Any, ...]]] = {}
     window = [project.id, rng.start_us, rng.end_us]
-    found = (store.query(sql, [*state_params(*window), *window, limit, limit],
+    found = (store.query(sql, [*_rolled_params(*window), limit, limit],
                          prelude=prelude(project.id))
              if rollup else store.query(sql, [*window, limit, limit]))
+    parts: dict[str, list[tuple[Any, ...]]] = {}
     for kind, *row in found:
         parts.setdefault(kind, []).append(tuple(row))
     _, _, _, count_f, abandoned_f, size, value, lost = parts["totals"][0]

@@ -58,7 +58,7 @@ from shopwatch.analytics.currency import RATES
 from shopwatch.analytics.sessions import COLUMNS, TS, sessionized_sql
 from shopwatch.store.base import Prelude
 
-VERSION: Final = 8
+VERSION: Final = 9
 HOUR_US: Final = 3600 * 1_000_000
 # Commerce steps whose times are kept per session (the default funnel's): a funnel made
 # of these names only is read from the rollup.
@@ -214,6 +214,11 @@ SCHEMA: Final = (
     # The sessions (by session id: ROLLUP_KEY) that viewed each item in each hour.
     """CREATE TABLE rollup_item_views (project_id INTEGER NOT NULL, hour TIMESTAMP NOT NULL,
         item_id VARCHAR, category VARCHAR NOT NULL, sk UBIGINT NOT NULL)""",
+    # Cart lines (CART_LINES of add_to_cart and remove_from_cart events with a session
+    # id) per hour, session, item and currency: CART_SUMS.
+    """CREATE TABLE rollup_cart_lines (project_id INTEGER NOT NULL, hour TIMESTAMP NOT NULL,
+        sk UBIGINT NOT NULL, item_id VARCHAR, cur VARCHAR, units DOUBLE, amount DOUBLE,
+        item_name VARCHAR, category VARCHAR)""",
     "CREATE TABLE rollup_pending (project_id INTEGER NOT NULL, hour TIMESTAMP NOT NULL)",
     # watermark: the last events row (rowid) whose hour has been marked pending.
     "CREATE TABLE rollup_state (version INTEGER NOT NULL, watermark BIGINT NOT NULL)",
@@ -221,7 +226,7 @@ SCHEMA: Final = (
 # Every table a version ever had (rollup_spanning: before version 3), so that a rebuild
 # drops them all.
 TABLES: Final = ("rollup_sessions", "rollup_spanning", "rollup_hours", "rollup_visitors",
-                 "rollup_items", "rollup_item_views",
+                 "rollup_items", "rollup_item_views", "rollup_cart_lines",
                  "rollup_first_seen", "rollup_orders", "rollup_pending", "rollup_state")
 ORDER_NAMES: Final = ("purchase", "refund", "order_cancelled")
 # The item lines of product events (``source``: a query of events with ``params``), as
@@ -238,6 +243,19 @@ ITEM_SUMS: Final = """count(*) FILTER (WHERE name = 'view_item') AS views,
     COALESCE(sum(qty) FILTER (WHERE name = 'add_to_cart'), 0) AS adds,
     arg_max(item_name, ts) AS item_name, max(ts) FILTER (WHERE item_name IS NOT NULL) AS name_ts,
     max(ts) AS last_ts"""
+
+# The lines of cart events (``source``: a query with ``sk, currency, name, params``): one
+# row per element of ``params.items``, added (+) or removed (-), as carts read them.
+CART_LINES: Final = """SELECT sk, upper(currency) AS cur,
+    CASE WHEN name = 'add_to_cart' THEN 1 ELSE -1 END
+        * COALESCE(TRY_CAST(it->>'quantity' AS DOUBLE), 1) AS units,
+    TRY_CAST(it->>'price' AS DOUBLE) AS price, it->>'item_id' AS item_id,
+    it->>'item_name' AS item_name, it->>'item_category' AS category
+FROM (SELECT *, unnest(CAST(json_extract(params, '$.items') AS JSON[])) AS it
+      FROM ({source}) WHERE json_extract(params, '$.items') IS NOT NULL)"""
+# What rollup_cart_lines keeps of cart lines, grouped by sk, item_id and cur.
+CART_SUMS: Final = """sum(units) AS units, sum(units * price) AS amount,
+    any_value(item_name) AS item_name, any_value(category) AS category"""
 
 # An order event's columns as the order KPIs read them: the currency upper-cased, a
 # purchase's item count (quantities; an item without one counts 1), and the key of its
@@ -427,6 +445,15 @@ def _recompute_items(execute: Execute, project_id: int, hour_us: int) -> None:
         SELECT DISTINCT project_id, date_trunc('hour', ts), item_id, category,
                {ROLLUP_KEY.format("'s:' || session_id")}
         FROM ({lines}) WHERE name = 'view_item' AND session_id IS NOT NULL""", window)
+    cart_events = f"""SELECT {ROLLUP_KEY.format("'s:' || session_id")} AS sk, currency, name,
+        params FROM events
+        WHERE project_id = ? AND ts >= {TS} AND ts < {TS} AND session_id IS NOT NULL
+          AND name IN ('add_to_cart', 'remove_from_cart')"""
+    execute(f"DELETE FROM rollup_cart_lines WHERE {this_hour}", args)
+    execute(f"""INSERT INTO rollup_cart_lines
+        SELECT ?, {TS}, sk, item_id, cur, {CART_SUMS}
+        FROM ({CART_LINES.format(source=cart_events)}) GROUP BY sk, item_id, cur""",
+            [project_id, hour_us, *window])
 
 
 def _rolled_sql(columns: str, which: str) -> str:
