@@ -309,6 +309,40 @@ def test_order_and_visitor_rollups_are_read(
     assert kpis(store, project, later) == before
 
 
+def test_product_and_cart_rollups_are_read(
+        shop: tuple[DuckDBEventStore, Project, Project]) -> None:
+    """Products read ``rollup_items``, ``rollup_item_views`` and the order rows' item
+    lines, carts ``rollup_cart_lines``: changing them changes the result."""
+    store, project, _ = shop
+    whole = period(60, HOURS * 60)
+
+    def total(result: dict[str, Any], field: str) -> float:
+        return float(sum(r[field] for r in result["rows"]))
+
+    changes = [
+        ("UPDATE rollup_items SET views = views + 1000",
+         "UPDATE rollup_items SET views = views - 1000",
+         lambda: total(products(store, project, whole), "views")),
+        ("UPDATE rollup_item_views SET item_first = NOT item_first",
+         "UPDATE rollup_item_views SET item_first = NOT item_first",
+         lambda: total(products(store, project, whole), "viewed_sessions")),
+        ("UPDATE rollup_orders SET lines = list_concat(lines, lines)",
+         "UPDATE rollup_orders SET lines = lines[1:len(lines) // 2]",
+         lambda: total(products(store, project, whole), "units")),
+        ("UPDATE rollup_cart_lines SET units = units + 1000",
+         "UPDATE rollup_cart_lines SET units = units - 1000",
+         lambda: float(carts(store, project, whole)["avg_cart_units"])),
+    ]
+    for change, undo, figure in changes:
+        before = figure()
+        store._run(change, [])
+        try:
+            assert figure() != before, change
+        finally:
+            store._run(undo, [])
+        assert figure() == before
+
+
 def test_spans_and_hour_totals_are_consistent(
         shop: tuple[DuckDBEventStore, Project, Project]) -> None:
     """A row spans exactly when its session has rows in other hours, and each hour's
@@ -326,6 +360,11 @@ def assert_consistent(store: DuckDBEventStore) -> None:
         SELECT project_id, hour, {', '.join(t.agg for t in rollup.TOTALS)}
         FROM rollup_sessions WHERE NOT spans GROUP BY ALL ORDER BY 1, 2""")
     assert store.query("SELECT * FROM rollup_hours ORDER BY 1, 2") == expected
+    assert store.query("""
+        SELECT count(*) FROM rollup_item_views v
+        WHERE spans <> (SELECT bool_or(spans) FROM rollup_sessions s
+                        WHERE s.project_id = v.project_id AND s.sk = v.sk)""")[0][0] == 0
+    assert store.query("SELECT count(*) FROM rollup_item_views WHERE spans")[0][0] > 0
 
 
 def test_late_events_stay_exact(tmp_path: Path) -> None:

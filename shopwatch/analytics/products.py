@@ -49,6 +49,9 @@ def _rolled_sql(key: str, rate: str) -> str:
     key = {"item_id": "item_id", "item_category": "category"}[key]
     rolled = f"project_id = ? AND hour >= {TS} AND hour < {TS} AND NOT {IN_STALE.format('hour')}"
     views = "name IN ('view_item', 'add_to_cart')"
+    first = {"item_id": "item_first", "category": "category_first"}[key]
+    any_stale = "?::BIGINT < ?::BIGINT"  # constants: folded when planning
+    stale_view = "(sk IN (SELECT sk FROM raw_views WHERE stale)) IS TRUE"
     return f"""
 WITH {sessionized_sql('params', source=_UNSESSIONED)},
 raw_ev AS (  -- views and adds the rollup does not cover: both partial hours, stale hours
@@ -64,11 +67,14 @@ raw_ev AS (  -- views and adds the rollup does not cover: both partial hours, st
 ), {orders_sql()},
 visits AS (
     SELECT id, {ROLLUP_KEY.format("sk")} AS vsk FROM ev WHERE sk IS NOT NULL AND name = 'purchase'
-), kept AS (  -- purchases once per transaction id
+), firsts AS (  -- purchases once per transaction id: its first, chosen on narrow rows
+    SELECT arg_min(id, (ts, id)) AS id FROM orders
+    WHERE name = 'purchase' AND ts >= {TS} AND ts < {TS} AND transaction_id IS NOT NULL
+    GROUP BY transaction_id
+), kept AS (
     SELECT COALESCE(o.sk, v.vsk) AS sk, ts, cur, lines FROM orders o LEFT JOIN visits v USING (id)
     WHERE name = 'purchase' AND ts >= {TS} AND ts < {TS}
-    QUALIFY transaction_id IS NULL
-         OR row_number() OVER (PARTITION BY transaction_id ORDER BY ts, id) = 1
+      AND (transaction_id IS NULL OR id IN (SELECT id FROM firsts))
 ), bought AS (
     SELECT sk, ts, cur, l.item_id, l.item_name, l.category, l.qty, l.price
     FROM (SELECT *, unnest(lines) AS l FROM kept)
@@ -88,24 +94,40 @@ visits AS (
         COALESCE(sum(adds), 0) AS adds, COALESCE(sum(units), 0) AS units,
         COALESCE(sum(revenue), 0) AS revenue
     FROM parts WHERE {key} IS NOT NULL GROUP BY 1
+), raw_views AS (  -- viewing sessions read raw: with a session id, and without one
+    SELECT {key} AS k, {ROLLUP_KEY.format("'s:' || session_id")} AS sk,
+           {IN_STALE.format('ts')} AS stale
+    FROM raw_lines WHERE name = 'view_item' AND session_id IS NOT NULL AND {key} IS NOT NULL
+    UNION ALL
+    SELECT {key}, {ROLLUP_KEY.format("sk")}, false FROM ev_lines WHERE {key} IS NOT NULL
+), rolled_views AS NOT MATERIALIZED (
+    SELECT {key} AS k, sk, spans, {first} AS first FROM rollup_item_views
+    WHERE {rolled} AND {key} IS NOT NULL
 ), viewers AS (
-    SELECT DISTINCT {key} AS k, sk FROM (
-        SELECT item_id, category, sk FROM rollup_item_views WHERE {rolled}
-        UNION ALL
-        SELECT item_id, category, {ROLLUP_KEY.format("'s:' || session_id")} FROM raw_lines
-        WHERE name = 'view_item' AND session_id IS NOT NULL
-        UNION ALL
-        SELECT item_id, category, {ROLLUP_KEY.format("sk")} FROM ev_lines)
-    WHERE {key} IS NOT NULL
+    -- A session in one hour, not also read raw (which only a stale hour can add: an
+    -- event of a current hour is in that hour's rows), is counted by its marked rows;
+    -- the others are counted distinct.
+    SELECT k, count(*) AS n FROM rolled_views
+    WHERE NOT spans AND first AND NOT ({any_stale} AND {stale_view})
+    GROUP BY k
+    UNION ALL
+    SELECT k, count(DISTINCT sk) FROM (
+        SELECT k, sk FROM rolled_views WHERE spans OR ({any_stale} AND {stale_view})
+        UNION ALL SELECT k, sk FROM raw_views)
+    GROUP BY k
 ), buyers AS (
     SELECT DISTINCT {key} AS k, sk FROM bought WHERE {key} IS NOT NULL AND sk IS NOT NULL
+), converted AS (  -- of the sessions that viewed it, those that bought it
+    SELECT b.k, count(*) AS n FROM buyers b
+    SEMI JOIN (SELECT k, sk FROM rolled_views UNION ALL SELECT k, sk FROM raw_views) v
+        ON v.k = b.k AND v.sk = b.sk
+    GROUP BY b.k
 ), sessions AS (
-    SELECT k, count(*) AS viewed, count(b.sk) AS converted
-    FROM viewers LEFT JOIN buyers b USING (k, sk) GROUP BY k
+    SELECT k, sum(n) AS viewed FROM viewers GROUP BY k
 )
 SELECT t.k, item_name, category, views, adds, units, revenue,
-       COALESCE(s.viewed, 0), COALESCE(s.converted, 0)
-FROM totals t LEFT JOIN sessions s USING (k)
+       COALESCE(s.viewed, 0), COALESCE(c.n, 0)
+FROM totals t LEFT JOIN sessions s USING (k) LEFT JOIN converted c USING (k)
 ORDER BY views DESC, units DESC, t.k LIMIT ?
 """
 
@@ -116,8 +138,10 @@ def _rolled_params(project_id: int, start_us: int, end_us: int, limit: int) -> l
     return [project_id, start_us, end_us,  # events without a session id
             project_id, start_us, first_full, project_id, last_full, end_us,  # the ends
             project_id, first_full, last_full, STALE_LO, STALE_HI,  # the stale stretch
-            project_id, project_id, start_us, end_us,  # orders, kept
-            *rolled, *rolled, limit]  # rollup_items, rollup_item_views
+            project_id, project_id, start_us, end_us, start_us, end_us,  # orders, kept
+            *rolled,  # rollup_items
+            STALE_LO, STALE_HI, *rolled,  # raw_views, rollup_item_views
+            STALE_LO, STALE_HI, STALE_LO, STALE_HI, limit]  # viewers
 
 
 def _raw_sql(key: str, rate: str) -> str:

@@ -58,7 +58,7 @@ from shopwatch.analytics.currency import RATES
 from shopwatch.analytics.sessions import COLUMNS, TS, sessionized_sql
 from shopwatch.store.base import Prelude
 
-VERSION: Final = 9
+VERSION: Final = 10
 HOUR_US: Final = 3600 * 1_000_000
 # Commerce steps whose times are kept per session (the default funnel's): a funnel made
 # of these names only is read from the rollup.
@@ -211,9 +211,14 @@ SCHEMA: Final = (
     """CREATE TABLE rollup_items (project_id INTEGER NOT NULL, hour TIMESTAMP NOT NULL,
         item_id VARCHAR, category VARCHAR NOT NULL, views BIGINT NOT NULL,
         adds DOUBLE NOT NULL, item_name VARCHAR, name_ts TIMESTAMP, last_ts TIMESTAMP)""",
-    # The sessions (by session id: ROLLUP_KEY) that viewed each item in each hour.
+    # The sessions (by session id: ROLLUP_KEY) that viewed each item in each hour;
+    # item_first and category_first mark one row per (item_id, sk) and (category, sk) of
+    # the hour, and spans is the session's rollup_sessions.spans: a session that does not
+    # span hours is counted by counting its marked rows, without a DISTINCT.
     """CREATE TABLE rollup_item_views (project_id INTEGER NOT NULL, hour TIMESTAMP NOT NULL,
-        item_id VARCHAR, category VARCHAR NOT NULL, sk UBIGINT NOT NULL)""",
+        item_id VARCHAR, category VARCHAR NOT NULL, sk UBIGINT NOT NULL,
+        item_first BOOLEAN NOT NULL, category_first BOOLEAN NOT NULL,
+        spans BOOLEAN NOT NULL)""",
     # Cart lines (CART_LINES of add_to_cart and remove_from_cart events with a session
     # id) per hour, session, item and currency: CART_SUMS.
     """CREATE TABLE rollup_cart_lines (project_id INTEGER NOT NULL, hour TIMESTAMP NOT NULL,
@@ -442,9 +447,19 @@ def _recompute_items(execute: Execute, project_id: int, hour_us: int) -> None:
         FROM ({lines}) GROUP BY project_id, hour, item_id, category""", window)
     execute(f"DELETE FROM rollup_item_views WHERE {this_hour}", args)
     execute(f"""INSERT INTO rollup_item_views
-        SELECT DISTINCT project_id, date_trunc('hour', ts), item_id, category,
-               {ROLLUP_KEY.format("'s:' || session_id")}
-        FROM ({lines}) WHERE name = 'view_item' AND session_id IS NOT NULL""", window)
+        SELECT *,
+            row_number() OVER (PARTITION BY item_id, sk ORDER BY category) = 1,
+            row_number() OVER (PARTITION BY category, sk ORDER BY item_id NULLS FIRST) = 1,
+            sk IN (SELECT sk FROM rollup_sessions WHERE {this_hour} AND spans)
+        FROM (SELECT DISTINCT project_id, date_trunc('hour', ts), item_id, category,
+                     {ROLLUP_KEY.format("'s:' || session_id")} AS sk
+              FROM ({lines}) WHERE name = 'view_item' AND session_id IS NOT NULL)""",
+            [*args, *window])
+    # Sessions of this hour that now span hours: their rows in other hours span too.
+    execute(f"""UPDATE rollup_item_views SET spans = true
+        WHERE project_id = ? AND hour <> {TS} AND NOT spans
+          AND sk IN (SELECT sk FROM rollup_sessions WHERE {this_hour} AND spans)""",
+            [*args, *args])
     cart_events = f"""SELECT {ROLLUP_KEY.format("'s:' || session_id")} AS sk, currency, name,
         params FROM events
         WHERE project_id = ? AND ts >= {TS} AND ts < {TS} AND session_id IS NOT NULL
