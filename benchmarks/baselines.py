@@ -18,6 +18,13 @@ from typing import Any, Final
 
 import duckdb
 
+from shopwatch.analytics.acquisition import (
+    EMAIL,
+    PAID,
+    SEARCH_HOSTS,
+    SOCIAL_HOSTS,
+    SOCIAL_MEDIA,
+)
 from shopwatch.analytics.currency import RATES
 
 BASE: Final = "EUR"
@@ -30,14 +37,15 @@ ENGAGING: Final = ("'add_to_cart', 'begin_checkout', 'add_payment_info', 'purcha
 STEPS: Final = ("view_item", "add_to_cart", "begin_checkout", "add_payment_info", "purchase")
 
 
-def sessions(where: str, period: str = "0") -> str:
-    """CTEs ``ev0`` (the events matching ``where``, with ``visitor`` and a ``period``
-    column) and ``ev`` (those in a session, with its key ``sk``): a session id, else the
-    visitor's visits split after 30 idle minutes, within each period."""
+def sessions(where: str, period: str = "0", extra: str = "") -> str:
+    """CTEs ``ev0`` (the events matching ``where``, with ``visitor``, a ``period`` column
+    and the ``extra`` columns) and ``ev`` (those in a session, with its key ``sk``): a
+    session id, else the visitor's visits split after 30 idle minutes, within each
+    period."""
     return f"""
 ev0 AS (
     SELECT name, ts, id, session_id, COALESCE(anonymous_id, user_id) AS visitor, value,
-           currency, transaction_id, {period} AS period
+           currency, transaction_id, {period} AS period{", " + extra if extra else ""}
     FROM events WHERE project_id = 1 AND {where}
 ), ev AS (
     SELECT *, 's:' || session_id AS sk FROM ev0 WHERE session_id IS NOT NULL
@@ -259,4 +267,156 @@ def overview_result(con: duckdb.DuckDBPyConnection, params: dict[str, Any],
                     "sessions": series.get(("active", False), empty),
                     "previous_events": series.get(("events", True), empty),
                     "previous_sessions": series.get(("active", True), empty)},
+    }
+
+
+# Acquisition by channel (docs/kpis.md, "Acquisition"): a session's source is its first
+# event's; orders once per transaction id (its first purchase event of the period).
+def _any(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _hosts(hosts: tuple[str, ...]) -> str:
+    return " OR ".join(f"contains(host, '{h}')" for h in hosts)
+
+
+ACQUISITION: Final = f"""
+WITH {sessions(PERIOD, extra="utm_medium, lower(regexp_extract(referrer, "
+                              "'^[a-z]+://([^/:]+)', 1)) AS host")},
+first AS (
+    SELECT sk, lower(arg_min_null(utm_medium, ts)) AS medium, arg_min_null(host, ts) AS host
+    FROM ev GROUP BY sk
+), channel AS (
+    SELECT sk, CASE
+        WHEN {_any("medium", PAID)} THEN 'paid'
+        WHEN {_any("medium", EMAIL)} THEN 'email'
+        WHEN {_any("medium", SOCIAL_MEDIA)} OR {_hosts(SOCIAL_HOSTS)} THEN 'social'
+        WHEN medium = 'organic' OR {_hosts(SEARCH_HOSTS)} THEN 'search'
+        WHEN medium = 'referral' OR host <> '' THEN 'referral'
+        ELSE 'direct' END AS channel
+    FROM first
+), paid AS (
+    SELECT sk, value * {FX} AS amount FROM ev WHERE name = 'purchase'
+    QUALIFY transaction_id IS NULL
+         OR row_number() OVER (PARTITION BY transaction_id ORDER BY ts, id) = 1
+), per AS (
+    SELECT sk, count(*) AS orders, sum(amount) AS revenue FROM paid GROUP BY sk
+)
+SELECT channel, count(*), count(per.sk), COALESCE(sum(orders), 0), COALESCE(sum(revenue), 0)
+FROM channel LEFT JOIN per USING (sk) GROUP BY 1 ORDER BY 2 DESC, 1
+"""
+
+
+def acquisition_result(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> dict[str, Any]:
+    """Per channel: sessions, converted sessions, orders, revenue, from :data:`ACQUISITION`."""
+    return {"rows": [[c, n, k, o, round(r, 6)]
+                     for c, n, k, o, r in con.execute(ACQUISITION, params).fetchall()]}
+
+
+# The period's events with their session key (NULL: no session id and no visitor).
+_ALL_EVENTS: Final = """all_ev AS (
+    SELECT * FROM ev
+    UNION ALL BY NAME SELECT * FROM ev0 WHERE session_id IS NULL AND visitor IS NULL
+)"""
+_ITEM: Final = """it->>'item_id' AS item_id, it->>'item_name' AS item_name,
+    it->>'item_category' AS category, COALESCE(TRY_CAST(it->>'quantity' AS DOUBLE), 1) AS qty,
+    TRY_CAST(it->>'price' AS DOUBLE) AS price"""
+
+# Products (docs/kpis.md, "Products"), the 50 most viewed.
+PRODUCTS: Final = f"""
+WITH {sessions(PERIOD, extra="params")}, {_ALL_EVENTS},
+lines AS (
+    SELECT sk, name, ts, currency, {_ITEM}
+    FROM (SELECT *, unnest(CAST(json_extract(params, '$.items') AS JSON[])) AS it
+          FROM all_ev
+          WHERE name IN ('view_item', 'add_to_cart', 'purchase')
+            AND json_extract(params, '$.items') IS NOT NULL
+          QUALIFY name <> 'purchase' OR transaction_id IS NULL
+               OR row_number() OVER (PARTITION BY name, transaction_id ORDER BY ts, id) = 1)
+), by_session AS (
+    SELECT item_id, sk, bool_or(name = 'view_item') AS viewed,
+           bool_or(name = 'purchase') AS bought
+    FROM lines WHERE sk IS NOT NULL AND item_id IS NOT NULL GROUP BY 1, 2
+)
+SELECT item_id, arg_max(item_name, ts), arg_max(COALESCE(category, '(none)'), ts),
+       count(*) FILTER (WHERE name = 'view_item'),
+       COALESCE(sum(qty) FILTER (WHERE name = 'add_to_cart'), 0),
+       COALESCE(sum(qty) FILTER (WHERE name = 'purchase'), 0),
+       COALESCE(sum(qty * price * {FX}) FILTER (WHERE name = 'purchase'), 0),
+       (SELECT count(*) FILTER (WHERE viewed) FROM by_session b WHERE b.item_id = l.item_id),
+       (SELECT count(*) FILTER (WHERE viewed AND bought) FROM by_session b
+        WHERE b.item_id = l.item_id)
+FROM lines l WHERE item_id IS NOT NULL
+GROUP BY item_id ORDER BY 4 DESC, 6 DESC, 1 LIMIT 50
+"""
+
+
+def products_result(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> dict[str, Any]:
+    """The 50 most viewed products with every figure, from :data:`PRODUCTS`."""
+    return {"rows": [[i, n, c, v, a, u, round(r, 6), vs, ps]
+                     for i, n, c, v, a, u, r, vs, ps in con.execute(PRODUCTS, params).fetchall()]}
+
+
+# Carts (docs/kpis.md, "Carts"): sessions with an add_to_cart; a cart's items are those
+# added minus those removed; abandoned without a purchase.
+CARTS: Final = f"""
+WITH {sessions(PERIOD, extra="page, params")},
+s AS (
+    SELECT sk, bool_or(name = 'purchase') AS bought, arg_max(name, ts) AS step,
+           arg_max(page, ts) AS page
+    FROM ev GROUP BY sk HAVING bool_or(name = 'add_to_cart')
+), items AS (
+    SELECT sk, item_id, any_value(item_name) AS item_name,
+           COALESCE(any_value(category), '(none)') AS category,
+           sum(CASE WHEN name = 'add_to_cart' THEN qty ELSE -qty END) AS units,
+           sum(CASE WHEN name = 'add_to_cart' THEN qty ELSE -qty END * price * {FX}) AS value
+    FROM (SELECT sk, name, currency, {_ITEM}
+          FROM (SELECT *, unnest(CAST(json_extract(params, '$.items') AS JSON[])) AS it
+                FROM ev WHERE name IN ('add_to_cart', 'remove_from_cart')
+                  AND json_extract(params, '$.items') IS NOT NULL))
+    WHERE sk IN (SELECT sk FROM s)
+    GROUP BY sk, item_id HAVING units > 0
+), carts AS (
+    SELECT s.*, c.units, c.value
+    FROM s LEFT JOIN (SELECT sk, sum(units) AS units, sum(value) AS value FROM items
+                      GROUP BY sk) c USING (sk)
+), left_behind AS (
+    SELECT items.* FROM items JOIN s USING (sk) WHERE NOT bought
+)
+SELECT 'totals', NULL, NULL, NULL, count(*), count(*) FILTER (WHERE NOT bought), avg(units),
+       avg(value), sum(value) FILTER (WHERE NOT bought) FROM carts
+UNION ALL (SELECT 'item', item_id, any_value(item_name), any_value(category), count(*),
+                  sum(units), sum(value), NULL, NULL
+           FROM left_behind GROUP BY item_id ORDER BY 6 DESC, 2 LIMIT 20)
+UNION ALL (SELECT 'category', category, NULL, NULL, sum(units), sum(value), NULL, NULL, NULL
+           FROM left_behind GROUP BY category ORDER BY 5 DESC, 2 LIMIT 20)
+UNION ALL (SELECT 'step', step, NULL, NULL, count(*), NULL, NULL, NULL, NULL
+           FROM s WHERE NOT bought GROUP BY 2)
+UNION ALL (SELECT 'page', page, NULL, NULL, count(*), NULL, NULL, NULL, NULL
+           FROM s WHERE NOT bought GROUP BY 2)
+"""
+
+
+def carts_result(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> dict[str, Any]:
+    """The cart figures, from :data:`CARTS` (parts sorted as the API sorts them)."""
+    rows = con.execute(CARTS, params).fetchall()
+    part = {k: [r[1:] for r in rows if r[0] == k] for k in ("totals", "item", "category",
+                                                             "step", "page")}
+    _, _, _, carts, abandoned, units, value, lost = part["totals"][0]
+
+    def money(x: Any) -> float | None:
+        return round(float(x), 6) if x is not None else None
+
+    def exits(kind: str) -> list[list[Any]]:
+        return [[v, k] for v, _, _, k, *_ in sorted(
+            part[kind], key=lambda r: (-r[3], r[0] is None, r[0] or ""))]
+
+    return {
+        "carts": carts, "abandoned_carts": abandoned, "avg_cart_units": units,
+        "avg_cart_value": money(value), "abandoned_cart_value": money(lost) or 0.0,
+        "abandoned_items": [[i, n, c, k, u, money(v)] for i, n, c, k, u, v, _, _ in sorted(
+            part["item"], key=lambda r: (-r[4], r[0] is None, r[0] or ""))],
+        "abandoned_categories": [[c, u, money(v)] for c, _, _, u, v, *_ in sorted(
+            part["category"], key=lambda r: (-r[3], r[0]))],
+        "last_steps": exits("step"), "last_pages": exits("page"),
     }
