@@ -11,6 +11,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shopwatch.accounts.lockout import LoginThrottle
 from shopwatch.accounts.sessions import Sessions
@@ -21,9 +22,11 @@ from shopwatch.ingest.writer import Writer
 from shopwatch.metrics import Metrics
 from shopwatch.settings import Settings
 from shopwatch.store.base import EventStore, files_bytes
-from shopwatch.store.duckdb import DuckDBEventStore
 from shopwatch.store.process import EventStoreProcess
 from shopwatch.store.state import StateStore
+
+if TYPE_CHECKING:
+    from shopwatch.store.duckdb import DuckDBEventStore
 from shopwatch.web.auth import KeyCache
 
 EVENTS_FILE = "events.duckdb"
@@ -62,7 +65,11 @@ class Runtime:
         """Open (and migrate) both stores and build the writer; call :meth:`start` next."""
         data = ensure_data_dir(settings.data_path)
         state = StateStore(data / STATE_FILE)
-        store_class = EventStoreProcess if settings.store_process else DuckDBEventStore
+        store_class: type[EventStoreProcess] | type[DuckDBEventStore] = EventStoreProcess
+        if not settings.store_process:
+            # Imported only here: with the store in its own process, the server process
+            # never loads DuckDB and Arrow (about 50 MB of resident memory).
+            from shopwatch.store.duckdb import DuckDBEventStore as store_class
         events: EventStore = store_class(
             data / EVENTS_FILE, threads=settings.duckdb_threads,
             checkpoint_threshold=settings.duckdb_checkpoint_threshold,
