@@ -37,16 +37,16 @@ ENGAGING: Final = ("'add_to_cart', 'begin_checkout', 'add_payment_info', 'purcha
 STEPS: Final = ("view_item", "add_to_cart", "begin_checkout", "add_payment_info", "purchase")
 
 
-def sessions(where: str, period: str = "0", extra: str = "") -> str:
-    """CTEs ``ev0`` (the events matching ``where``, with ``visitor``, a ``period`` column
-    and the ``extra`` columns) and ``ev`` (those in a session, with its key ``sk``): a
-    session id, else the visitor's visits split after 30 idle minutes, within each
-    period."""
+def sessions(where: str, period: str = "0", extra: str = "", table: str = "events") -> str:
+    """CTEs ``ev0`` (the events of ``table`` matching ``where``, with ``visitor``, a
+    ``period`` column and the ``extra`` columns) and ``ev`` (those in a session, with its
+    key ``sk``): a session id, else the visitor's visits split after 30 idle minutes,
+    within each period."""
     return f"""
 ev0 AS (
     SELECT name, ts, id, session_id, COALESCE(anonymous_id, user_id) AS visitor, value,
            currency, transaction_id, {period} AS period{", " + extra if extra else ""}
-    FROM events WHERE project_id = 1 AND {where}
+    FROM {table} WHERE project_id = 1 AND {where}
 ), ev AS (
     SELECT *, 's:' || session_id AS sk FROM ev0 WHERE session_id IS NOT NULL
     UNION ALL
@@ -420,3 +420,59 @@ def carts_result(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> dict
             part["category"], key=lambda r: (-r[3], r[0]))],
         "last_steps": exits("step"), "last_pages": exits("page"),
     }
+
+
+# Time series by day (docs/kpis.md, "Time series"): the period, the previous one and the
+# same period last week, each shifted onto the period's buckets.
+_WEEK_US: Final = 7 * 86400 * 1_000_000
+TIMESERIES: Final = f"""
+WITH periods AS (
+    SELECT *, 0 AS p, 0 AS shift FROM events WHERE project_id = 1 AND {PERIOD}
+    UNION ALL
+    SELECT *, 1, $to - $from FROM events WHERE project_id = 1
+        AND ts >= make_timestamp(2 * $from - $to) AND ts < make_timestamp($from)
+    UNION ALL
+    SELECT *, 2, {_WEEK_US} FROM events WHERE project_id = 1
+        AND ts >= make_timestamp($from - {_WEEK_US}) AND ts < make_timestamp($to - {_WEEK_US})
+), {sessions("true", period="p", extra="shift", table="periods")},
+s AS (
+    SELECT period, min(ts) AS first, any_value(shift) AS shift,
+           bool_or(name = 'purchase') AS bought, bool_or(name = 'add_to_cart') AS carted
+    FROM ev GROUP BY period, sk
+), o AS (
+    SELECT period, ts, shift, value * {FX} AS amount FROM ev0 WHERE name = 'purchase'
+    QUALIFY transaction_id IS NULL
+         OR row_number() OVER (PARTITION BY period, transaction_id ORDER BY ts, id) = 1
+)
+SELECT 'e', period, (epoch_us(ts) + shift) // $bucket, count(*), NULL, NULL
+FROM ev0 GROUP BY 2, 3
+UNION ALL
+SELECT 's', period, (epoch_us(first) + shift) // $bucket, count(*),
+       count(*) FILTER (WHERE bought), count(*) FILTER (WHERE carted)
+FROM s GROUP BY 2, 3
+UNION ALL
+SELECT 'o', period, (epoch_us(ts) + shift) // $bucket, count(*), sum(amount), NULL
+FROM o GROUP BY 2, 3
+"""
+
+
+def timeseries_result(con: duckdb.DuckDBPyConnection, params: dict[str, Any],
+                      buckets: int) -> dict[str, Any]:
+    """Per period (current, previous, last_week) and bucket: events, sessions, converted
+    sessions, carts, orders and revenue, from :data:`TIMESERIES`."""
+    first = params["from"] // params["bucket"]
+    out = {name: [[0, 0, 0, 0, 0, 0.0] for _ in range(buckets)]
+           for name in ("current", "previous", "last_week")}
+    names = ("current", "previous", "last_week")
+    for kind, period, b, a, c, d in con.execute(TIMESERIES, params).fetchall():
+        i = b - first
+        if not 0 <= i < buckets:
+            continue
+        row = out[names[period]][i]
+        if kind == "e":
+            row[0] = a
+        elif kind == "s":
+            row[1:4] = [a, c, d]
+        else:
+            row[4:6] = [a, round(c or 0, 6)]
+    return out

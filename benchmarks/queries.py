@@ -43,6 +43,7 @@ import duckdb
 import httpx
 
 from shopwatch.analytics.timerange import bucket_seconds
+from shopwatch.analytics.timeseries import INTERVALS
 from shopwatch.settings import defaults
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -149,8 +150,8 @@ CALLS: list[tuple[str, str, dict[str, str], str | None]] = [  # name, path, para
     ("acquisition 30d", "/api/v1/acquisition", {"range": "30d"}, "acquisition"),
     ("products 24h", "/api/v1/products", {"range": "24h"}, "products"),
     ("products 30d", "/api/v1/products", {"range": "30d"}, "products"),
-    # Without a hand-written baseline yet: its latency against the 300 ms bar only.
-    ("timeseries 30d", "/api/v1/timeseries", {"range": "30d", "interval": "day"}, None),
+    ("timeseries 7d", "/api/v1/timeseries", {"range": "7d", "interval": "hour"}, "timeseries"),
+    ("timeseries 30d", "/api/v1/timeseries", {"range": "30d", "interval": "day"}, "timeseries"),
 ]
 SPANS = {"24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 
@@ -218,9 +219,12 @@ def main() -> None:
         measure(shopwatch, data, env, project, args.repeat)
 
 
-def baseline_params(call: str, now_us: int, span_s: int) -> dict[str, int]:
+def baseline_params(call: str, now_us: int, span_s: int,
+                    query: dict[str, str]) -> dict[str, int]:
     """The named parameters of a call's baseline query over ``[now - span, now)``."""
     params = {"from": now_us - span_s * 1_000_000, "to": now_us}
+    if call == "timeseries":
+        params["bucket"] = INTERVALS[query["interval"]] * 1_000_000
     if call == "overview":
         day = 86400 * 1_000_000
         today = now_us // day * day  # the bench project's time zone is UTC
@@ -240,6 +244,8 @@ def baseline_result(con: duckdb.DuckDBPyConnection, call: str,
         return result
     first = params["from"] // params["bucket"]
     n = -(-params["to"] // params["bucket"]) - first
+    if call == "timeseries":
+        return baselines.timeseries_result(con, params, n)
     return baselines.overview_result(con, params, n)
 
 
@@ -250,6 +256,10 @@ def api_result(call: str, body: dict[str, Any]) -> dict[str, Any]:
     if call == "funnel":
         return {"counts": [s["count"] for s in body["steps"]],
                 "median_seconds": [s["median_seconds"] for s in body["steps"]]}
+    if call == "timeseries":
+        return {period: [[r["events"], r["sessions"], r["converted_sessions"], r["carts"],
+                          r["orders"], r["revenue"]] for r in body[period]]
+                for period in ("current", "previous", "last_week")}
     if call == "acquisition":
         return {"rows": [[r["channel"], r["sessions"], r["converted_sessions"], r["orders"],
                           r["revenue"]] for r in body["rows"]]}
@@ -368,7 +378,7 @@ def run_calls(server: subprocess.Popen[bytes], port: int, project: dict[str, str
             print(unchecked(client, name, route, params, repeat))
             continue
         span = SPANS[params["range"]]
-        named = baseline_params(call, now_us, span)
+        named = baseline_params(call, now_us, span, params)
         window = [now_us - span * 1_000_000, now_us]
         exact = {**params, "range": "custom", "from": str(window[0] // 1000),
                  "to": str(window[1] // 1000)}
