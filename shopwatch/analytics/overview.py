@@ -277,16 +277,18 @@ def _conversion_and_traffic(store: EventStore, project_id: int,
     # [period][field][bucket]; period 0 is rng, 1 the previous period shifted onto rng.
     fields = ("events", "active", "sessions", "converted")
     series = [{f: [0] * n for f in fields} for _ in range(2)]
+    # Both periods in one statement (one plan, one round trip: ~10 ms less for a day).
+    parts, params = [], []
     for period, (start_us, shift_us) in enumerate(((rng.start_us, 0),
                                                    (rng.start_us - rng.span_us, rng.span_us))):
-        end_us = start_us + rng.span_us
         rollup = hour_aligned(rng.bucket_us, shift_us)
-        rows = store.query(buckets_sql(rng.bucket_us, shift_us, rollup=rollup),
-                           buckets_params(project_id, start_us, end_us, rollup=rollup),
-                           prelude=prelude(project_id) if rollup else None)
-        for b, *counts in rows:
-            for field, count in zip(fields, counts[:4], strict=True):
-                series[period][field][int(b) - origin] = int(count)
+        parts.append(f"SELECT {period} AS period, * FROM "
+                     f"({buckets_sql(rng.bucket_us, shift_us, rollup=rollup)})")
+        params += buckets_params(project_id, start_us, start_us + rng.span_us, rollup=rollup)
+    rows = store.query(" UNION ALL ".join(parts), params, prelude=prelude(project_id))
+    for period, b, *counts in rows:
+        for field, count in zip(fields, counts[:4], strict=True):
+            series[period][field][int(b) - origin] = int(count)
     now, before = series
     # Each session is counted once, in the bucket of its first event: the sums are the
     # period's sessions.
