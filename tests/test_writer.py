@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -190,3 +191,30 @@ def test_one_bad_request_does_not_fail_the_others_in_its_group(
     assert store.count(1) == 3
     assert [c.requests for c in commits] == [3]
     assert commits[0].ok is False  # the group as a whole did not commit
+
+
+def test_a_caught_up_rollup_backlog_is_checkpointed(store: DuckDBEventStore) -> None:
+    """A rollup backlog worked off with nothing committed (a rebuild) still gets the
+    idle checkpoint, once, when it reaches zero."""
+    pending = [3]
+    caught_up = threading.Event()
+    calls: list[str] = []
+
+    def rollup(budget_s: float) -> int:
+        pending[0] = max(0, pending[0] - 1)
+        calls.append(f"rollup {pending[0]}")
+        return pending[0]
+
+    def checkpoint() -> None:
+        calls.append("checkpoint")
+        caught_up.set()
+
+    writer = Writer(store, rollup=rollup, on_idle=checkpoint, rollup_every=0.01)
+    writer.start()
+    try:
+        assert caught_up.wait(5)
+        time.sleep(0.1)  # no second checkpoint without new work
+    finally:
+        writer.stop()
+    assert calls[:4] == ["rollup 2", "rollup 1", "rollup 0", "checkpoint"]
+    assert calls.count("checkpoint") == 1

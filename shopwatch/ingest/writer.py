@@ -13,7 +13,8 @@ nothing is acknowledged.
 
 Between commits the same thread keeps the store's rollups current (``rollup``): one
 time budget every ``rollup_every`` seconds under load, back to back while idle with a
-backlog. Queries never depend on it for correctness, only for speed.
+backlog, then the idle callback (a checkpoint) once a backlog has caught up. Queries
+never depend on it for correctness, only for speed.
 
 Shutdown (:meth:`stop`) stops taking new work, then commits what is queued.
 """
@@ -141,8 +142,13 @@ class Writer:
             # under load, continuously while there is a backlog and nothing to commit.
             if self._rollup is not None and (
                     time.monotonic() >= next_rollup or (backlog and first is None)):
+                had_backlog = backlog > 0
                 backlog = self._refresh_rollup(self._rollup)
                 next_rollup = time.monotonic() + self._rollup_every
+                if had_backlog and not backlog and first is None:
+                    # A backlog just caught up (e.g. a rebuild): its rows sit uncompressed
+                    # in memory and the WAL until a checkpoint, which frees them.
+                    self._run_housekeeping(self._on_idle)
             if time.monotonic() >= next_housekeeping:
                 next_housekeeping = time.monotonic() + self._housekeeping_every
                 self._run_housekeeping(self._housekeeping)
