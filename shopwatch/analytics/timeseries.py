@@ -60,7 +60,7 @@ UNION ALL SELECT 'o', b, count(*), sum(value * {rate_sql(base)}), NULL FROM o GR
 
 def _rolled_sql(base: str, bucket_us: int) -> str:
     """The same rows through the rollup, for buckets of whole hours: sessions and events
-    per bucket from :func:`rollup.buckets_sql`, orders from the order rows. Parameters:
+    per bucket from :func:`rollup.buckets_ctes`, orders from the order rows. Parameters:
     :func:`rollup.buckets_params`, then ``project_id`` twice, ``from_us, to_us``;
     prelude: :func:`rollup.prelude`."""
     return f"""
