@@ -360,11 +360,13 @@ def assert_consistent(store: DuckDBEventStore) -> None:
         SELECT project_id, hour, {', '.join(t.agg for t in rollup.TOTALS)}
         FROM rollup_sessions WHERE NOT spans GROUP BY ALL ORDER BY 1, 2""")
     assert store.query("SELECT * FROM rollup_hours ORDER BY 1, 2") == expected
-    assert store.query("""
-        SELECT count(*) FROM rollup_item_views v
-        WHERE spans <> (SELECT bool_or(spans) FROM rollup_sessions s
-                        WHERE s.project_id = v.project_id AND s.sk = v.sk)""")[0][0] == 0
-    assert store.query("SELECT count(*) FROM rollup_item_views WHERE spans")[0][0] > 0
+    for table in ("rollup_item_views", "rollup_cart_lines"):
+        assert store.query(f"""
+            SELECT count(*) FROM {table} v
+            WHERE spans <> (SELECT bool_or(spans) FROM rollup_sessions s
+                            WHERE s.project_id = v.project_id AND s.sk = v.sk)""")[0][0] == 0
+        assert store.query(f"SELECT count(*) FROM {table} WHERE spans")[0][0] > 0
+        assert store.query(f"SELECT count(*) FROM {table} WHERE NOT spans")[0][0] > 0
 
 
 def test_late_events_stay_exact(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from shopwatch.analytics.rollup import (
     ROLLUP_KEY,
     STALE_HI,
     STALE_LO,
+    cart_value_sql,
     prelude,
     session_states,
     state_params,
@@ -62,7 +63,11 @@ s AS (
 _CART_NAMES: Final = "name IN ('add_to_cart', 'remove_from_cart')"
 _WINDOW: Final = f"project_id = ? AND ts >= {TS} AND ts < {TS}"
 _SESSION_KEY: Final = ROLLUP_KEY.format("'s:' || session_id")
-_BY_SESSION_ID: Final = f"SELECT {_SESSION_KEY} AS sk, currency, name, params FROM events"
+_BY_SESSION_ID: Final = (f"SELECT {_SESSION_KEY} AS sk, currency, name, params, "
+                         f"{IN_STALE.format('ts')} AS stale FROM events")
+_LINE: Final = "sk, item_id, units, amount_eur, amount_own, item_name, category"
+_ANY_STALE: Final = "?::BIGINT < ?::BIGINT"  # constants: folded when planning
+_STALE_SESSION: Final = "(sk IN (SELECT sk FROM stale_sks)) IS TRUE"
 # Through the rollup: the sessions' states; cart lines of whole hours summed per session,
 # item and currency (``rollup_cart_lines``), the rest raw: the partial hours at both ends
 # and stale hours (events with a session id), and every event without one (its visitor
@@ -76,32 +81,44 @@ s AS (
     UNION ALL {_BY_SESSION_ID} WHERE {_WINDOW} AND {_CART_NAMES} AND session_id IS NOT NULL
     UNION ALL {_BY_SESSION_ID} WHERE {_WINDOW} AND {_CART_NAMES} AND session_id IS NOT NULL
         AND {IN_STALE.format("ts")}
-    UNION ALL SELECT {ROLLUP_KEY.format("v.sk")}, e.currency, e.name, e.params
+    UNION ALL SELECT {ROLLUP_KEY.format("v.sk")}, e.currency, e.name, e.params, false
         FROM events e JOIN ev v ON v.id = e.id
         WHERE e.project_id = ? AND e.ts >= {TS} AND e.ts < {TS} AND e.session_id IS NULL
           AND e.{_CART_NAMES} AND v.sk IS NOT NULL
-), parts AS (
-    SELECT sk, item_id, cur, units, amount, item_name, category FROM rollup_cart_lines
+), stale_sks AS (  -- sessions with cart events in stale hours: merged, never taken as they are
+    SELECT DISTINCT sk FROM raw_events WHERE stale
+), rolled AS NOT MATERIALIZED (
+    SELECT {_LINE}, spans FROM rollup_cart_lines
     WHERE project_id = ? AND hour >= {TS} AND hour < {TS} AND NOT {IN_STALE.format("hour")}
-    UNION ALL
-    SELECT sk, item_id, cur, {CART_SUMS}
-    FROM ({CART_LINES.format(source="SELECT * FROM raw_events")}) GROUP BY sk, item_id, cur
+), merged AS (
+    SELECT sk, item_id, sum(units) AS units, sum(amount_eur) AS amount_eur,
+           sum(amount_own) AS amount_own, any_value(item_name) AS item_name,
+           any_value(category) AS category
+    FROM (
+        SELECT {_LINE} FROM rolled WHERE spans OR ({_ANY_STALE} AND {_STALE_SESSION})
+        UNION ALL
+        SELECT sk, item_id, {CART_SUMS}
+        FROM ({CART_LINES.format(source="SELECT * FROM raw_events")}) GROUP BY sk, item_id)
+    GROUP BY sk, item_id
 ), items AS (
-    SELECT sk, item_id, any_value(item_name) AS item_name,
-        COALESCE(any_value(category), '(none)') AS category, sum(units) AS units,
-        sum(amount * {{rate}}) AS value
-    FROM parts WHERE sk IN (SELECT sk FROM s)
-    GROUP BY sk, item_id HAVING sum(units) > 0
+    SELECT sk, item_id, item_name, COALESCE(category, '(none)') AS category, units,
+           {{value}} AS value
+    FROM (SELECT {_LINE} FROM rolled WHERE NOT spans AND NOT ({_ANY_STALE} AND {_STALE_SESSION})
+          UNION ALL SELECT {_LINE} FROM merged)
+    WHERE units > 0 AND sk IN (SELECT sk FROM s)
 )"""
 
 
 def _rolled_params(project_id: int, start_us: int, end_us: int) -> list[Any]:
     first_full, last_full = whole_hours(start_us, end_us)
+    stale = [STALE_LO, STALE_HI]
     return [*state_params(project_id, start_us, end_us),
-            project_id, start_us, first_full, project_id, last_full, end_us,  # the ends
-            project_id, first_full, last_full, STALE_LO, STALE_HI,  # stale hours
+            *stale, project_id, start_us, first_full,  # the ends
+            *stale, project_id, last_full, end_us,
+            *stale, project_id, first_full, last_full, *stale,  # stale hours
             project_id, start_us, end_us,  # events without a session id
-            project_id, first_full, last_full, STALE_LO, STALE_HI]  # rollup_cart_lines
+            project_id, first_full, last_full, *stale,  # rollup_cart_lines
+            *stale, *stale]  # merged or taken as they are
 
 
 def carts(store: EventStore, project: Project, rng: TimeRange, limit: int = 20, *,
@@ -110,7 +127,8 @@ def carts(store: EventStore, project: Project, rng: TimeRange, limit: int = 20, 
     ``rollup=False`` reads raw events only (the same result, slower: for the tests)."""
     # One statement: the sessions and cart lines are computed once for every part of
     # the answer (rows tagged by ``kind``, ordered within each part).
-    sql = f"""{(_ROLLED if rollup else _RAW).format(rate=rate_sql(project.currency))},
+    sql = f"""{(_ROLLED if rollup else _RAW).format(rate=rate_sql(project.currency),
+                                                  value=cart_value_sql(project.currency))},
 left_items AS (
     SELECT * FROM items JOIN s USING (sk) WHERE NOT bought
 )

@@ -58,7 +58,7 @@ from shopwatch.analytics.currency import RATES
 from shopwatch.analytics.sessions import COLUMNS, TS, sessionized_sql
 from shopwatch.store.base import Prelude
 
-VERSION: Final = 10
+VERSION: Final = 11
 HOUR_US: Final = 3600 * 1_000_000
 # Commerce steps whose times are kept per session (the default funnel's): a funnel made
 # of these names only is read from the rollup.
@@ -220,10 +220,11 @@ SCHEMA: Final = (
         item_first BOOLEAN NOT NULL, category_first BOOLEAN NOT NULL,
         spans BOOLEAN NOT NULL)""",
     # Cart lines (CART_LINES of add_to_cart and remove_from_cart events with a session
-    # id) per hour, session, item and currency: CART_SUMS.
+    # id) per hour, session and item: CART_SUMS, and whether the session spans hours
+    # (as rollup_item_views: a session in one hour is taken as it is, without a merge).
     """CREATE TABLE rollup_cart_lines (project_id INTEGER NOT NULL, hour TIMESTAMP NOT NULL,
-        sk UBIGINT NOT NULL, item_id VARCHAR, cur VARCHAR, units DOUBLE, amount DOUBLE,
-        item_name VARCHAR, category VARCHAR)""",
+        sk UBIGINT NOT NULL, item_id VARCHAR, units DOUBLE, amount_eur DOUBLE,
+        amount_own DOUBLE, item_name VARCHAR, category VARCHAR, spans BOOLEAN NOT NULL)""",
     "CREATE TABLE rollup_pending (project_id INTEGER NOT NULL, hour TIMESTAMP NOT NULL)",
     # watermark: the last events row (rowid) whose hour has been marked pending.
     "CREATE TABLE rollup_state (version INTEGER NOT NULL, watermark BIGINT NOT NULL)",
@@ -258,9 +259,25 @@ CART_LINES: Final = """SELECT sk, upper(currency) AS cur,
     it->>'item_name' AS item_name, it->>'item_category' AS category
 FROM (SELECT *, unnest(CAST(json_extract(params, '$.items') AS JSON[])) AS it
       FROM ({source}) WHERE json_extract(params, '$.items') IS NOT NULL)"""
-# What rollup_cart_lines keeps of cart lines, grouped by sk, item_id and cur.
-CART_SUMS: Final = """sum(units) AS units, sum(units * price) AS amount,
+# What rollup_cart_lines keeps of cart lines, grouped by sk and item_id: the amount in
+# EUR (currencies of RATES) and apart in no currency (the project's own, whichever it
+# is: the project's rate is applied when reading).
+CART_SUMS: Final = f"""sum(units) AS units,
+    sum(units * price * (CASE cur {" ".join(f"WHEN '{code}' THEN {1 / rate!r}::DOUBLE"
+                                            for code, rate in RATES.items())} END))
+        AS amount_eur,
+    sum(units * price) FILTER (WHERE cur IS NULL) AS amount_own,
     any_value(item_name) AS item_name, any_value(category) AS category"""
+
+
+def cart_value_sql(base: str) -> str:
+    """A cart line's value in ``base`` from its ``amount_eur`` and ``amount_own`` (NULL
+    when neither is known, or the base currency has no rate)."""
+    rate = RATES.get(base.upper())
+    if rate is None:
+        return "NULL::DOUBLE"
+    return (f"CASE WHEN amount_eur IS NULL AND amount_own IS NULL THEN NULL ELSE "
+            f"COALESCE(amount_eur * {rate!r}, 0) + COALESCE(amount_own, 0) END")
 
 # An order event's columns as the order KPIs read them: the currency upper-cased, a
 # purchase's item count (quantities; an item without one counts 1), and the key of its
@@ -455,20 +472,22 @@ def _recompute_items(execute: Execute, project_id: int, hour_us: int) -> None:
                      {ROLLUP_KEY.format("'s:' || session_id")} AS sk
               FROM ({lines}) WHERE name = 'view_item' AND session_id IS NOT NULL)""",
             [*args, *window])
-    # Sessions of this hour that now span hours: their rows in other hours span too.
-    execute(f"""UPDATE rollup_item_views SET spans = true
-        WHERE project_id = ? AND hour <> {TS} AND NOT spans
-          AND sk IN (SELECT sk FROM rollup_sessions WHERE {this_hour} AND spans)""",
-            [*args, *args])
     cart_events = f"""SELECT {ROLLUP_KEY.format("'s:' || session_id")} AS sk, currency, name,
         params FROM events
         WHERE project_id = ? AND ts >= {TS} AND ts < {TS} AND session_id IS NOT NULL
           AND name IN ('add_to_cart', 'remove_from_cart')"""
     execute(f"DELETE FROM rollup_cart_lines WHERE {this_hour}", args)
     execute(f"""INSERT INTO rollup_cart_lines
-        SELECT ?, {TS}, sk, item_id, cur, {CART_SUMS}
-        FROM ({CART_LINES.format(source=cart_events)}) GROUP BY sk, item_id, cur""",
-            [project_id, hour_us, *window])
+        SELECT ?, {TS}, sk, item_id, {CART_SUMS},
+               sk IN (SELECT sk FROM rollup_sessions WHERE {this_hour} AND spans)
+        FROM ({CART_LINES.format(source=cart_events)}) GROUP BY sk, item_id""",
+            [project_id, hour_us, *args, *window])
+    for table in ("rollup_item_views", "rollup_cart_lines"):
+        # Sessions of this hour that now span hours: their rows in other hours span too.
+        execute(f"""UPDATE {table} SET spans = true
+            WHERE project_id = ? AND hour <> {TS} AND NOT spans
+              AND sk IN (SELECT sk FROM rollup_sessions WHERE {this_hour} AND spans)""",
+                [*args, *args])
 
 
 def _rolled_sql(columns: str, which: str) -> str:
