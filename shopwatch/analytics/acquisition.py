@@ -62,6 +62,20 @@ _SOURCES = f"""src AS (
 )"""
 
 
+def _per_source(key: str, rate: str, orders: str) -> str:
+    """The end of both queries: orders and revenue per session from ``orders`` (rows of
+    ``sk, value, cur``), then sessions, converted sessions, orders and revenue per
+    ``key`` of ``src``."""
+    return f"""per_session AS (
+    SELECT sk, count(*) AS orders, sum(value * {rate}) AS revenue
+    FROM {orders} GROUP BY sk
+)
+SELECT {key}, count(*), count(o.sk), COALESCE(sum(o.orders), 0), COALESCE(sum(o.revenue), 0)
+FROM src LEFT JOIN per_session o USING (sk)
+GROUP BY 1 ORDER BY 2 DESC, 1
+"""
+
+
 def _raw_sql(key: str, rate: str) -> str:
     """The query from raw events alone (parameters: project_id, from, to)."""
     return f"""
@@ -77,14 +91,7 @@ first AS (  -- arg_min_null: a first event without utm values means no campaign
     WHERE sk IS NOT NULL AND name = 'purchase'
     QUALIFY transaction_id IS NULL
          OR row_number() OVER (PARTITION BY transaction_id ORDER BY ts, id) = 1
-), per_session AS (
-    SELECT sk, count(*) AS orders, sum(value * {rate}) AS revenue
-    FROM orders GROUP BY sk
-)
-SELECT {key}, count(*), count(o.sk), COALESCE(sum(o.orders), 0), COALESCE(sum(o.revenue), 0)
-FROM src LEFT JOIN per_session o USING (sk)
-GROUP BY 1 ORDER BY 2 DESC, 1
-"""
+), {_per_source(key, rate, "orders")}"""
 
 
 def _rolled_sql(key: str, rate: str) -> str:
@@ -105,14 +112,7 @@ visits AS (  -- purchases without a session id: their visitor session's key
     WHERE name = 'purchase' AND ts >= {TS} AND ts < {TS} AND COALESCE(o.sk, v.vsk) IS NOT NULL
     QUALIFY transaction_id IS NULL
          OR row_number() OVER (PARTITION BY transaction_id ORDER BY ts, o.id) = 1
-), per_session AS (
-    SELECT sk, count(*) AS orders, sum(value * {rate}) AS revenue
-    FROM bought GROUP BY sk
-)
-SELECT {key}, count(*), count(o.sk), COALESCE(sum(o.orders), 0), COALESCE(sum(o.revenue), 0)
-FROM src LEFT JOIN per_session o USING (sk)
-GROUP BY 1 ORDER BY 2 DESC, 1
-"""
+), {_per_source(key, rate, "bought")}"""
 
 
 def acquisition(store: EventStore, project: Project, rng: TimeRange,

@@ -146,7 +146,6 @@ STATE_NAMES: Final = tuple(c.name for c in STATE)
 # Session and visitor keys are hashed once per group, never per event: md5 costs about
 # 0.3 µs a row, a third of a raw day's query.
 ROLLUP_KEY: Final = "md5_number_upper({})"  # of a session key string, as rollup rows have it
-_KEY = ROLLUP_KEY
 
 
 @dataclass(frozen=True)
@@ -323,14 +322,14 @@ def ensure_schema(execute: Execute) -> None:
 def _hashed(grouped: str) -> str:
     """The rows of ``grouped`` (a query grouped by the session key string ``sk``) with
     ``sk`` hashed to the rollup's key."""
-    return f"SELECT {_KEY.format('sk')} AS sk, * EXCLUDE (sk) FROM ({grouped})"
+    return f"SELECT {ROLLUP_KEY.format('sk')} AS sk, * EXCLUDE (sk) FROM ({grouped})"
 
 
 def _raw_states(where: str) -> str:
     """State rows, one per (project, hour, session id), from the events matching
     ``where`` (only events with a session id)."""
     return f"""
-SELECT project_id, hour, {_KEY.format("'s:' || session_id")} AS sk,
+SELECT project_id, hour, {ROLLUP_KEY.format("'s:' || session_id")} AS sk,
        * EXCLUDE (project_id, hour, session_id)
 FROM (SELECT project_id, date_trunc('hour', ts) AS hour, session_id,
              {', '.join(f'{c.raw} AS {c.name}' for c in STATE)}
@@ -441,7 +440,6 @@ STALE_LO: Final = Prelude(0)
 STALE_HI: Final = Prelude(1)
 # Whether a time is in the stale stretch; parameters: STALE_LO, STALE_HI.
 IN_STALE: Final = "({0} >= " + TS + " AND {0} < " + TS + ")"
-_IN_STALE = IN_STALE
 
 
 def prelude(project_id: int) -> tuple[str, list[Any]]:
@@ -506,7 +504,7 @@ def _rolled_sql(columns: str, which: str) -> str:
             "stale": f"NOT spans AND {any_stale} AND {in_stale_raw}"}[which]
     return f"""SELECT {columns} FROM rollup_sessions
         WHERE project_id = ? AND hour >= {TS} AND hour < {TS}
-          AND NOT {_IN_STALE.format("hour")} AND {cond}"""
+          AND NOT {IN_STALE.format("hour")} AND {cond}"""
 
 
 def _rolled_params(project_id: int, start_us: int, end_us: int, which: str) -> list[Any]:
@@ -539,7 +537,7 @@ def _edges_sql(columns: Sequence[str] | None = None) -> str:
     # id.
     cols = ", ".join(COLUMNS)
     window = f"project_id = ? AND ts >= {TS} AND ts < {TS}"
-    in_stale = _IN_STALE.format("ts")
+    in_stale = IN_STALE.format("ts")
     outside = f"""
         SELECT {cols} FROM events WHERE {window}
         UNION ALL SELECT {cols} FROM events WHERE {window}
@@ -642,7 +640,7 @@ def session_totals(*, rollup: bool = True) -> str:
     return f"""WITH {_edges_sql()},
 h AS (SELECT {sums} FROM rollup_hours
       WHERE project_id = ? AND hour >= {TS} AND hour < {TS}
-        AND NOT {_IN_STALE.format("hour")}),
+        AND NOT {IN_STALE.format("hour")}),
 o AS (SELECT {aggs} FROM ({_rolled_sql(names, "stale")})),
 m AS (SELECT {aggs} FROM ({_merged_sql()}))
 SELECT {combined}, {unsessioned} FROM h, o, m"""
@@ -673,7 +671,7 @@ def visitors_sql() -> str:
     :func:`visitors_params`, and the prelude :func:`prelude`.
     """
     def raw(in_stale: bool = False) -> str:
-        stale = f"AND {_IN_STALE.format('ts')}" if in_stale else ""
+        stale = f"AND {IN_STALE.format('ts')}" if in_stale else ""
         return f"""SELECT {VISITOR_KEY.format("visitor")} AS vk FROM (
             SELECT DISTINCT COALESCE(anonymous_id, user_id) AS visitor FROM events
             WHERE project_id = ? AND ts >= {TS} AND ts < {TS} {stale}
@@ -682,7 +680,7 @@ def visitors_sql() -> str:
     SELECT DISTINCT vk FROM (
         SELECT vk FROM rollup_visitors
         WHERE project_id = ? AND hour >= {TS} AND hour < {TS}
-          AND NOT {_IN_STALE.format("hour")}
+          AND NOT {IN_STALE.format("hour")}
         UNION ALL {raw()}
         UNION ALL {raw()}
         UNION ALL {raw(in_stale=True)})
@@ -791,7 +789,7 @@ buckets AS (SELECT {columns} FROM (
     SELECT {bucket("hour")} AS b, events, sessions AS active, sessions, converted,
            carts AS carted
     FROM rollup_hours
-    WHERE project_id = ? AND hour >= {TS} AND hour < {TS} AND NOT {_IN_STALE.format("hour")}
+    WHERE project_id = ? AND hour >= {TS} AND hour < {TS} AND NOT {IN_STALE.format("hour")}
     UNION ALL SELECT {bucket("hour")}, -events, -1, -1, -bought::INTEGER, -carted::INTEGER
     FROM split WHERE NOT spans{sums})"""
 
