@@ -169,11 +169,11 @@ raw_array_decoder: Final = msgspec.json.Decoder(list[msgspec.Raw])
 event_decoder: Final = msgspec.json.Decoder(Event)
 
 
-def describe_error(exc: msgspec.MsgspecError, prefix: str = "") -> str:
+def describe_error(exc: msgspec.MsgspecError, prefix: str = "", whole: str = "event") -> str:
     """Turn msgspec's message into ``"<field>: <reason>"``.
 
     msgspec says ``Expected `float`, got `str` - at `$.params.value```; users read
-    ``params.value: expected float, got str``.
+    ``params.value: expected float, got str``. ``whole`` names the object itself.
     """
     text = str(exc)
     field = ""
@@ -191,7 +191,7 @@ def describe_error(exc: msgspec.MsgspecError, prefix: str = "") -> str:
     field = f"{prefix}{'.' if prefix and field and not field.startswith('[') else ''}{field}"
     text = text.replace("`", "")
     text = text[:1].lower() + text[1:]
-    return f"{field or 'event'}: {text}"
+    return f"{field or whole}: {text}"
 
 
 def check_params(params: dict[str, Any]) -> str | None:

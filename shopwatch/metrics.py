@@ -43,6 +43,12 @@ class Metrics:
         self.request_seconds = Histogram("shopwatch_ingest_request_seconds",
                                          "Ingest request latency, receipt to acknowledgement.",
                                          buckets=_LATENCY_BUCKETS, registry=r)
+        self.rum_rows = Counter("shopwatch_rum_rows", "RUM records stored, by kind.", ["kind"],
+                                registry=r)
+        self.rum_dropped = Counter(
+            "shopwatch_rum_dropped",
+            "RUM records not stored, by reason (invalid, sampled_out, origin).", ["reason"],
+            registry=r)
         self.commit_seconds = Histogram("shopwatch_commit_seconds",
                                         "Duration of one group commit to the event store.",
                                         buckets=_LATENCY_BUCKETS, registry=r)

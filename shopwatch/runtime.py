@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from shopwatch.accounts.lockout import LoginThrottle
 from shopwatch.accounts.sessions import Sessions
 from shopwatch.accounts.users import Users
+from shopwatch.geoip import CountryLookup
 from shopwatch.ingest.pipeline import PipelineConfig
 from shopwatch.ingest.ratelimit import RateLimiter
 from shopwatch.ingest.writer import Writer
@@ -59,6 +60,7 @@ class Runtime:
     users: Users
     sessions: Sessions
     throttle: LoginThrottle
+    geoip: CountryLookup | None = None  # only when the admin configured a database
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -114,7 +116,8 @@ class Runtime:
                             lifetime=settings.session_lifetime),
                    LoginThrottle(state, pipeline.pseudonym_key,
                                  max_failures=settings.login_max_failures,
-                                 window=settings.login_failure_window))
+                                 window=settings.login_failure_window),
+                   CountryLookup(settings.geoip_database) if settings.geoip_database else None)
 
     def start(self) -> None:
         self.writer.start()
@@ -124,3 +127,5 @@ class Runtime:
         self.writer.stop()
         self.events.close()
         self.state.close()
+        if self.geoip is not None:
+            self.geoip.close()

@@ -125,6 +125,13 @@ SETTINGS: tuple[Setting, ...] = (
        "Events per second one project may send (token bucket, burst of one second's worth); "
        "0 means unlimited. Over it ingest answers 429 with Retry-After."),
     _s("retry_after", 1, int, "integer", "Seconds sent in Retry-After on 429 and 503 answers."),
+    _s("rum_max_body_bytes", 64 * 1024, _parse_size, "size",
+       "Largest RUM beacon accepted (413 above it); browsers cap a sendBeacon body at "
+       "64 KiB, and the snippet sends well under it."),
+    _s("geoip_database", "", str, "path",
+       "A MaxMind-format country database (.mmdb: GeoLite2 Country, DB-IP Country Lite...) "
+       "to give RUM beacons a country. Empty: no country is looked up. Addresses are "
+       "never stored either way."),
     _s("url_query_allow", "", str, "comma list",
        "Query parameters kept in page and referrer URLs besides utm_*; all others are dropped."),
     _s("metrics_token", "", str, "secret",

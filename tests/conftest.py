@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import duckdb
 import httpx
 import pytest
 import uvicorn
+from playwright.sync_api import Browser, sync_playwright
 
 from shopwatch.ingest.pipeline import Format, Outcome, PipelineConfig, process
 from shopwatch.ingest.writer import Writer
@@ -57,6 +59,24 @@ def second_connection(path: Path, settings: Settings | None = None) -> duckdb.Du
     return duckdb.connect(str(path), config=duckdb_config(
         threads=s.duckdb_threads, checkpoint_threshold=s.duckdb_checkpoint_threshold,
         memory_limit=s.duckdb_memory_limit))
+
+
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-default-apps", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """The system's headless Chromium (never a downloaded one), driven by Playwright."""
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.fail("no system Chromium: `make test` installs the Debian package `chromium`")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, headless=True,
+                                              args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
 
 
 @pytest.fixture

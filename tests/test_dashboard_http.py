@@ -16,7 +16,8 @@ from shopwatch.web.app import create_api
 from shopwatch.web.sections import PAGES
 from tests.conftest import ADMIN_EMAIL, PASSWORD, VIEWER_EMAIL, Live, csrf_of, sign_in
 
-PUBLIC = {("POST", "/api/v1/events"), ("GET", "/healthz"), ("GET", "/metrics"),
+PUBLIC = {("POST", "/api/v1/events"), ("POST", "/api/v1/rum"), ("GET", "/rum.js"),
+          ("GET", "/healthz"), ("GET", "/metrics"),
           ("GET", "/login"), ("POST", "/login")}
 SAMPLE = {"project_id": "1", "kind": "ingest", "action": "rotate", "user_id": "1"}
 

@@ -396,13 +396,22 @@ def process(body: bytes, fmt: Format, project_id: int, now_us: int,
             config: PipelineConfig) -> Outcome:
     """Run every step over one request body; see the module docstring."""
     decoded = decode(body, fmt, config.max_events)
-    outcome = Outcome(rows=RowBatch(project_id, now_us, b"[]", 0, []))
-    drops: Drops = list(decoded.failed)
-    flags: dict[int, list[str]] = {}
     # No "@" in any spelling (raw, percent-encoded, JSON-escaped): no email anywhere.
     has_at = b"@" in body or b"%40" in body or b"\\u0040" in body
+    return process_events(decoded.events, decoded.failed, project_id, now_us, config,
+                          has_at=has_at)
+
+
+def process_events(events: list[Item], failed: Drops, project_id: int, now_us: int,
+                   config: PipelineConfig, *, has_at: bool = True) -> Outcome:
+    """Steps 2-4 and the encoding, for events already decoded (by :func:`decode`, or
+    from a RUM beacon); ``failed`` are decode failures to report with them. ``has_at``
+    may be False only when no string of the events can hold an ``@``."""
+    outcome = Outcome(rows=RowBatch(project_id, now_us, b"[]", 0, []))
+    drops: Drops = list(failed)
+    flags: dict[int, list[str]] = {}
     secrets: set[int] = set()
-    items = validate(decoded.events, drops, secrets)
+    items = validate(events, drops, secrets)
     scrub(items, config, flags, has_at, secrets)
     items = enrich(items, config, now_us, drops, flags, outcome.warnings)
     for index, event_flags in flags.items():

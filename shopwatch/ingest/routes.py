@@ -15,6 +15,7 @@ from shopwatch.errors import HTTPError, RateLimited, Unavailable
 from shopwatch.ingest import pipeline
 from shopwatch.ingest.body import body_format, read_body
 from shopwatch.runtime import Runtime
+from shopwatch.store.base import EventBatch as RowBatch
 
 router = APIRouter()
 _encode = msgspec.json.Encoder().encode
@@ -63,20 +64,7 @@ async def ingest(rt: Runtime, headers: Mapping[str, str],
         now_us = time.time_ns() // 1000
         outcome = pipeline.process(body, fmt, info.project_id, now_us, rt.pipeline)
         n = outcome.rows.n
-        wait = rt.limiter.take(info.project_id, n)
-        if wait:
-            raise RateLimited(f"project is over its ingest rate ({rt.settings.ingest_rate_limit} "
-                              "events/s); nothing was stored", retry_after=wait)
-        if n:
-            future = asyncio.wrap_future(rt.writer.submit(outcome.rows))
-            try:
-                # shield: a timed-out request must not cancel the commit under way.
-                await asyncio.wait_for(asyncio.shield(future), rt.settings.commit_timeout)
-            except TimeoutError:
-                raise Unavailable(
-                    f"commit took longer than {rt.settings.commit_timeout:g}s; the events may "
-                    "or may not be stored: retry with the same event ids",
-                    retry_after=rt.settings.retry_after) from None
+        await commit(rt, info.project_id, outcome.rows)
     except HTTPError as exc:
         metrics.requests.labels(str(exc.status)).inc()
         metrics.request_seconds.observe(time.perf_counter() - started)
@@ -89,3 +77,23 @@ async def ingest(rt: Runtime, headers: Mapping[str, str],
     metrics.request_seconds.observe(time.perf_counter() - started)
     payload = {"accepted": n, "rejected": outcome.rejected, "warnings": outcome.warnings}
     return status, _encode(payload)
+
+
+async def commit(rt: Runtime, project_id: int, rows: RowBatch) -> None:
+    """Take the rows from the project's rate budget, hand them to the writer and return
+    once they are committed. Raises 429 (over the rate) or 503 (overload, timeout)."""
+    wait = rt.limiter.take(project_id, rows.size)
+    if wait:
+        raise RateLimited(f"project is over its ingest rate ({rt.settings.ingest_rate_limit} "
+                          "events/s); nothing was stored", retry_after=wait)
+    if not rows.size:
+        return
+    future = asyncio.wrap_future(rt.writer.submit(rows))
+    try:
+        # shield: a timed-out request must not cancel the commit under way.
+        await asyncio.wait_for(asyncio.shield(future), rt.settings.commit_timeout)
+    except TimeoutError:
+        raise Unavailable(
+            f"commit took longer than {rt.settings.commit_timeout:g}s; the events may "
+            "or may not be stored: retry with the same event ids",
+            retry_after=rt.settings.retry_after) from None

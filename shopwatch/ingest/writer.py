@@ -109,11 +109,11 @@ class Writer:
             if not self._accepting:
                 raise Unavailable("shopwatch is shutting down; retry shortly",
                                   retry_after=self.retry_after)
-            if self._queued_events + rows.n > self.max_queue_events:
+            if self._queued_events + rows.size > self.max_queue_events:
                 raise Unavailable(
                     f"ingest is overloaded ({self._queued_events} events waiting for the "
                     "writer); retry after the Retry-After delay", retry_after=self.retry_after)
-            self._queued_events += rows.n
+            self._queued_events += rows.size
         self._queue.put(_Job(rows, future))
         return future
 
@@ -166,7 +166,7 @@ class Writer:
                 else:
                     assert isinstance(item, _Job)
                     jobs.append(item)
-                    n += item.rows.n
+                    n += item.rows.size
                 if n >= self.max_batch_events:
                     break
                 try:
@@ -187,7 +187,7 @@ class Writer:
             if isinstance(item, _Job):
                 leftovers.append(item)
         if leftovers:
-            self._commit(leftovers, sum(j.rows.n for j in leftovers))
+            self._commit(leftovers, sum(j.rows.size for j in leftovers))
 
     def _commit(self, jobs: list[_Job], n: int) -> None:
         started = time.perf_counter()

@@ -20,6 +20,9 @@ class EventBatch:
     :class:`shopwatch.events.Event` (already validated and scrubbed), ``ts`` as epoch
     seconds (a float; absent: received time) and optionally ``flags`` (a list of strings).
     ``ids`` lists the client-supplied event ids in the payload (the dedup keys).
+
+    ``rum`` is a JSON array of ``n_rum`` real-user-monitoring rows for the ``rum`` table
+    (:class:`shopwatch.beacon.RumRow`, already scrubbed), written in the same transaction.
     """
 
     project_id: int
@@ -27,6 +30,13 @@ class EventBatch:
     payload: bytes
     n: int
     ids: list[str]
+    rum: bytes = b"[]"
+    n_rum: int = 0
+
+    @property
+    def size(self) -> int:
+        """Rows of both kinds: what queue and batch limits count."""
+        return self.n + self.n_rum
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import msgspec
 import pyarrow as pa
 
 from shopwatch.analytics import rollup
+from shopwatch.beacon import RUM_COLUMNS, RumRow
 from shopwatch.errors import StoreError
 from shopwatch.events import Device, Event
 from shopwatch.store.base import EVENT_COLUMNS, EventBatch, EventQuery, Prelude, files_bytes
@@ -50,6 +51,27 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
         )""",
         "CREATE TABLE event_ids (uid UUID PRIMARY KEY, seen TIMESTAMP NOT NULL)",
     )),
+    (2, "real-user monitoring rows", (
+        """CREATE TABLE rum (
+            project_id INTEGER NOT NULL,
+            received_at TIMESTAMP NOT NULL,
+            kind VARCHAR NOT NULL,
+            ts TIMESTAMP NOT NULL,
+            session_id VARCHAR, view_id VARCHAR, user_id VARCHAR,
+            page VARCHAR, referrer VARCHAR, spa BOOLEAN,
+            device_category VARCHAR, browser VARCHAR, browser_version VARCHAR, os VARCHAR,
+            country VARCHAR, viewport_width INTEGER, viewport_height INTEGER,
+            connection VARCHAR,
+            dns_ms DOUBLE, connect_ms DOUBLE, tls_ms DOUBLE, ttfb_ms DOUBLE,
+            dom_interactive_ms DOUBLE, load_ms DOUBLE,
+            fcp_ms DOUBLE, lcp_ms DOUBLE, cls DOUBLE, inp_ms DOUBLE,
+            lcp_target VARCHAR, cls_target VARCHAR, inp_target VARCHAR, visible_ms DOUBLE,
+            error_type VARCHAR, message VARCHAR, stack VARCHAR, source VARCHAR,
+            line INTEGER, col INTEGER, fingerprint VARCHAR,
+            resource_url VARCHAR, resource_host VARCHAR, resource_type VARCHAR,
+            duration_ms DOUBLE, failed BOOLEAN
+        )""",
+    )),
 )
 
 def _json_structure() -> str:
@@ -64,6 +86,28 @@ def _json_structure() -> str:
 
 
 _STRUCTURE = _json_structure()
+
+
+def _rum_structure() -> str:
+    """The ``from_json`` structure of one RUM row (see :class:`RumRow`)."""
+    types = {int: "INTEGER", float: "DOUBLE", bool: "BOOLEAN", str: "VARCHAR"}
+    fields = {}
+    for f in msgspec.structs.fields(RumRow):
+        base = next(t for t in types if t in getattr(f.type, "__args__", (f.type,)))
+        fields[f.name] = types[base]
+    return msgspec.json.encode([fields]).decode()
+
+
+_RUM_FIELDS = [c for c in RUM_COLUMNS if c not in ("project_id", "received_at")]
+_INSERT_RUM = f"""
+INSERT INTO rum ({", ".join(RUM_COLUMNS)})
+SELECT project_id, received_at, {", ".join(
+    "make_timestamp(CAST(r.ts * 1000000 AS BIGINT))" if c == "ts" else f"r.{c}"
+    for c in _RUM_FIELDS)}
+FROM (SELECT project_id, received_at,
+             unnest(from_json(decode(rum), '{_rum_structure()}')) AS r
+      FROM incoming WHERE n_rum > 0)
+"""
 # Client ids come as a list per request (from the pipeline), so the dedup index is
 # updated without parsing the payload; the payload is parsed once, in the events insert.
 _UID = "md5(project_id::VARCHAR || ':' || {id})::UUID"
@@ -97,7 +141,8 @@ SELECT * EXCLUDE (uid) FROM (
 """
 _READ_COLS = [c for c in EVENT_COLUMNS if c not in ("ts", "received_at", "project_id")]
 _INCOMING = pa.schema([("project_id", pa.int32()), ("received_at", pa.timestamp("us")),
-                       ("payload", pa.binary()), ("ids", pa.list_(pa.string()))])
+                       ("payload", pa.binary()), ("ids", pa.list_(pa.string())),
+                       ("rum", pa.binary()), ("n_rum", pa.int32())])
 
 
 def duckdb_config(*, threads: int, checkpoint_threshold: int,
@@ -183,6 +228,8 @@ class DuckDBEventStore:
             pa.array([b.received_at_us for b in batches], pa.timestamp("us")),
             pa.array([b.payload for b in batches], pa.binary()),
             pa.array([b.ids for b in batches], pa.list_(pa.string())),
+            pa.array([b.rum for b in batches], pa.binary()),
+            pa.array([b.n_rum for b in batches], pa.int32()),
         ], schema=_INCOMING)
         n_events = sum(b.n for b in batches)
         n_ids = sum(len(b.ids) for b in batches)
@@ -200,6 +247,8 @@ class DuckDBEventStore:
                 cur.register("fresh", fresh)
                 row = cur.execute(_INSERT_FRESH).fetchone()
                 stored = int(row[0]) if row else 0
+            if any(b.n_rum for b in batches):
+                cur.execute(_INSERT_RUM)
             cur.execute("COMMIT")
         except duckdb.Error as exc:
             with contextlib.suppress(duckdb.Error):

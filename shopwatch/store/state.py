@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -44,6 +45,9 @@ projects = sa.Table(
     # Added by migration 2: what "today" and "revenue" mean for this shop.
     sa.Column("currency", sa.String(3), nullable=False, server_default="USD"),
     sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"),
+    # Added by migration 4: real-user monitoring. Origins are space-separated.
+    sa.Column("rum_origins", sa.Text, nullable=False, server_default=""),
+    sa.Column("rum_sample_rate", sa.Float, nullable=False, server_default="1.0"),
 )
 api_keys = sa.Table(
     "api_keys", metadata,
@@ -130,7 +134,15 @@ MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Connection], None]], ...]] = (
      _m2_accounts),
     (3, "marketing spend per day, channel and campaign",
      lambda conn: marketing_spend.create(conn)),
+    (4, "real-user monitoring: allowed origins and sample rate per project",
+     lambda conn: _m4_rum(conn)),
 )
+
+
+def _m4_rum(conn: Connection) -> None:
+    conn.execute(sa.text("ALTER TABLE projects ADD COLUMN rum_origins TEXT NOT NULL DEFAULT ''"))
+    conn.execute(sa.text(
+        "ALTER TABLE projects ADD COLUMN rum_sample_rate FLOAT NOT NULL DEFAULT 1.0"))
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,10 @@ class Project:
     secret_key: str | None
     currency: str = "USD"  # ISO 4217: the currency revenue is reported in
     timezone: str = "UTC"  # IANA name: where "today" starts and ends
+    # Origins (scheme://host[:port]) whose pages may send RUM beacons; empty: any origin
+    # may send, and none is answered with CORS headers.
+    rum_origins: tuple[str, ...] = ()
+    rum_sample_rate: float = 1.0  # share of sessions whose RUM telemetry is kept
 
     def as_dict(self) -> dict[str, Any]:
         """The four fields of the CLI's ``--json`` contract (issue 2), nothing more."""
@@ -228,19 +244,24 @@ class StateStore:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(projects.c.id, projects.c.name, projects.c.currency,
-                          projects.c.timezone).order_by(projects.c.id)).all()
+                          projects.c.timezone, projects.c.rum_origins,
+                          projects.c.rum_sample_rate).order_by(projects.c.id)).all()
             keys = conn.execute(
                 sa.select(api_keys.c.project_id, api_keys.c.kind, api_keys.c.key)
                 .where(api_keys.c.revoked_at.is_(None))).all()
         live = {(pid, kind): key for pid, kind, key in keys}
         return [Project(pid, name, live.get((pid, "ingest")), live.get((pid, "secret")),
-                        currency, timezone) for pid, name, currency, timezone in rows]
+                        currency, timezone, tuple(origins.split()), float(rate))
+                for pid, name, currency, timezone, origins, rate in rows]
 
     def update_project(self, ref: str | int, *, name: str | None = None,
-                       currency: str | None = None, timezone: str | None = None) -> Project:
-        """Rename a project or change its currency or time zone (ConfigError if invalid)."""
+                       currency: str | None = None, timezone: str | None = None,
+                       rum_origins: list[str] | None = None,
+                       rum_sample_rate: float | None = None) -> Project:
+        """Rename a project or change its currency, time zone, RUM origins or RUM sample
+        rate (ConfigError naming the field if invalid)."""
         project = self.get_project(ref)
-        values: dict[str, str] = {}
+        values: dict[str, str | float] = {}
         if name is not None:
             name = name.strip()
             if not name or len(name) > 200:
@@ -250,10 +271,16 @@ class StateStore:
             values["currency"] = check_currency(currency)
         if timezone is not None:
             values["timezone"] = check_timezone(timezone)
+        if rum_origins is not None:
+            values["rum_origins"] = " ".join(check_origin(o) for o in rum_origins if o.strip())
+        if rum_sample_rate is not None:
+            if not 0.0 <= rum_sample_rate <= 1.0:
+                raise ConfigError(f"rum_sample_rate: {rum_sample_rate:g} is not between 0 and 1")
+            values["rum_sample_rate"] = float(rum_sample_rate)
         with self.engine.begin() as conn:
             if "name" in values:
                 clash = conn.execute(sa.select(projects.c.id).where(
-                    (sa.func.lower(projects.c.name) == values["name"].lower())
+                    (sa.func.lower(projects.c.name) == str(values["name"]).lower())
                     & (projects.c.id != project.id))).first()
                 if clash:
                     raise ConfigError(f"name: a project named {values['name']!r} exists already")
@@ -315,6 +342,22 @@ def check_currency(code: str) -> str:
     if len(code) != 3 or not code.isalpha() or not code.isascii():
         raise ConfigError(f"currency: {code!r} is not a three-letter ISO 4217 code (e.g. EUR)")
     return code
+
+
+def check_origin(origin: str) -> str:
+    """A web origin as browsers send it (``https://shop.example`` or with a port), or
+    ConfigError saying what is wrong."""
+    text = origin.strip().rstrip("/")
+    parts = urlsplit(text)
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.path
+            or parts.query or parts.fragment or parts.username is not None):
+        raise ConfigError(f"rum_origins: {origin!r} is not an origin like "
+                          "https://shop.example (scheme, host and optional port, no path)")
+    try:
+        parts.port  # noqa: B018 (raises for a bad port)
+    except ValueError:
+        raise ConfigError(f"rum_origins: {origin!r} has an invalid port") from None
+    return text.lower()
 
 
 def check_timezone(name: str) -> str:

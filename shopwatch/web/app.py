@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shopwatch import __version__
 from shopwatch.errors import HTTPError, LoginRequired
 from shopwatch.ingest.routes import router as ingest_router
+from shopwatch.ingest.rum import router as rum_router
 from shopwatch.runtime import Runtime
 from shopwatch.web import access
 from shopwatch.web.api import router as api_router
@@ -27,6 +28,7 @@ from shopwatch.web.frontdoor import FrontDoor
 from shopwatch.web.ops import router as ops_router
 from shopwatch.web.pages import router as pages_router
 from shopwatch.web.pages import templates
+from shopwatch.web.snippet import router as snippet_router
 
 STATIC = Path(__file__).with_name("static")
 # Pages load scripts only from this server and are never framed (clickjacking).
@@ -64,7 +66,8 @@ class SecurityHeaders:
 def _is_page(request: Request) -> bool:
     """Whether a request is for a page (HTML answers) rather than the API."""
     path = request.url.path
-    return not (path.startswith("/api/v1/") or path in ("/openapi.json", "/healthz", "/metrics")
+    return not (path.startswith("/api/v1/")
+                or path in ("/openapi.json", "/healthz", "/metrics", "/rum.js")
                 or path.startswith("/static/"))
 
 
@@ -123,9 +126,11 @@ def create_api(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.state.runtime = runtime
     app.include_router(ingest_router)
+    app.include_router(rum_router)
     app.include_router(api_router)
     app.include_router(ops_router)
     app.include_router(pages_router)
+    app.include_router(snippet_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     if not (STATIC / "vendor" / "uPlot.iife.min.js").exists():
         log.warning("dashboard assets are missing (%s): run `make assets`", STATIC / "vendor")

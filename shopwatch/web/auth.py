@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from shopwatch.errors import Forbidden, Unauthorized
-from shopwatch.store.state import KeyInfo, StateStore
+from shopwatch.store.state import KeyInfo, Project, StateStore
 
 CACHE_SECONDS = 2.0
 
@@ -37,6 +37,7 @@ class KeyCache:
         self._state = state
         self._clock = clock
         self._cache: dict[str, tuple[KeyInfo, float]] = {}
+        self._projects: dict[int, tuple[Project, float]] = {}
 
     def resolve(self, key: str) -> KeyInfo | None:
         now = self._clock()
@@ -51,6 +52,17 @@ class KeyCache:
             self._cache.clear()
         self._cache[key] = (info, now + CACHE_SECONDS)
         return info
+
+    def project(self, project_id: int) -> Project:
+        """A project's settings, remembered for ``CACHE_SECONDS`` like keys (the RUM
+        ingest reads its origins and sample rate on every beacon)."""
+        now = self._clock()
+        hit = self._projects.get(project_id)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        project = self._state.get_project(project_id)
+        self._projects[project_id] = (project, now + CACHE_SECONDS)
+        return project
 
     def require(self, headers: Mapping[str, str], *, secret: bool) -> KeyInfo:
         """The key's project, or 401 (missing/unknown) / 403 (ingest key used to read)."""

@@ -1,4 +1,5 @@
-"""The ASGI front door: ``POST /api/v1/events`` straight to ingest, the rest to FastAPI.
+"""The ASGI front door: ``POST /api/v1/events`` and ``/api/v1/rum`` straight to ingest,
+the rest to FastAPI.
 
 Ingest is the one hot route. Going through FastAPI's stack (routing, a dozen
 middleware layers, dependency resolution) cost about 0.4 ms per request, a quarter
@@ -17,6 +18,7 @@ import msgspec
 
 from shopwatch.errors import HTTPError
 from shopwatch.ingest.routes import ingest
+from shopwatch.ingest.rum import PREFLIGHT_HEADERS, cors_headers, ingest_rum
 from shopwatch.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,9 @@ CORS_HEADERS = [
 ]
 
 
+_ROUTES = frozenset({"/api/v1/events", "/api/v1/rum"})
+
+
 class FrontDoor:
     """An ASGI app: ingest requests to :func:`ingest`, everything else to ``app``."""
 
@@ -46,9 +51,12 @@ class FrontDoor:
         self.runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != "/api/v1/events" or scope[
+        if scope["type"] != "http" or scope["path"] not in _ROUTES or scope[
                 "method"] not in ("POST", "OPTIONS"):
             await self.app(scope, receive, send)
+            return
+        if scope["path"] == "/api/v1/rum":
+            await self._rum(scope, receive, send)
             return
         if scope["method"] == "OPTIONS":  # a browser's CORS preflight
             await send({"type": "http.response.start", "status": 204,
@@ -56,22 +64,44 @@ class FrontDoor:
             await send({"type": "http.response.body", "body": b""})
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        extra: list[tuple[bytes, bytes]] = []
-        try:
-            status, body = await ingest(self.runtime, headers, _chunks(receive))
-        except HTTPError as exc:
-            status = exc.status
-            body = _encode(exc.body())
-            if exc.retry_after is not None:
-                extra.append((b"retry-after", str(exc.retry_after).encode()))
-        except Exception:
-            log.exception("ingest failed")
-            status = 500
-            body = _encode({"error": {"code": "internal", "message": "internal error"}})
+        status, body, extra = await _answer(ingest(self.runtime, headers, _chunks(receive)))
         await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()), *extra, *CORS_HEADERS[:1]]})
         await send({"type": "http.response.body", "body": body})
+
+
+    async def _rum(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        query = scope.get("query_string", b"").decode("latin-1")
+        cors = cors_headers(self.runtime, headers, query)
+        if scope["method"] == "OPTIONS":
+            await send({"type": "http.response.start", "status": 204, "headers": [
+                *cors, *(PREFLIGHT_HEADERS if cors else []), (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        client = scope.get("client")
+        status, body, extra = await _answer(ingest_rum(
+            self.runtime, headers, query, client[0] if client else None, _chunks(receive)))
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()), *extra, *cors]})
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _answer(call: Awaitable[tuple[int, bytes]]
+                  ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """``(status, body, extra headers)`` of an ingest call, errors rendered."""
+    try:
+        status, body = await call
+        return status, body, []
+    except HTTPError as exc:
+        extra = [] if exc.retry_after is None else [(b"retry-after",
+                                                     str(exc.retry_after).encode())]
+        return exc.status, _encode(exc.body()), extra
+    except Exception:
+        log.exception("ingest failed")
+        return 500, _encode({"error": {"code": "internal", "message": "internal error"}}), []
 
 
 async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
