@@ -15,12 +15,15 @@ from shopwatch.analytics.acquisition import acquisition, add_spend
 from shopwatch.analytics.carts import carts
 from shopwatch.analytics.counts import event_counts
 from shopwatch.analytics.funnel import dropped_sessions, funnel, parse_steps, session_events
+from shopwatch.analytics.journey import journey
+from shopwatch.analytics.jserrors import error_groups
 from shopwatch.analytics.kpis import kpis
 from shopwatch.analytics.overview import overview
 from shopwatch.analytics.products import products
 from shopwatch.analytics.timerange import TimeRange, parse_range
 from shopwatch.analytics.timeseries import timeseries
-from shopwatch.errors import BadRequest, Forbidden
+from shopwatch.analytics.vitals import vitals
+from shopwatch.errors import BadRequest, Forbidden, NotFound, PageNotFound
 from shopwatch.runtime import Runtime
 from shopwatch.settings import parse_duration
 from shopwatch.store.base import EventQuery
@@ -425,3 +428,57 @@ async def get_timeseries(
     rows = [{"bucket": b, **row} for b, row in zip(body["buckets"], body["current"],
                                                     strict=True)]
     return export.respond(request, body, rows, f"timeseries-{interval}")
+
+
+# --- real users ------------------------------------------------------------------------------
+
+
+@router.get("/api/v1/vitals", tags=["real users"], summary="Web Vitals and page speed")
+async def get_vitals(
+    request: Request, project: ProjectQuery = None,
+    by: Annotated[str, Query(description="group, page, device, browser or country")] = "group",
+    page: Annotated[str | None, Query(
+        description="only this page path, or page group (ending in /*)")] = None,
+    range_: RangeParam = None, from_: FromParam = None, to: ToParam = None,
+) -> Response:
+    """p75 of LCP, INP, CLS, FCP and TTFB with Google's ratings, overall, per breakdown
+    and per bucket; the slowest pages; slow resources and failed loads by host."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    body = await asyncio.to_thread(vitals, rt.events, chosen.id, _range(range_, from_, to), by,
+                                   page)
+    rows = [{"key": r["key"], "views": r["views"],
+             **{f"{m}_p75": v["p75"] for m, v in r["metrics"].items()}}
+            for r in body["breakdown"]]
+    return export.respond(request, body, rows, f"vitals-by-{by}")
+
+
+@router.get("/api/v1/errors", tags=["real users"], summary="JavaScript errors, grouped")
+async def get_errors(
+    request: Request, project: ProjectQuery = None,
+    fingerprint: Annotated[str | None, Query(description="one group, with its sessions")] = None,
+    range_: RangeParam = None, from_: FromParam = None, to: ToParam = None,
+) -> Response:
+    """Error groups by fingerprint: occurrences, page views and sessions affected, pages,
+    browsers, first and last seen, a recent stack; errors per bucket."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    body = await asyncio.to_thread(error_groups, rt.events, chosen.id,
+                                   _range(range_, from_, to), fingerprint)
+    return export.respond(request, body, body["groups"], "errors")
+
+
+@router.get("/api/v1/journey", tags=["real users"], summary="One session, step by step")
+async def get_journey(
+    request: Request, session: Annotated[str, Query(description="the session id")],
+    project: ProjectQuery = None,
+) -> Response:
+    """A session's page views (with timings), Web Vitals, actions, errors and failed
+    resources, in order: the customer journey."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    try:
+        body = await asyncio.to_thread(journey, rt.events, chosen.id, session)
+    except NotFound as exc:
+        raise PageNotFound(str(exc)) from None
+    return export.respond(request, body, body["steps"], "journey")
