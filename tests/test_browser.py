@@ -8,6 +8,7 @@ installed by ``make test``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -270,4 +271,63 @@ def test_uploading_spend_shows_cost_and_roas(signed_in: Watched, dashboard: Live
     row = page.locator("[data-panel=acquisition] table.data tbody tr", has_text="spring")
     assert "2.5\u00d7" in row.inner_text()  # ROAS 2.5x: 50 of revenue for 20 of spend
     signed_in.shot("spend")
+    assert signed_in.problems == []
+
+
+def seed_rum(live: Live) -> None:
+    """Page views, Web Vitals, errors and resources from two browsers (tests/test_vitals)."""
+    from tests.test_vitals import CHROME, SAFARI, page_view, send
+
+    key = live.runtime.state.get_project("shop-a").ingest_key or ""
+    now = time.time() * 1000 - 600_000
+    for i in range(8):
+        path = f"/product/item-{i}" if i < 6 else "/checkout"
+        records = page_view(f"pv-{i}", path, now + i * 30_000, 1200.0 + 500 * i, 0.03 * i,
+                            60.0 + 70 * i, 300.0 + 150 * i)
+        if i % 3 == 0:
+            records.append({"k": "error", "pv": f"pv-{i}", "t": now + i * 30_000 + 900,
+                            "url": f"https://shop.example{path}",
+                            "msg": "TypeError: undefined is not an object "
+                                   "(evaluating 'cart.items')",
+                            "stack": "TypeError\n at add (https://shop.example/js/cart.js:88:12)",
+                            "src": "https://shop.example/js/cart.js", "line": 88})
+        if i == 7:
+            records.append({"k": "resource", "pv": "pv-7", "t": now + 211_000,
+                            "url": "https://shop.example/checkout", "rt": "script",
+                            "ru": "https://js.payments.example/v3/sdk.js", "fail": True})
+        send(live, key, f"visitor-{i // 3}", records, SAFARI if i % 2 else CHROME)
+
+
+def test_real_user_pages_show_vitals_errors_and_journeys(signed_in: Watched,
+                                                         dashboard: Live) -> None:
+    seed_rum(dashboard)
+    page = signed_in.page
+    signed_in.open("/behaviour/real-users?range=1h")
+    api = signed_in.page.request.get(f"{dashboard.base_url}/api/v1/vitals?range=1h").json()
+    lcp = api["total"]["metrics"]["lcp"]
+    card = page.locator("[data-vital=lcp] .kpi-value")
+    assert card.inner_text() == f"{lcp['p75'] / 1000:.2f}".rstrip("0").rstrip(".") + " s"
+    assert f"rating-{lcp['rating']}" in (card.get_attribute("class") or "")
+    rows = page.locator("[data-breakdown] tbody tr")
+    assert rows.count() == 2 and "/product/*" in rows.first.inner_text()
+    assert page.locator("[data-chart=vitals] canvas").count() == 1
+    signed_in.shot("real-users-with-data")
+    signed_in.open("/reliability/errors?range=1h")
+    groups = page.locator("[data-groups] tbody tr")
+    assert groups.count() == 1 and "cart.items" in groups.first.inner_text()
+    assert "js.payments.example" in page.locator("[data-failed] tbody").inner_text()
+    groups.first.locator("button").click()
+    page.wait_for_selector("[data-group-sessions] tbody tr")
+    signed_in.shot("errors-with-data")
+    page.locator("[data-group-sessions] tbody tr a").first.click()
+    page.wait_for_url("**session=visitor-**")
+    signed_in.settle()
+    steps = page.locator("[data-steps] li")
+    assert steps.count() >= 4
+    assert " Page view /" in steps.first.inner_text()
+    assert page.locator("[data-steps] li.step-error").count() >= 1
+    signed_in.shot("journey-with-data")
+    signed_in.open("/settings/projects")
+    tag = page.locator("pre.snippet", has_text="/rum.js").first.text_content() or ""
+    assert f'src="{dashboard.base_url}/rum.js"' in tag and "data-key=\"swpub_" in tag
     assert signed_in.problems == []

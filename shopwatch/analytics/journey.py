@@ -82,3 +82,34 @@ def _step(r: tuple[Any, ...]) -> dict[str, Any]:
         step.update(type="resource", url=url, host=host, duration_ms=duration,
                     failed=bool(failed))
     return step
+
+
+def recent_sessions(store: EventStore, project_id: int, start_us: int, end_us: int, *,
+                    with_errors: bool = False, limit: int = 50) -> list[dict[str, Any]]:
+    """The latest sessions with real-user data in ``[start_us, end_us)``, newest first:
+    page views, errors, device and browser from ``rum``, events and orders from
+    ``events``. ``with_errors`` keeps only sessions that had a JavaScript error."""
+    having = "HAVING count(*) FILTER (WHERE kind = 'error') > 0" if with_errors else ""
+    rows = store.query(f"""
+WITH s AS (
+    SELECT session_id, epoch_us(min(ts)) AS first, epoch_us(max(ts)) AS last,
+           count(DISTINCT view_id) FILTER (WHERE kind = 'view') AS views,
+           count(*) FILTER (WHERE kind = 'error') AS errors,
+           count(*) FILTER (WHERE kind = 'resource' AND failed) AS failed,
+           any_value(device_category) AS device, any_value(browser) AS browser,
+           any_value(user_id) AS user_id, arg_min(page, ts) AS landing
+    FROM rum WHERE project_id = ? AND ts >= make_timestamp(?::BIGINT)
+                   AND ts < make_timestamp(?::BIGINT) AND session_id IS NOT NULL
+    GROUP BY session_id {having} ORDER BY last DESC LIMIT {int(limit)}
+), e AS (
+    SELECT session_id, count(*) AS events, count(*) FILTER (WHERE name = 'purchase') AS orders
+    FROM events WHERE project_id = ? AND session_id IN (SELECT session_id FROM s)
+    GROUP BY session_id
+)
+SELECT s.*, COALESCE(e.events, 0), COALESCE(e.orders, 0)
+FROM s LEFT JOIN e USING (session_id) ORDER BY last DESC""",
+                       [project_id, start_us, end_us, project_id])
+    return [{"session_id": r[0], "first": iso_utc(int(r[1])), "last": iso_utc(int(r[2])),
+             "page_views": int(r[3]), "errors": int(r[4]), "failed_resources": int(r[5]),
+             "device": r[6], "browser": r[7], "user_id": r[8], "landing_page": r[9],
+             "events": int(r[10]), "orders": int(r[11])} for r in rows]

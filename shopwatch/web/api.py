@@ -15,14 +15,14 @@ from shopwatch.analytics.acquisition import acquisition, add_spend
 from shopwatch.analytics.carts import carts
 from shopwatch.analytics.counts import event_counts
 from shopwatch.analytics.funnel import dropped_sessions, funnel, parse_steps, session_events
-from shopwatch.analytics.journey import journey
+from shopwatch.analytics.journey import journey, recent_sessions
 from shopwatch.analytics.jserrors import error_groups
 from shopwatch.analytics.kpis import kpis
 from shopwatch.analytics.overview import overview
 from shopwatch.analytics.products import products
 from shopwatch.analytics.timerange import TimeRange, parse_range
 from shopwatch.analytics.timeseries import timeseries
-from shopwatch.analytics.vitals import vitals
+from shopwatch.analytics.vitals import resources, vitals
 from shopwatch.errors import BadRequest, Forbidden, NotFound, PageNotFound
 from shopwatch.runtime import Runtime
 from shopwatch.settings import parse_duration
@@ -470,7 +470,8 @@ async def get_errors(
 
 @router.get("/api/v1/journey", tags=["real users"], summary="One session, step by step")
 async def get_journey(
-    request: Request, session: Annotated[str, Query(description="the session id")],
+    request: Request,
+    session: Annotated[str | None, Query(description="the session id (required)")] = None,
     project: ProjectQuery = None,
 ) -> Response:
     """A session's page views (with timings), Web Vitals, actions, errors and failed
@@ -478,7 +479,38 @@ async def get_journey(
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
     try:
-        body = await asyncio.to_thread(journey, rt.events, chosen.id, session)
+        body = await asyncio.to_thread(journey, rt.events, chosen.id, session or "")
     except NotFound as exc:
         raise PageNotFound(str(exc)) from None
     return export.respond(request, body, body["steps"], "journey")
+
+
+@router.get("/api/v1/resources", tags=["real users"], summary="Slow and failed resources")
+async def get_resources(request: Request, project: ProjectQuery = None,
+                        range_: RangeParam = None, from_: FromParam = None,
+                        to: ToParam = None) -> Response:
+    """Failed resource loads by host (payment provider, CDN, maps...) with the page views
+    and sessions affected, and the slowest resources by p75 duration."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    rng = _range(range_, from_, to)
+    body = await asyncio.to_thread(resources, rt.events, [chosen.id, rng.start_us, rng.end_us])
+    return export.respond(request, {"range": rng.as_dict(), **body}, body["failed_hosts"],
+                          "failed-resources")
+
+
+@router.get("/api/v1/rum-sessions", tags=["real users"], summary="Recent sessions")
+async def get_rum_sessions(
+    request: Request, project: ProjectQuery = None,
+    errors: Annotated[bool, Query(description="only sessions with a JavaScript error")] = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    range_: RangeParam = None, from_: FromParam = None, to: ToParam = None,
+) -> Response:
+    """The latest sessions with real-user data: page views, errors, events and orders,
+    device and landing page; each opens with ``/api/v1/journey``."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    rng = _range(range_, from_, to)
+    rows = await asyncio.to_thread(recent_sessions, rt.events, chosen.id, rng.start_us,
+                                   rng.end_us, with_errors=errors, limit=limit)
+    return export.respond(request, {"range": rng.as_dict(), "sessions": rows}, rows, "sessions")

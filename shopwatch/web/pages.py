@@ -25,7 +25,7 @@ from shopwatch.analytics.funnel import DEFAULT_STEPS
 from shopwatch.analytics.timerange import PRESETS
 from shopwatch.errors import ConfigError, NotFound, PageNotFound, RateLimited
 from shopwatch.store.state import KeyKind, Project
-from shopwatch.web import access
+from shopwatch.web import access, snippet
 from shopwatch.web.access import SESSION_COOKIE, Principal
 from shopwatch.web.sections import LAYERS, PAGES
 
@@ -66,6 +66,7 @@ KPI_CARDS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
+templates.env.globals["rum_tag"] = snippet.tag
 LOGIN_CSRF_COOKIE = "sw_login_csrf"
 # Query parameters a page hands on to every link and to its API calls.
 KEPT = ("project", "range", "from", "to", "compare")
@@ -211,7 +212,9 @@ def _section(request: Request) -> Response:
                 "/business/orders": "kpis.html", "/business/revenue": "kpis.html",
                 "/marketing/sources": "acquisition.html",
                 "/marketing/campaigns": "acquisition.html",
-                "/marketing/spend": "acquisition.html"}.get(
+                "/marketing/spend": "acquisition.html",
+                "/behaviour/real-users": "vitals.html", "/reliability/errors": "errors.html",
+                "/behaviour/session-journeys": "journeys.html"}.get(
         page.path, "section.html")
     return _render(request, template, _context(
         request, principal, page=page, cards=KPI_CARDS.get(page.path, ()),
@@ -219,7 +222,8 @@ def _section(request: Request) -> Response:
         within=request.query_params.get("within", "session"),
         by=request.query_params.get(
             "by", {"/marketing/sources": "channel", "/marketing/campaigns": "campaign",
-                   "/marketing/spend": "campaign"}.get(page.path, ""))))
+                   "/marketing/spend": "campaign", "/behaviour/real-users": "group"}.get(
+                page.path, ""))))
 
 
 for _page in PAGES.values():
@@ -313,13 +317,24 @@ def _project(request: Request, project_id: int) -> Project:
 @router.post("/settings/projects/{project_id}")
 def update_project(request: Request, project_id: int, csrf_token: Annotated[str, Form()] = "",
                    name: Annotated[str, Form()] = "", currency: Annotated[str, Form()] = "",
-                   timezone: Annotated[str, Form()] = "") -> Response:
+                   timezone: Annotated[str, Form()] = "", rum_form: Annotated[str, Form()] = "",
+                   rum_origins: Annotated[str, Form()] = "",
+                   rum_sample_rate: Annotated[str, Form()] = "") -> Response:
     principal = access.require_admin(request)
     access.check_csrf(request, principal, csrf_token)
     _project(request, project_id)
+    rum: dict[str, Any] = {}
+    if rum_form:  # the RUM form: an empty origins field clears the list
+        rum["rum_origins"] = rum_origins.replace(",", " ").split()
+        try:
+            rum["rum_sample_rate"] = float(rum_sample_rate or "1")
+        except ValueError:
+            return _projects_page(request, principal, status=400, error=(
+                f"rum_sample_rate: {rum_sample_rate!r} is not a number between 0 and 1"))
     try:
         access.runtime(request).state.update_project(
-            project_id, name=name or None, currency=currency or None, timezone=timezone or None)
+            project_id, name=name or None, currency=currency or None, timezone=timezone or None,
+            **rum)
     except ConfigError as exc:
         return _projects_page(request, principal, error=str(exc), status=400)
     return _done(request, "project-saved")

@@ -47,6 +47,9 @@ LAYERS: Final[tuple[Layer, ...]] = (
              "Scripted purchase flows (search, cart, checkout, payment) run in a real "
              "browser, with per-step timings and screenshots of failures.",
              fills_from="API and browser flow monitors", issue=7),
+        Page("/reliability/errors", "Errors",
+             "JavaScript errors in shoppers' browsers, grouped, and resources that failed "
+             "to load (payment provider, CDN, maps), with the sessions they hit.", built=True),
         Page("/reliability/backend", "Backend",
              "Endpoints and dependencies: throughput, errors and latency, traces.",
              fills_from="OpenTelemetry traces and metrics sent to /v1/traces and /v1/metrics",
@@ -54,9 +57,10 @@ LAYERS: Final[tuple[Layer, ...]] = (
     )),
     Layer("behaviour", "Behaviour", (
         Page("/behaviour/real-users", "Real users",
-             "Core Web Vitals, page speed and JavaScript errors as shoppers experience them.",
-             fills_from="the browser snippet (RUM) in the shop's pages", issue=6,
-             event_names=("page_view",)),
+             "Core Web Vitals and page speed as shoppers experience them.", built=True),
+        Page("/behaviour/session-journeys", "Journeys",
+             "One visitor at a time: page views, actions, errors and timings in order.",
+             built=True),
         Page("/behaviour/funnels", "Funnels",
              "Where shoppers drop between product, cart, checkout and purchase.", built=True),
         Page("/behaviour/journeys", "Sessions",

@@ -548,6 +548,190 @@
     });
   });
 
+  // --- real users ---------------------------------------------------------------------------
+  const RATING_LABELS = {"good": "good", "needs-improvement": "needs improvement", "poor": "poor"};
+  function fmtVital(metric, value) {
+    if (value == null) return "–";
+    if (metric === "cls") return fmtDec.format(value);
+    return value >= 1000 ? fmtDec.format(value / 1000) + " s" : fmtInt.format(value) + " ms";
+  }
+  function vitalCell(tr, metric, m) {
+    cell(tr, fmtVital(metric, m && m.p75), {num: true, sort: m && m.p75 != null ? m.p75 : ""});
+    const td = tr.lastChild;
+    if (m && m.rating) { td.classList.add("rating-" + m.rating); td.title = RATING_LABELS[m.rating]; }
+  }
+  function linkCell(tr, label, href) {
+    const td = document.createElement("td"), a = document.createElement("a");
+    a.textContent = label; a.href = href; td.appendChild(a); tr.appendChild(td);
+  }
+  function journeyHref(session) {
+    const url = new URL("/behaviour/session-journeys", location.origin);
+    ["project", "range", "from", "to"].forEach(function (k) { if (page.get(k)) url.searchParams.set(k, page.get(k)); });
+    url.searchParams.set("session", session);
+    return url.pathname + url.search;
+  }
+  function fillEmpty(panel, table, n) {
+    const empty = table.parentElement.querySelector(".empty");
+    if (empty) empty.hidden = n > 0;
+  }
+  renderers.vitals = function (panel, d) {
+    panel.querySelectorAll("[data-range-label]").forEach(function (el) { el.textContent = RANGE_LABELS[d.range.label] || d.range.label; });
+    panel.querySelectorAll("[data-vital]").forEach(function (card) {
+      const key = card.dataset.vital, m = d.total.metrics[key], t = d.thresholds[key];
+      const value = card.querySelector(".kpi-value");
+      value.textContent = fmtVital(key, m.p75);
+      value.className = "kpi-value" + (m.rating ? " rating-" + m.rating : " na");
+      const n = m.n || 1, bar = card.querySelector(".dist");
+      bar.querySelector(".good").style.width = (100 * m.good / n) + "%";
+      bar.querySelector(".ni").style.width = (100 * m.needs_improvement / n) + "%";
+      bar.querySelector(".poor").style.width = (100 * m.poor / n) + "%";
+      bar.title = m.n ? fmtPct(m.good / n) + " good · " + fmtPct(m.needs_improvement / n) + " needs improvement · " + fmtPct(m.poor / n) + " poor" : "";
+      text(card.querySelector(".kpi-sub"), (m.rating ? RATING_LABELS[m.rating] + " · " : "") + fmtInt.format(m.n) + " page views · good ≤ " + fmtVital(key, t.good) + ", poor > " + fmtVital(key, t.poor));
+    });
+    text(panel.querySelector("[data-views]"), fmtInt.format(d.total.views) + " page views" + (d.page ? " of " + d.page : "") + " in the " + (RANGE_LABELS[d.range.label] || d.range.label) + ".");
+    const bt = panel.querySelector("[data-breakdown]"), tbody = bt.querySelector("tbody");
+    tbody.textContent = "";
+    d.breakdown.forEach(function (r) {
+      const tr = document.createElement("tr");
+      cell(tr, r.key == null ? "(unknown)" : r.key);
+      cell(tr, fmtInt.format(r.views), {num: true, sort: r.views});
+      ["lcp", "inp", "cls", "fcp", "ttfb"].forEach(function (k) { vitalCell(tr, k, r.metrics[k]); });
+      tbody.appendChild(tr);
+    });
+    fillEmpty(panel, bt, d.breakdown.length);
+    const slow = panel.querySelector("[data-slowest] tbody"); slow.textContent = "";
+    d.slowest_pages.forEach(function (r) {
+      const tr = document.createElement("tr");
+      cell(tr, r.page); cell(tr, fmtInt.format(r.views), {num: true, sort: r.views});
+      vitalCell(tr, "lcp", {p75: r.lcp_p75, rating: r.lcp_rating});
+      cell(tr, fmtVital("load", r.load_p75), {num: true, sort: r.load_p75 == null ? "" : r.load_p75});
+      cell(tr, fmtVital("ttfb", r.ttfb_p75), {num: true, sort: r.ttfb_p75 == null ? "" : r.ttfb_p75});
+      slow.appendChild(tr);
+    });
+    const resTable = panel.querySelector("[data-resources]"), res = resTable.querySelector("tbody");
+    res.textContent = "";
+    fillEmpty(panel, resTable, d.slow_resources.length);
+    d.slow_resources.forEach(function (r) {
+      const tr = document.createElement("tr");
+      cell(tr, r.url); cell(tr, r.type); cell(tr, fmtInt.format(r.count), {num: true, sort: r.count});
+      cell(tr, fmtVital("dur", r.duration_p75), {num: true, sort: r.duration_p75});
+      res.appendChild(tr);
+    });
+    const xs = secondsOf(d.trend.map(function (t) { return t.t; }));
+    const line = function (k) { return d.trend.map(function (t) { return t.metrics[k].p75; }); };
+    timeseries(panel.querySelector("[data-chart=vitals]"), xs, [
+      {label: "LCP p75 (ms)", color: "#1f6feb", values: line("lcp")},
+      {label: "INP p75 (ms)", color: "#8250df", values: line("inp")},
+      {label: "FCP p75 (ms)", color: "#1a7f37", values: line("fcp")},
+      {label: "TTFB p75 (ms)", color: "#9a6700", values: line("ttfb")}]);
+  };
+  renderers.errors = function (panel, d) {
+    panel.querySelectorAll("[data-range-label]").forEach(function (el) { el.textContent = RANGE_LABELS[d.range.label] || d.range.label; });
+    const table = panel.querySelector("[data-groups]"), tbody = table.querySelector("tbody");
+    tbody.textContent = "";
+    d.groups.forEach(function (g) {
+      const tr = document.createElement("tr");
+      const td = document.createElement("td"), b = document.createElement("button");
+      b.type = "button"; b.className = "linklike";
+      b.textContent = (g.type === "rejection" ? "Unhandled rejection: " : "") + g.message;
+      b.addEventListener("click", function () { showGroup(panel, g); });
+      td.appendChild(b);
+      if (g.source) { const src = document.createElement("div"); src.className = "hint"; src.textContent = g.source + (g.line ? ":" + g.line : ""); td.appendChild(src); }
+      tr.appendChild(td);
+      cell(tr, fmtInt.format(g.count), {num: true, sort: g.count});
+      cell(tr, fmtInt.format(g.views), {num: true, sort: g.views});
+      cell(tr, fmtInt.format(g.sessions), {num: true, sort: g.sessions});
+      cell(tr, g.pages.join(", ")); cell(tr, g.browsers.join(", "));
+      cell(tr, fmtTime(g.first_seen), {sort: g.first_seen}); cell(tr, fmtTime(g.last_seen), {sort: g.last_seen});
+      tbody.appendChild(tr);
+    });
+    fillEmpty(panel, table, d.groups.length);
+    const xs = secondsOf(d.trend.map(function (t) { return t.t; }));
+    timeseries(panel.querySelector("[data-chart=errors]"), xs, [
+      {label: "Errors", color: "#cf222e", values: d.trend.map(function (t) { return t.errors; })},
+      {label: "Sessions with errors", color: "#9a6700", values: d.trend.map(function (t) { return t.sessions; })}]);
+  };
+  function showGroup(panel, g) {
+    const box = panel.querySelector("[data-group]");
+    const url = apiUrl("/api/v1/errors"); url.searchParams.set("fingerprint", g.fingerprint);
+    fetchJson(url).then(function (d) {
+      box.hidden = false;
+      text(box.querySelector("[data-group-title]"), g.message);
+      text(box.querySelector("[data-group-stack]"), g.stack || "(no stack trace)");
+      const tbody = box.querySelector("tbody"); tbody.textContent = "";
+      (d.sessions || []).forEach(function (s) {
+        const tr = document.createElement("tr");
+        linkCell(tr, s.session_id, journeyHref(s.session_id));
+        cell(tr, fmtTime(s.last_seen)); cell(tr, fmtInt.format(s.count), {num: true});
+        cell(tr, s.page); cell(tr, s.browser);
+        tbody.appendChild(tr);
+      });
+      box.scrollIntoView({block: "nearest"});
+    });
+  }
+  renderers.failed = function (panel, d) {
+    const table = panel.querySelector("[data-failed]"), tbody = table.querySelector("tbody");
+    tbody.textContent = "";
+    d.failed_hosts.forEach(function (r) {
+      const tr = document.createElement("tr");
+      cell(tr, r.host || "(same page)"); cell(tr, r.types);
+      cell(tr, fmtInt.format(r.failures), {num: true, sort: r.failures});
+      cell(tr, fmtInt.format(r.views), {num: true, sort: r.views});
+      cell(tr, fmtInt.format(r.sessions), {num: true, sort: r.sessions});
+      cell(tr, fmtTime(r.last_seen), {sort: r.last_seen}); cell(tr, r.urls.join("\n"));
+      tr.lastChild.className = "urls";
+      tbody.appendChild(tr);
+    });
+    fillEmpty(panel, table, d.failed_hosts.length);
+  };
+  renderers["rum-sessions"] = function (panel, d) {
+    panel.querySelectorAll("[data-range-label]").forEach(function (el) { el.textContent = RANGE_LABELS[d.range.label] || d.range.label; });
+    const table = panel.querySelector("[data-sessions]"), tbody = table.querySelector("tbody");
+    tbody.textContent = "";
+    d.sessions.forEach(function (s) {
+      const tr = document.createElement("tr");
+      linkCell(tr, s.session_id, journeyHref(s.session_id));
+      cell(tr, fmtTime(s.last), {sort: s.last}); cell(tr, s.landing_page);
+      cell(tr, fmtInt.format(s.page_views), {num: true, sort: s.page_views});
+      cell(tr, fmtInt.format(s.events), {num: true, sort: s.events});
+      cell(tr, fmtInt.format(s.orders), {num: true, sort: s.orders});
+      cell(tr, fmtInt.format(s.errors), {num: true, sort: s.errors});
+      if (s.errors) tr.lastChild.classList.add("rating-poor");
+      cell(tr, s.device); cell(tr, s.browser);
+      tbody.appendChild(tr);
+    });
+    fillEmpty(panel, table, d.sessions.length);
+  };
+  function describeStep(s) {
+    if (s.type === "page_view") {
+      if (s.source === "server") return "Page view (server) " + (s.page || "");
+      const timing = s.ttfb_ms != null ? " · TTFB " + fmtVital("ttfb", s.ttfb_ms) + (s.load_ms ? " · load " + fmtVital("load", s.load_ms) : "") : "";
+      return (s.spa ? "Route change " : "Page view ") + (s.page || "") + timing;
+    }
+    if (s.type === "vitals") {
+      return "Web Vitals: " + ["lcp", "inp", "cls", "fcp"].filter(function (k) { return s[k] != null; })
+        .map(function (k) { return k.toUpperCase() + " " + fmtVital(k, s[k]) + " (" + ratingLabel(s.ratings[k]) + ")"; }).join(" · ");
+    }
+    if (s.type === "error") return (s.error_type === "rejection" ? "Unhandled rejection: " : "Error: ") + s.message + (s.source ? " — " + s.source + (s.line ? ":" + s.line : "") : "");
+    if (s.type === "resource") return (s.failed ? "Failed to load " : "Slow resource ") + s.url + (s.duration_ms ? " (" + fmtVital("dur", s.duration_ms) + ")" : "");
+    return s.name + (s.value != null ? " · " + fmtMoney(s.value, s.currency || body.dataset.currency) : "") + (s.page ? " on " + s.page : "");
+  }
+  function plural(n, word) { return fmtInt.format(n) + " " + word + (n === 1 ? "" : "s"); }
+  function ratingLabel(r) { return RATING_LABELS[r] || r; }
+  renderers.journey = function (panel, d) {
+    text(panel.querySelector("[data-journey-summary]"), fmtTime(d.first) + " – " + fmtTime(d.last) + " · " +
+      [d.device, d.browser].filter(Boolean).join(", ") + (d.user_id ? " · user " + d.user_id : "") + " · " +
+      plural(d.page_views, "page view") + ", " + plural(d.events, "event") + ", " + plural(d.errors, "error"));
+    const list = panel.querySelector("[data-steps]"); list.textContent = "";
+    d.steps.forEach(function (s) {
+      const li = document.createElement("li"), time = document.createElement("time");
+      li.className = "step-" + s.type + (s.type === "resource" && s.failed ? " step-error" : "");
+      time.textContent = fmtTime(s.t); time.dateTime = s.t;
+      li.appendChild(time); li.appendChild(document.createTextNode(" " + describeStep(s)));
+      list.appendChild(li);
+    });
+  };
+
   // --- sortable tables --------------------------------------------------------------------
   document.addEventListener("click", function (ev) {
     const th = ev.target.closest("table.sortable th");
