@@ -19,6 +19,7 @@ from shopwatch import __version__
 from shopwatch import settings as settings_mod
 from shopwatch.errors import ConfigError, NotFound, ShopwatchError
 from shopwatch.runtime import open_state
+from shopwatch.store.state import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
 console = Console()
@@ -146,19 +147,27 @@ def demo(port: int, data_dir: str, seed: int, speed: float, backfill: float, no_
 
 @main.group()
 def project() -> None:
-    """Create and list projects (shops) and their keys."""
+    """Create, list and change projects (shops) and their keys."""
 
 
-def _print_projects(projects: list[Any], as_json: bool) -> None:
+def _print_projects(projects: list[Project], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([p.as_dict() for p in projects]))
         return
-    table = Table("id", "name", "ingest key (public)", "secret key")
+    table = Table("id", "name", "ingest key (public)", "secret key", "RUM origins, sample")
     for column in table.columns[2:]:
-        column.overflow = "fold"  # a key cut short with "…" cannot be copied
+        column.overflow = "fold"  # a key or origin cut short with "…" cannot be copied
     for p in projects:
-        table.add_row(str(p.id), p.name, p.ingest_key or "(revoked)", p.secret_key or "(revoked)")
+        table.add_row(str(p.id), p.name, p.ingest_key or "(revoked)", p.secret_key or "(revoked)",
+                      _rum_summary(p))
     console.print(table)
+
+
+def _rum_summary(p: Project) -> str:
+    """The project's RUM origins, one a line ("any" when none is listed), and the share
+    of sessions kept."""
+    origins = "\n".join(p.rum_origins) if p.rum_origins else "any"
+    return f"{origins}\nsample {p.rum_sample_rate * 100:g}%"
 
 
 @project.command("create")
@@ -197,6 +206,56 @@ def project_create(name: str, data_dir: str | None, as_json: bool, exist_ok: boo
 def project_list(data_dir: str | None, as_json: bool) -> None:
     """List projects with their current keys."""
     _print_projects(open_state(load_settings(data_dir=data_dir)).list_projects(), as_json)
+
+
+@project.command("update")
+@click.argument("project_ref", metavar="PROJECT")
+@click.option("--name", default=None, help="New name.")
+@click.option("--currency", default=None, help="ISO 4217 code revenue is reported in.")
+@click.option("--timezone", default=None, help="IANA time zone of the shop.")
+@click.option("--rum-origin", "rum_origins", multiple=True, metavar="ORIGIN",
+              help="Browser origin (https://shop.example[:port]) whose pages may send RUM "
+                   "beacons; repeat for several. Replaces the list.")
+@click.option("--clear-rum-origins", is_flag=True,
+              help="Empty the list: beacons from any origin are taken (none gets CORS headers).")
+@click.option("--rum-sample-rate", type=float, default=None, metavar="RATE",
+              help="Share of sessions whose RUM telemetry is kept, 0 to 1 (1: all).")
+@data_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def project_update(project_ref: str, name: str | None, currency: str | None,
+                   timezone: str | None, rum_origins: tuple[str, ...], clear_rum_origins: bool,
+                   rum_sample_rate: float | None, data_dir: str | None, as_json: bool) -> None:
+    """Change PROJECT's (id or name) name, currency, time zone, RUM origins or RUM sample
+    rate; what is not given stays as it is.
+
+    A running server applies new RUM origins and sample rate within 2 seconds.
+    """
+    if clear_rum_origins and rum_origins:
+        raise click.UsageError("--rum-origin and --clear-rum-origins exclude each other")
+    if any(not origin.strip() for origin in rum_origins):
+        raise click.UsageError("--rum-origin: an empty origin; --clear-rum-origins empties "
+                               "the list")
+    if (name is None and currency is None and timezone is None and not rum_origins
+            and not clear_rum_origins and rum_sample_rate is None):
+        raise click.UsageError("nothing to change: pass --name, --currency, --timezone, "
+                               "--rum-origin, --clear-rum-origins or --rum-sample-rate")
+    origins = [] if clear_rum_origins else list(rum_origins) or None
+    state = open_state(load_settings(data_dir=data_dir))
+    try:
+        updated = state.update_project(project_ref, name=name, currency=currency,
+                                       timezone=timezone, rum_origins=origins,
+                                       rum_sample_rate=rum_sample_rate)
+    except (NotFound, ConfigError) as exc:
+        fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(updated.as_dict()))
+        return
+    console.print(f"Project {updated.id} [bold]{updated.name}[/]: currency {updated.currency}, "
+                  f"time zone {updated.timezone}", highlight=False)
+    listed = ", ".join(updated.rum_origins) or "any (none listed: no CORS headers)"
+    console.print(f"  RUM origins: {listed}", highlight=False, soft_wrap=True)
+    console.print(f"  RUM sample rate: {updated.rum_sample_rate:g} "
+                  f"({updated.rum_sample_rate * 100:g}% of sessions kept)", highlight=False)
 
 
 @project.command("rotate-key")

@@ -31,11 +31,8 @@ class CountryLookup:
         self.lookup = lru_cache(maxsize=65536)(self._lookup)
 
     def _lookup(self, address: str) -> str | None:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return None
-        if not ip.is_global:
+        ip = _ip(address)
+        if ip is None or not ip.is_global:
             return None
         try:
             record = self._reader.get(ip)
@@ -58,16 +55,25 @@ def _country(record: Any) -> str | None:
     return None
 
 
+def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address, IPv4-mapped IPv6 ones (``::ffff:81.2.69.160``, how a server listening
+    on ``::`` sees IPv4 clients) as IPv4; None if it is not an address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
 def client_address(peer: str | None, forwarded_for: str | None) -> str | None:
     """The client's address: the peer's, or, when the peer is a proxy on this machine
     (loopback), the first address of its ``X-Forwarded-For``."""
-    if peer is None:
+    ip = None if peer is None else _ip(peer)
+    if ip is None:
         return None
-    try:
-        loopback = ipaddress.ip_address(peer).is_loopback
-    except ValueError:
-        return None
-    if loopback and forwarded_for:
+    if ip.is_loopback and forwarded_for:
         first = forwarded_for.split(",", 1)[0].strip()
         return first or peer
     return peer

@@ -66,6 +66,8 @@ class Runtime:
     def open(cls, settings: Settings) -> Runtime:
         """Open (and migrate) both stores and build the writer; call :meth:`start` next."""
         data = ensure_data_dir(settings.data_path)
+        # First: a bad database path fails before any store is opened (and left open).
+        geoip = CountryLookup(settings.geoip_database) if settings.geoip_database else None
         state = StateStore(data / STATE_FILE)
         store_class: type[EventStoreProcess] | type[DuckDBEventStore] = EventStoreProcess
         if not settings.store_process:
@@ -117,7 +119,7 @@ class Runtime:
                    LoginThrottle(state, pipeline.pseudonym_key,
                                  max_failures=settings.login_max_failures,
                                  window=settings.login_failure_window),
-                   CountryLookup(settings.geoip_database) if settings.geoip_database else None)
+                   geoip)
 
     def start(self) -> None:
         self.writer.start()

@@ -168,6 +168,132 @@ def test_rotate_key_of_an_unknown_project_fails(cli: Any, data: str) -> None:
     assert "Shop" in result.stderr
 
 
+def test_project_update_sets_and_clears_rum_origins_and_sample_rate(
+        cli: Any, data: str) -> None:
+    created = create(cli, data, "RUM shop")
+    result = cli("project", "update", "RUM shop", "--data", data,
+                 "--rum-origin", "https://Shop.example/", "--rum-origin", "http://localhost:3000",
+                 "--rum-sample-rate", "0.25")
+    assert result.exit_code == 0, result.output
+    assert "https://shop.example, http://localhost:3000" in result.stdout
+    assert "25% of sessions" in result.stdout
+    from shopwatch.store.state import StateStore
+
+    state = StateStore(Path(data) / "state.sqlite")
+    project = state.get_project(created["id"])
+    assert project.rum_origins == ("https://shop.example", "http://localhost:3000")
+    assert project.rum_sample_rate == 0.25
+    # Wide enough for an origin on one line (a narrow table folds it, never cuts it).
+    table = cli("project", "list", "--data", data, env={"COLUMNS": "200"}).stdout
+    assert "https://shop.example" in table and "sample 25%" in table
+    # The --json contract does not grow.
+    listed = json.loads(cli("project", "list", "--data", data, "--json").stdout)
+    assert listed == [created] and set(listed[0]) == KEYS
+
+    # Given again, the list is replaced; the sample rate is left as it is.
+    again = cli("project", "update", str(created["id"]), "--data", data, "--json",
+                "--rum-origin", "https://www.shop.example")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout) == created
+    project = state.get_project(created["id"])
+    assert project.rum_origins == ("https://www.shop.example",)
+    assert project.rum_sample_rate == 0.25
+
+    cleared = cli("project", "update", "rum shop", "--data", data, "--clear-rum-origins",
+                  "--rum-sample-rate", "1")
+    assert cleared.exit_code == 0, cleared.output
+    assert "RUM origins: any" in cleared.stdout
+    project = state.get_project(created["id"])
+    assert (project.rum_origins, project.rum_sample_rate) == ((), 1.0)
+    assert "any" in cli("project", "list", "--data", data).stdout
+    state.close()
+
+
+def test_project_update_name_currency_and_timezone(cli: Any, data: str) -> None:
+    created = create(cli, data, "Old name")
+    result = cli("project", "update", "Old name", "--data", data, "--name", "New name",
+                 "--currency", "eur", "--timezone", "Europe/Paris")
+    assert result.exit_code == 0, result.output
+    assert "New name" in result.stdout and "EUR" in result.stdout
+    [listed] = json.loads(cli("project", "list", "--data", data, "--json").stdout)
+    assert listed == {**created, "name": "New name"}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--rum-origin", "shop.example"], "rum_origins: 'shop.example' is not an origin"),
+    (["--rum-origin", "https://shop.example/checkout"], "is not an origin like"),
+    (["--rum-origin", "https://shop.example:99999"], "has an invalid port"),
+    (["--rum-sample-rate", "1.5"], "rum_sample_rate: 1.5 is not between 0 and 1"),
+    (["--rum-sample-rate", "-0.1"], "rum_sample_rate: -0.1 is not between 0 and 1"),
+    (["--rum-sample-rate", "nan"], "rum_sample_rate: nan is not between 0 and 1"),
+    (["--currency", "euro"], "currency: 'EURO' is not a three-letter"),
+    (["--timezone", "Mars/Base"], "timezone: 'Mars/Base' is not an IANA time zone"),
+    (["--name", "Other"], "name: a project named 'Other' exists already"),
+])
+def test_project_update_says_what_is_wrong_and_changes_nothing(
+        cli: Any, data: str, args: list[str], message: str) -> None:
+    create(cli, data, "Shop")
+    create(cli, data, "Other")
+    result = cli("project", "update", "Shop", "--data", data, "--rum-origin",
+                 "https://ok.example", *args)
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert message in result.stderr
+    from shopwatch.store.state import StateStore
+
+    state = StateStore(Path(data) / "state.sqlite")
+    project = state.get_project("Shop")
+    state.close()
+    assert (project.rum_origins, project.rum_sample_rate, project.currency) == ((), 1.0, "USD")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "nothing to change"),
+    (["--rum-origin", "https://shop.example", "--clear-rum-origins"], "exclude each other"),
+    (["--rum-origin", ""], "--clear-rum-origins empties the list"),
+    (["--rum-sample-rate", "half"], "'half' is not a valid float"),
+])
+def test_project_update_usage_errors(cli: Any, data: str, args: list[str],
+                                     message: str) -> None:
+    create(cli, data, "Shop")
+    result = cli("project", "update", "Shop", "--data", data, *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_project_update_of_an_unknown_project_fails(cli: Any, data: str) -> None:
+    create(cli, data, "Shop")
+    result = cli("project", "update", "nope", "--data", data, "--rum-sample-rate", "0.5")
+    assert result.exit_code == 1
+    assert "no project 'nope'" in result.stderr and "Shop" in result.stderr
+
+
+def test_project_update_rum_origins_reach_a_running_server(cli: Any, live: Live) -> None:
+    data = live.settings.data_dir
+    project = create(cli, data, "Live RUM shop")
+    url = f"/api/v1/rum?key={project['ingest_key']}"
+    body = json.dumps({"sid": "s1", "r": [{"k": "view", "pv": "p1",
+                                           "url": "https://shop.example/"}]})
+
+    def send(origin: str) -> Any:
+        return live.client().post(url, content=body, headers={
+            "content-type": "text/plain", "origin": origin})
+
+    assert send("https://elsewhere.example").status_code == 200  # none listed: any origin
+    result = cli("project", "update", "Live RUM shop", "--data", data,
+                 "--rum-origin", "https://shop.example")
+    assert result.exit_code == 0, result.output
+    # The server caches a project's settings briefly (2 s): poll until it refuses.
+    deadline = time.monotonic() + 20
+    while (status := send("https://elsewhere.example").status_code) == 200:
+        assert time.monotonic() < deadline, "the server still takes any origin"
+        time.sleep(0.2)
+    assert status == 403
+    allowed = send("https://shop.example")
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+
+
 def test_events_tail_prints_recent_events(cli: Any, live: Live) -> None:
     data = live.settings.data_dir
     project = create(cli, data, "Tail shop")
