@@ -104,12 +104,16 @@ def make_bodies(n_requests: int, batch: int, seed: int) -> list[bytes]:
 # --- load process ----------------------------------------------------------------------
 
 
-async def _load(port: int, key: str, bodies: list[bytes], seconds: float, warmup: float,
+def events_head(key: str) -> bytes:
+    """Request line and headers (without Content-Length) of an event ingest request."""
+    return (b"POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nAuthorization: Bearer " + key.encode() + b"\r\n")
+
+
+async def _load(port: int, head: bytes, bodies: list[bytes], seconds: float, warmup: float,
                 concurrency: int) -> dict[str, Any]:
-    requests = [
-        (b"POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-         b"Authorization: Bearer " + key.encode() + b"\r\nContent-Length: "
-         + str(len(body)).encode() + b"\r\n\r\n" + body) for body in bodies]
+    requests = [head + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+                for body in bodies]
     next_index = 0
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -152,23 +156,24 @@ async def _load(port: int, key: str, bodies: list[bytes], seconds: float, warmup
             "p99": latencies[int(len(latencies) * 0.99)] if latencies else float("nan")}
 
 
-def _load_entry(port: int, key: str, bodies: list[bytes], seconds: float, warmup: float,
+def _load_entry(port: int, head: bytes, bodies: list[bytes], seconds: float, warmup: float,
                 concurrency: int, out: Any) -> None:
     try:
         import uvloop
         uvloop.install()
     except ImportError:
         pass
-    out.put(asyncio.run(_load(port, key, bodies, seconds, warmup, concurrency)))
+    out.put(asyncio.run(_load(port, head, bodies, seconds, warmup, concurrency)))
 
 
 def run_load(port: int, key: str, bodies: list[bytes], seconds: float, warmup: float,
-             concurrency: int) -> dict[str, Any]:
-    """Run the load generator in its own process and return its figures."""
+             concurrency: int, head: bytes | None = None) -> dict[str, Any]:
+    """Run the load generator in its own process and return its figures. ``head`` is the
+    request line and headers (default: event ingest with ``key``)."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    proc = ctx.Process(target=_load_entry, args=(port, key, bodies, seconds, warmup,
-                                                  concurrency, out))
+    proc = ctx.Process(target=_load_entry, args=(port, head or events_head(key), bodies,
+                                                  seconds, warmup, concurrency, out))
     proc.start()
     result = out.get(timeout=seconds + warmup + 120)
     proc.join()

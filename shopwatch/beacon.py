@@ -31,6 +31,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -275,6 +276,8 @@ def _ident(value: str | None) -> str | None:
     return None if value is None or "@" in value else value
 
 
+# Memoised: a beacon repeats its page URL in every record, and a shop's pages repeat.
+@lru_cache(maxsize=8192)
 def _page(url: str | None, query_allow: frozenset[str]) -> str | None:
     """The path (and kept query) of a page URL, scrubbed."""
     if url is None:
@@ -284,6 +287,7 @@ def _page(url: str | None, query_allow: frozenset[str]) -> str | None:
     return _clip(LONG_NUMBER_RE.sub("[number]", path), ev.MAX_URL_LENGTH)
 
 
+@lru_cache(maxsize=8192)
 def _url(url: str | None) -> str | None:
     """An absolute URL (a referrer, a resource, a script) without query or fragment."""
     if url is None:

@@ -16,7 +16,8 @@ Contract (docs/kpis.md, "Real users"):
   (``/product/red-shoe`` and ``/product/blue-hat`` are ``/product/*``; ``/cart`` is
   ``/cart``; ``/`` is ``/``).
 - ``trend``: p75 of each metric per bucket of the range (by the page view's start).
-- ``slowest_pages``: pages by p75 LCP (then load time), with their views.
+- ``slowest_pages``: pages by p75 LCP (then load time), with their views (narrowed by
+  ``page`` like the rest).
 - ``slow_resources``: resources reported slow (over 1 s) or failed, by URL, with their
   host, type, count and p75 duration; ``failed_hosts``: failed loads per host, with the
   URLs, page views and sessions affected.
@@ -49,7 +50,7 @@ GROUP_SQL: Final = ("CASE WHEN page IS NULL THEN NULL "
 
 # One row per page view of the period: parameters project_id, from_us, to_us.
 VIEWS_CTE: Final = f"""
-pv AS (
+pv AS MATERIALIZED (
     SELECT view_id, min(ts) AS ts, arg_min(page, ts) AS page,
            any_value(session_id) AS session_id, any_value(device_category) AS device,
            any_value(browser) AS browser, any_value(country) AS country,
@@ -59,7 +60,7 @@ pv AS (
     WHERE project_id = ? AND ts >= {TS} AND ts < {TS} AND kind IN ('view', 'vitals')
           AND view_id IS NOT NULL
     GROUP BY view_id
-), v AS (SELECT *, {GROUP_SQL} AS grp FROM pv)"""
+), v AS MATERIALIZED (SELECT *, {GROUP_SQL} AS grp FROM pv)"""
 
 
 def rating(metric: str, value: float | None) -> str | None:
@@ -108,46 +109,43 @@ def vitals(store: EventStore, project_id: int, rng: TimeRange, by: str = "group"
     bucket_us = rng.bucket_s * 1_000_000
     key = BREAKDOWNS[by]
     sql = f"""
-WITH {VIEWS_CTE}, f AS (SELECT * FROM v {where})
-SELECT 'all', NULL, count(*), {_summaries()} FROM f
-UNION ALL (SELECT 'by', {key}, count(*), {_summaries()} FROM f
+WITH {VIEWS_CTE}, f AS MATERIALIZED (SELECT * FROM v {where})
+SELECT 'all', NULL, count(*), {_summaries()}, quantile_cont(load, 0.75) FROM f
+UNION ALL (SELECT 'by', {key}, count(*), {_summaries()}, NULL FROM f
            GROUP BY {key} ORDER BY count(*) DESC, {key} LIMIT {MAX_ROWS})
-UNION ALL SELECT 'trend', (epoch_us(ts) // {bucket_us})::VARCHAR, count(*), {_summaries()}
+UNION ALL SELECT 'trend', (epoch_us(ts) // {bucket_us})::VARCHAR, count(*), {_summaries()},
+                 NULL
           FROM f GROUP BY 2
+UNION ALL (SELECT 'slow', page, count(*), {_summaries()}, quantile_cont(load, 0.75) FROM f
+           WHERE page IS NOT NULL AND (lcp IS NOT NULL OR load IS NOT NULL) GROUP BY page
+           ORDER BY quantile_cont(lcp, 0.75) DESC NULLS LAST,
+                    quantile_cont(load, 0.75) DESC NULLS LAST LIMIT 20)
 """
     rows = store.query(sql, [*base, *extra])
     total: dict[str, Any] = {"views": 0, "metrics": {}}
-    breakdown, trend = [], []
+    breakdown, trend, slowest = [], [], []
     for row in rows:
         item = {"views": int(row[2]), "metrics": _metrics(row, 3)}
         if row[0] == "all":
             total = item
         elif row[0] == "by":
             breakdown.append({"key": row[1], **item})
-        else:
+        elif row[0] == "trend":
             trend.append({"t": iso_utc(int(row[1]) * bucket_us), **item})
+        else:
+            m = item["metrics"]
+            slowest.append({"page": row[1], "views": item["views"],
+                            "lcp_p75": m["lcp"]["p75"], "load_p75": _round(row[-1]),
+                            "ttfb_p75": m["ttfb"]["p75"], "inp_p75": m["inp"]["p75"],
+                            "cls_p75": m["cls"]["p75"], "lcp_rating": m["lcp"]["rating"]})
     trend.sort(key=lambda r: str(r["t"]))
+    slowest.sort(key=lambda r: (-(r["lcp_p75"] if r["lcp_p75"] is not None else -1),
+                                -(r["load_p75"] or 0)))
     return {"range": rng.as_dict(), "by": by, "page": page, "total": total,
             "breakdown": breakdown, "trend": trend,
             "thresholds": {k: {"good": g, "poor": p, "unit": u}
                            for k, (_, g, p, u) in METRICS.items()},
-            "slowest_pages": _slowest_pages(store, base),
-            **resources(store, base)}
-
-
-def _slowest_pages(store: EventStore, base: list[Any]) -> list[dict[str, Any]]:
-    rows = store.query(f"""
-WITH {VIEWS_CTE}
-SELECT page, grp, count(*), quantile_cont(lcp, 0.75), quantile_cont(load, 0.75),
-       quantile_cont(ttfb, 0.75), quantile_cont(inp, 0.75), quantile_cont(cls, 0.75)
-FROM v WHERE page IS NOT NULL AND (lcp IS NOT NULL OR load IS NOT NULL)
-GROUP BY page, grp
-ORDER BY quantile_cont(lcp, 0.75) DESC NULLS LAST, quantile_cont(load, 0.75) DESC NULLS LAST
-LIMIT 20""", base)
-    return [{"page": r[0], "group": r[1], "views": int(r[2]),
-             "lcp_p75": _round(r[3]), "load_p75": _round(r[4]), "ttfb_p75": _round(r[5]),
-             "inp_p75": _round(r[6]), "cls_p75": None if r[7] is None else round(r[7], 4),
-             "lcp_rating": rating("lcp", r[3])} for r in rows]
+            "slowest_pages": slowest, **resources(store, base)}
 
 
 def _round(value: float | None) -> float | None:
