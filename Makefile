@@ -8,7 +8,7 @@ ADMIN ?= admin@example.com
 
 VENDOR := shopwatch/web/static/vendor
 
-.PHONY: run serve test test-fast lint bench-ingest bench-overview bench-backfill bench-queries install install-test assets browser clean
+.PHONY: run serve test test-fast lint bench-ingest bench-overview bench-backfill bench-queries bench-rum install install-test assets browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,9 @@ bench-backfill: install
 
 bench-queries: install
 	$(BIN)/python benchmarks/queries.py
+
+bench-rum: install
+	$(BIN)/python benchmarks/rum.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info node_modules $(VENDOR)

@@ -2,7 +2,8 @@
 
 ``shopwatch serve`` runs as a child process. Client threads post batches with unique
 event ids and remember the ids of every batch answered 200. Once enough are
-acknowledged, the server is killed with SIGKILL mid-stream, restarted on the same data
+acknowledged (or RUM beacons, whose page view ids are remembered), the server is
+killed with SIGKILL mid-stream, restarted on the same data
 directory (it must start and accept writes), stopped cleanly, and the DuckDB file is
 opened read-only: every acknowledged id must be there, once.
 """
@@ -29,10 +30,11 @@ BATCH = 50
 ACKED_BEFORE_KILL = 3000
 
 
-def load_until_killed(server: ServeProcess, key: str, run: int,
-                      load_seconds: float) -> tuple[list[str], Counter[str]]:
+def load_until_killed(server: ServeProcess, key: str, run: int, load_seconds: float,
+                      rum: bool = False) -> tuple[list[str], Counter[str]]:
     """Post batches from several threads; SIGKILL the server after ``load_seconds`` of
-    load, once at least ``ACKED_BEFORE_KILL`` events are acknowledged.
+    load, once at least ``ACKED_BEFORE_KILL`` events are acknowledged. With ``rum``, the
+    batches are RUM beacons of page views (their ids are the page view ids).
 
     Returns the acknowledged ids and a count of the other outcomes seen.
     """
@@ -51,8 +53,13 @@ def load_until_killed(server: ServeProcess, key: str, run: int,
                 seq += 1
                 events = [{"name": "add_to_cart", "id": i, "session_id": f"s{t}",
                            "params": {"value": 9.99, "currency": "EUR"}} for i in ids]
+                beacon = {"sid": f"s{t}", "r": [{"k": "view", "pv": i, "ttfb": 120}
+                                                 for i in ids]}
                 try:
-                    response = http.post("/api/v1/events", json={"events": events})
+                    if rum:
+                        response = http.post(f"/api/v1/rum?key={key}", json=beacon)
+                    else:
+                        response = http.post("/api/v1/events", json={"events": events})
                 except httpx.HTTPError as exc:
                     with lock:
                         other[type(exc).__name__] += 1
@@ -86,16 +93,17 @@ def load_until_killed(server: ServeProcess, key: str, run: int,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("run", range(3))
+@pytest.mark.parametrize(("run", "rum"), [(0, False), (1, False), (2, False), (3, True)])
 def test_no_acknowledged_event_is_lost_on_sigkill(
-        tmp_path: Path, serve_process: Callable[[Path], ServeProcess], run: int) -> None:
+        tmp_path: Path, serve_process: Callable[[Path], ServeProcess], run: int,
+        rum: bool) -> None:
     data = tmp_path / "data"
     state = open_state(defaults().replace(data_dir=str(data)))
     project = state.create_project("crash shop")
     state.close()
 
     server = serve_process(data)
-    acked, other = load_until_killed(server, project.ingest_key, run, 1.0 + run / 2)
+    acked, other = load_until_killed(server, project.ingest_key, run, 1.0 + run % 3 / 2, rum)
     print(f"run {run}: {len(acked)} events acknowledged before SIGKILL; other: {dict(other)}")
     assert len(acked) >= ACKED_BEFORE_KILL
     assert len(set(acked)) == len(acked)
@@ -116,7 +124,9 @@ def test_no_acknowledged_event_is_lost_on_sigkill(
 
     with duckdb.connect(str(data / "events.duckdb"), read_only=True) as con:
         rows = con.execute("SELECT id FROM events WHERE project_id = ?", [project.id]).fetchall()
-    stored = Counter(row[0] for row in rows)
+        views = con.execute("SELECT view_id FROM rum WHERE project_id = ?",
+                            [project.id]).fetchall()
+    stored = Counter(row[0] for row in rows + (views if rum else []))
     missing = set(acked) - set(stored)
     assert not missing, (f"{len(missing)} of {len(acked)} acknowledged events lost "
                          f"(e.g. {sorted(missing)[:5]}); other outcomes: {other}")
