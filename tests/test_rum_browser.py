@@ -146,6 +146,18 @@ def test_vitals_errors_and_resources_from_a_real_browser(
                            FROM rum WHERE kind = 'resource' AND failed GROUP BY ALL""")
     assert failed == [(f"{fixture.origin}/missing.png", "127.0.0.1", "img", 2)]
 
+    # The same through the API the dashboard reads.
+    project = live.runtime.state.get_project("rum")
+    api = live.client(project.secret_key)
+    errors = api.get("/api/v1/errors", params={"range": "1h"}).json()["groups"]
+    assert sorted((g["type"], g["count"], g["views"]) for g in errors) == [
+        ("error", 2, 2), ("rejection", 2, 2)]
+    body = api.get("/api/v1/vitals", params={"range": "1h", "by": "page"}).json()
+    assert body["total"]["views"] == 2
+    assert body["total"]["metrics"]["cls"]["p75"] == pytest.approx(SHIFT_SCORE, abs=0.001)
+    assert body["total"]["metrics"]["inp"]["p75"] >= BUSY_MS
+    assert [(h["host"], h["failures"]) for h in body["failed_hosts"]] == [("127.0.0.1", 2)]
+
     # The user agent was parsed (a headless browser counts as a bot); the page path is
     # stored without its origin.
     meta = rows(live, "SELECT DISTINCT device_category, browser, os, page, viewport_width "
