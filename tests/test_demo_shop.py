@@ -9,6 +9,7 @@ against Shopwatch's own event schema when the test ends.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -26,10 +27,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shopwatch import events as ev
 from shopwatch.demo.incidents import ShopFaults
-from shopwatch.demo.shop import Shop, create_shop
+from shopwatch.demo.shop import BrowserTag, Shop, create_shop
 from shopwatch.demo.shop.catalogue import CATEGORIES, PRODUCTS
 from shopwatch.demo.shop.devices import describe_device
 from shopwatch.demo.shop.payments import DECLINE_REASONS, PaymentSandbox
+from shopwatch.web import snippet
 
 APPROVED_CARD = "4000 0000 0000 0077"  # the sandbox's always-approved test card
 DECLINING_CARDS = {
@@ -47,11 +49,20 @@ SHIPPING = {"name": "Jane Q. Customer", "address": "17 Rue des Lilas", "city": "
 
 
 class RecordingTracker:
-    """A :class:`Tracker` keeping every event it is sent (the server thread appends)."""
+    """A :class:`Tracker` keeping every event it is sent (the server thread appends).
+    ``shop`` (set once the shop exists) maps a client's session cookie to the visit's
+    public id, which events carry as ``session_id``."""
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
+        self.shop: Shop | None = None
         self._lock = threading.Lock()
+
+    def session_id(self, client: httpx.Client) -> str | None:
+        """The ``session_id`` of the client's visit (``None`` before its first page)."""
+        assert self.shop is not None, "RecordingTracker.shop is not set"
+        session = self.shop.sessions.resume(client.cookies.get("demo_sid"))
+        return session.public_id if session is not None else None
 
     def send(self, event: dict[str, Any]) -> str:
         with self._lock:
@@ -60,7 +71,7 @@ class RecordingTracker:
 
     def of(self, client: httpx.Client) -> list[dict[str, Any]]:
         """The events of the client's session, in order."""
-        sid = client.cookies.get("demo_sid")
+        sid = self.session_id(client)
         with self._lock:
             return [e for e in self.events if e["session_id"] == sid]
 
@@ -149,16 +160,26 @@ def server() -> Iterator[Server]:
 def shop(server: Server) -> Iterator[RunningShop]:
     """A new demo shop (seed 0, no faults) on the server; every event it sent must pass
     Shopwatch's validation."""
+    with _serving(server, seed=0) as running:
+        yield running
+    errors = [(e["name"], validate(e)) for e in running.tracker.events if validate(e)]
+    assert not errors, errors
+
+
+@contextlib.contextmanager
+def _serving(server: Server, **options: Any) -> Iterator[RunningShop]:
+    """A new demo shop made with ``options``, served by ``server`` while in use."""
     tracker, faults = RecordingTracker(), ShopFaults()
-    app = create_shop(tracker, faults=faults, seed=0)
+    app = create_shop(tracker, faults=faults, **options)
+    tracker.shop = app.state.shop
     server.switch.app = app
     running = RunningShop(server.base_url, tracker, faults, app.state.shop)
-    yield running
-    for client in running._clients:
-        client.close()
-    server.switch.app = None
-    errors = [(e["name"], validate(e)) for e in tracker.events if validate(e)]
-    assert not errors, errors
+    try:
+        yield running
+    finally:
+        for client in running._clients:
+            client.close()
+        server.switch.app = None
 
 
 def buy(client: httpx.Client, product_id: str = "kenya-aa", quantity: int = 1,
@@ -231,8 +252,10 @@ def test_a_visit_from_landing_to_order_sends_the_exact_event_sequence(
         ("add_payment_info", "/checkout/payment"), ("purchase", "/checkout/payment"),
         ("page_view", f"/order/{order_id}"),
     ]
+    sid = shop.tracker.session_id(client)
+    assert sid and sid != client.cookies["demo_sid"]  # the cookie stays a secret
     for e in events:
-        assert e["session_id"] == client.cookies["demo_sid"]
+        assert e["session_id"] == sid
         assert e["anonymous_id"] == client.cookies["demo_aid"]
         assert (e["utm_source"], e["utm_medium"], e["utm_campaign"]) == (
             "newsletter", "email", "spring")
@@ -439,6 +462,97 @@ def test_image_host_down_answers_503_for_everything_under_cdn(shop: RunningShop)
     shop.faults.image_host_down = False
     assert client.get("/cdn/img/moka-pot.svg").status_code == 200
     assert "set-cookie" not in image.headers
+
+
+# --- the RUM snippet in the shop's pages ------------------------------------------------
+
+SHOPWATCH_URL = "http://127.0.0.1:9/shopwatch"
+INGEST_KEY = "sw_ingest_demo-key"
+_TAG_RE = re.compile(r'<script async src="([^"]+)" data-key="([^"]*)"'
+                     r'(?: data-session-id="([^"]*)")?></script>')
+
+
+@pytest.fixture
+def tagged(server: Server) -> Iterator[RunningShop]:
+    """A shop whose pages carry the RUM snippet of Shopwatch at :data:`SHOPWATCH_URL`."""
+    with _serving(server, browser_tag=BrowserTag(SHOPWATCH_URL, INGEST_KEY)) as running:
+        yield running
+
+
+def snippet_of(html: str) -> tuple[str, str, str | None]:
+    """``(src, data-key, data-session-id)`` of the page's one snippet tag, which must
+    sit in ``<head>`` after Shopwatch's queueing stub."""
+    head = html.split("</head>", 1)[0]
+    found = _TAG_RE.findall(head)
+    assert len(found) == 1, head
+    assert len(_TAG_RE.findall(html)) == 1
+    stub = snippet.tag(SHOPWATCH_URL, INGEST_KEY).split("\n", 1)[0]
+    assert head.index(stub) < head.index("/rum.js")
+    src, key, sid = found[0]
+    return src, key, sid or None
+
+
+def test_every_page_carries_the_snippet_with_the_key_and_the_visit_session(
+        tagged: RunningShop) -> None:
+    client = tagged.client()
+    pages = ["/", "/c/coffee", "/search?q=tea", "/p/kenya-aa", "/cart", "/login", "/signup",
+             "/support", "/thanks", "/p/no-such-product"]
+    for path in pages:
+        response = client.get(path)
+        assert response.status_code in (200, 404), path
+        src, key, sid = snippet_of(response.text)
+        assert (src, key) == (f"{SHOPWATCH_URL}/rum.js", INGEST_KEY), path
+        # The browser's RUM rows and the server's events share the visit's id...
+        assert sid == tagged.tracker.session_id(client), path
+    assert {e["session_id"] for e in tagged.tracker.of(client)} == {sid}
+    # ... which is not the session cookie: that stays HttpOnly, out of pages.
+    assert client.cookies["demo_sid"] not in client.get("/").text
+    # Checkout pages too, and the order confirmation.
+    client.post("/cart/add", data={"product_id": "kenya-aa"})
+    assert snippet_of(client.get("/checkout").text)[2] == sid
+    client.post("/checkout/shipping", data=SHIPPING)
+    assert snippet_of(client.get("/checkout/payment").text)[2] == sid
+    paid = client.post("/checkout/payment", data={"method": "card",
+                                                  "card_number": APPROVED_CARD})
+    assert snippet_of(client.get(paid.headers["location"]).text)[2] == sid
+    # Another visit, another id.
+    other = tagged.client()
+    assert snippet_of(other.get("/").text)[2] not in (None, sid)
+
+
+def test_pages_outside_a_visit_carry_the_snippet_without_a_session(
+        tagged: RunningShop) -> None:
+    client = tagged.client()
+    response = client.get("/no/such/route")  # Starlette's own 404: no visit starts
+    assert response.status_code == 404
+    assert snippet_of(response.text) == (f"{SHOPWATCH_URL}/rum.js", INGEST_KEY, None)
+
+
+def test_a_signed_in_customer_is_identified_to_the_snippet(tagged: RunningShop) -> None:
+    client = tagged.client()
+    assert "identify" not in client.get("/").text
+    sign_up(client)
+    customer_id = tagged.tracker.last(client, "sign_up")["user_id"]
+    html = client.get("/account").text
+    assert f"<script>shopwatch('identify', \"{customer_id}\")</script>" in html
+    assert html.index("shopwatch('identify'") < html.index("</head>")
+    client.post("/logout")
+    assert "identify" not in client.get("/").text
+
+
+def test_without_a_browser_tag_pages_have_no_snippet(shop: RunningShop) -> None:
+    html = shop.client().get("/").text
+    assert "rum.js" not in html and "shopwatch(" not in html
+
+
+def test_browser_tag_escapes_what_it_writes() -> None:
+    tag = BrowserTag('http://x.example/"a', 'k"<')
+    session = Shop(RecordingTracker(), ShopFaults(), 0, "EUR").sessions.start(
+        {}, {}, {}, "shop.example")[0]
+    html = str(tag.html(session, customer_id='c"</script>'))
+    assert 'data-key="k&quot;&lt;"' in html and "x.example/&quot;a/rum.js" in html
+    assert f'data-session-id="{session.public_id}"' in html
+    assert "</script>\")" not in html and "\\u003c/script>" in html
 
 
 # --- accounts -------------------------------------------------------------------------
@@ -681,7 +795,9 @@ def test_create_shop_refuses_a_bad_currency() -> None:
 
 def test_the_shop_currency_is_used_in_events(server: Server) -> None:
     tracker = RecordingTracker()
-    server.switch.app = create_shop(tracker, currency="USD")
+    app = create_shop(tracker, currency="USD")
+    tracker.shop = app.state.shop
+    server.switch.app = app
     with httpx.Client(base_url=server.base_url) as client:
         assert "$11.50" in client.get("/p/huila").text
         assert tracker.last(client, "view_item")["params"]["currency"] == "USD"

@@ -125,7 +125,8 @@ UNION ALL (SELECT 'slow', page, count(*), {_summaries()}, quantile_cont(load, 0.
     total: dict[str, Any] = {"views": 0, "metrics": {}}
     breakdown, trend, slowest = [], [], []
     for row in rows:
-        item = {"views": int(row[2]), "metrics": _metrics(row, 3)}
+        m = _metrics(row, 3)
+        item = {"views": int(row[2]), "metrics": m}
         if row[0] == "all":
             total = item
         elif row[0] == "by":
@@ -133,7 +134,6 @@ UNION ALL (SELECT 'slow', page, count(*), {_summaries()}, quantile_cont(load, 0.
         elif row[0] == "trend":
             trend.append({"t": iso_utc(int(row[1]) * bucket_us), **item})
         else:
-            m = item["metrics"]
             slowest.append({"page": row[1], "views": item["views"],
                             "lcp_p75": m["lcp"]["p75"], "load_p75": _round(row[-1]),
                             "ttfb_p75": m["ttfb"]["p75"], "inp_p75": m["inp"]["p75"],

@@ -1,11 +1,21 @@
-"""Weeks of plausible shop history, written fast through the ingest API (``--backfill``).
+"""Weeks of plausible shop history, written fast into Shopwatch (``--backfill``).
 
 Replaying the past through the shop over HTTP would take hours, so this plays the same
 visits (:func:`model.plan_visit`, the same seasonality) straight into the events the
-shop's instrumentation would have sent, stamped at their past times, and sends them
-through :class:`shopwatch.client.ShopwatchClient` in batches of 1,000. The past has
-incidents too: a payment-gateway outage and a credential-stuffing burst per week,
-logged like live ones (with ``"backfill": true``).
+shop's instrumentation would have sent, stamped at their past times, together with what
+the shoppers' browsers would have reported to real-user monitoring
+(:mod:`shopwatch.demo.browsing`: page views and their timings, Web Vitals, JavaScript
+errors, failed and slow resources; same session ids, so journeys join them). Both go to
+a :class:`Sink`; :class:`Ingest` hands them to a running Shopwatch in-process: the events
+through the ingest pipeline (what ``POST /api/v1/events`` does: validation, scrubbing,
+enrichment), each batch of 1,000 with its RUM rows in one :class:`EventBatch` to the
+writer. (Past RUM rows cannot go through ``POST /api/v1/rum``: it takes the device from
+the request's user agent, as a browser sends it.)
+
+The past has incidents too, one of each kind a week, logged like live ones (with
+``"backfill": true``): a payment-gateway outage (declined payments; the payment
+provider's script fails), a credential-stuffing burst, a slow checkout and an image-host
+outage (seen in real-user data: slow first bytes, failed images).
 
 Order ids of the past start with ``H-``, so they can never collide with the shop's own.
 """
@@ -13,34 +23,61 @@ Order ids of the past start with ``H-``, so they can never collide with the shop
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import random
 import secrets
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
+import msgspec
+
+from shopwatch.beacon import RumRow
 from shopwatch.demo import model
+from shopwatch.demo.browsing import Browsing, Site, Windows
 from shopwatch.demo.model import Customers, Step, Visit
+from shopwatch.errors import Unavailable
+from shopwatch.ingest import pipeline
+from shopwatch.store.base import EventBatch
+
+if TYPE_CHECKING:
+    from shopwatch.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 DECLINE_REASONS = (("insufficient_funds", 5), ("card_declined", 4), ("expired_card", 2),
                    ("fraud_suspected", 1))
 SHIPPING = {"standard": 4.9, "express": 9.9}
 TAX_RATE = 0.2
+# (kind, minutes): one of each a week, at a random time.
+PAST_INCIDENTS: Final = (("gateway_errors", 40), ("credential_stuffing", 25),
+                         ("slow_checkout", 45), ("image_host_down", 30))
+SHOP_ORIGIN: Final = "http://127.0.0.1:8081"
+_encode = msgspec.json.Encoder().encode
 
 
 class Sender(Protocol):
+    """Where events go (dicts, as a shop sends them)."""
+
     def send(self, event: dict[str, Any]) -> str: ...
+
+
+class Sink(Sender, Protocol):
+    """Where events and RUM rows go. A :class:`Sender` without ``send_rum`` (such as
+    :class:`Throttled`) gets the events only, and no RUM rows are made."""
+
+    def send_rum(self, row: RumRow) -> None: ...
 
 
 class Throttled:
     """Hands events to a :class:`~shopwatch.client.ShopwatchClient` without overrunning
-    its queue: history is produced far faster than any server ingests it, and a dropped
-    event would be history lost."""
+    its queue (events only: RUM rows cannot go through the events API)."""
 
     def __init__(self, client: Any, max_queued: int = 100_000) -> None:
         self.client = client
@@ -50,6 +87,84 @@ class Throttled:
         while self.client.stats.queued > self.max_queued:
             time.sleep(0.01)
         return str(self.client.send(event))
+
+
+class Ingest:
+    """A :class:`Sink` writing into a running Shopwatch (its :class:`Runtime`) without
+    HTTP: events go through the ingest pipeline in batches of up to ``batch_events``,
+    each with the RUM rows sent meanwhile, to the writer; a few batches are committed
+    while the next ones are made, and a full writer queue is waited out (history is
+    produced far faster than it is committed, and a dropped batch is history lost).
+    Call :meth:`close` at the end: it commits what is left and waits for it.
+    """
+
+    def __init__(self, runtime: Runtime, project_id: int, *, batch_events: int = 1000,
+                 batch_rum: int = 2000, in_flight: int = 6) -> None:
+        self.runtime = runtime
+        self.project_id = project_id
+        self.batch_events = min(batch_events, runtime.pipeline.max_events)
+        self.batch_rum = batch_rum
+        self.in_flight = in_flight
+        self.events: list[dict[str, Any]] = []
+        self.rum: list[RumRow] = []
+        self.pending: deque[Future[int]] = deque()
+        self.accepted = 0  # events the pipeline accepted
+        self.rejected = 0  # events it refused (logged)
+        self.rum_rows = 0
+
+    def send(self, event: dict[str, Any]) -> str:
+        self.events.append(event)
+        if len(self.events) >= self.batch_events:
+            self.flush()
+        return str(event["id"])
+
+    def send_rum(self, row: RumRow) -> None:
+        self.rum.append(row)
+        if len(self.rum) >= self.batch_rum:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand what is buffered to the writer (without waiting for the commit)."""
+        if not self.events and not self.rum:
+            return
+        now_us = time.time_ns() // 1000
+        if self.events:
+            outcome = pipeline.process(_encode(self.events), pipeline.Format.JSON,
+                                       self.project_id, now_us, self.runtime.pipeline)
+            rows = outcome.rows
+            if outcome.rejected:
+                if not self.rejected:
+                    log.warning("history: an event was rejected: %s", outcome.rejected[0])
+                self.rejected += len(outcome.rejected)
+        else:
+            rows = EventBatch(self.project_id, now_us, b"[]", 0, [])
+        self.accepted += rows.n
+        rows.rum = _encode(self.rum)
+        rows.n_rum = len(self.rum)
+        self.rum_rows += rows.n_rum
+        self.events, self.rum = [], []
+        self._submit(rows)
+
+    def _submit(self, rows: EventBatch) -> None:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                self.pending.append(self.runtime.writer.submit(rows))
+                break
+            except Unavailable:  # the writer's queue is full: wait for a commit
+                if self.pending:
+                    self.pending.popleft().result()
+                elif time.monotonic() > deadline:  # not full: stopping
+                    raise
+                else:
+                    time.sleep(0.05)
+        while len(self.pending) > self.in_flight:
+            self.pending.popleft().result()  # raises if a commit failed
+
+    def close(self) -> None:
+        self.flush()
+        while self.pending:
+            self.pending.popleft().result()
 
 
 @dataclass(frozen=True)
@@ -62,11 +177,17 @@ class Product:
 
 @dataclass
 class HistoryResult:
+    """What was sent: events (and counts by name), visits, RUM rows (counts by kind),
+    order ids and the incidents of the past."""
+
     events: int = 0
     visits: int = 0
     counts: Counter[str] = field(default_factory=Counter)
+    rum: int = 0
+    rum_counts: Counter[str] = field(default_factory=Counter)
     orders: list[str] = field(default_factory=list)
     incidents: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False  # ``should_stop`` said so before the end
 
 
 def _iso(at: datetime) -> str:
@@ -90,46 +211,71 @@ def _poisson(rng: random.Random, lam: float) -> int:
         k += 1
 
 
-def backfill(sender: Sender, products: list[Product], *, days: float, now: datetime,
+def backfill(sink: Sink | Sender, products: list[Product], *, days: float, now: datetime,
              seed: int = 0, visits_per_minute: float = 3.0, timezone: str = "UTC",
-             currency: str = "EUR",
-             progress: Callable[[int, int], None] | None = None) -> HistoryResult:
-    """Send ``days`` of history ending at ``now``; returns what was sent."""
+             currency: str = "EUR", origin: str = SHOP_ORIGIN,
+             progress: Callable[[int, int], None] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> HistoryResult:
+    """Send ``days`` of history ending at ``now``, oldest first; returns what was sent.
+    RUM rows go to ``sink.send_rum`` (none are made without it); ``origin`` is the
+    shop's (RUM rows name its pages' images and scripts by URL).
+    ``should_stop`` is asked every simulated hour: when it says so, the history ends
+    there (``interrupted``; only the incidents begun by then are listed)."""
     rng = random.Random(f"history-{seed}")
+    rum_rng = random.Random(f"history-rum-{seed}")  # RUM draws leave the visits as they are
     tz = ZoneInfo(timezone)
     result = HistoryResult()
     customers = Customers()
     by_id = {p.id: p for p in products}
     ids = [p.id for p in products]
     categories = sorted({p.category for p in products})
+    by_category = {c: [p.id for p in products if p.category == c] for c in categories}
+    featured = [pid for c in categories for pid in by_category[c][:2]]
     start = now - timedelta(days=days)
     now_ms = _ms(now)
+    now_s = now.timestamp()
     hours = math.ceil(days * 24)
     outages = _past_incidents(rng, start, now)
     result.incidents = [dict(o, backfill=True) for o in outages]
+    site = Site(origin, Windows([(o["kind"], datetime.fromisoformat(o["started_at"]).timestamp(),
+                                  datetime.fromisoformat(o["ended_at"]).timestamp())
+                                 for o in outages]), featured, by_category)
+    send_rum: Callable[[RumRow], None] | None = getattr(sink, "send_rum", None)
+    browsing = (None if send_rum is None
+                else lambda sid, who: Browsing(rum_rng, site, who, sid))
     for h in range(hours):
         hour = start + timedelta(hours=h)
+        if should_stop is not None and should_stop():
+            result.interrupted = True
+            result.incidents = [i for i in result.incidents if i["started_at"] < _iso(hour)]
+            break
         lam = visits_per_minute * 60 * model.seasonality(hour.astimezone(tz))
         for _ in range(_poisson(rng, lam)):
             at = hour + timedelta(seconds=rng.uniform(0, 3600))
             if at >= now:
                 continue
             visit = model.plan_visit(rng, customers, ids, categories)
-            for event in _Session(rng, visit, at, by_id, customers, currency, outages,
-                                  result).events():
+            session = _Session(rng, visit, at, by_id, customers, currency, outages, result,
+                               browsing)
+            for event in session.events():
                 if event["ts"] < now_ms:
-                    sender.send(event)
+                    sink.send(event)
                     result.events += 1
                     result.counts[event["name"]] += 1
+            if session.browsing is not None and send_rum is not None:
+                for row in session.browsing.rows(now_s):
+                    send_rum(row)
+                    result.rum += 1
             result.visits += 1
         for outage in outages:
             if outage["kind"] == "credential_stuffing" and _overlaps(outage, hour):
                 for event in _stuffing(rng, outage, hour, customers):
-                    sender.send(event)
+                    sink.send(event)
                     result.events += 1
                     result.counts[event["name"]] += 1
         if progress is not None:
             progress(h + 1, hours)
+    result.rum_counts = site.counts
     return result
 
 
@@ -137,11 +283,13 @@ def _past_incidents(rng: random.Random, start: datetime, now: datetime) -> list[
     found = []
     week = start
     while week < now - timedelta(days=1):
-        for kind, minutes in (("gateway_errors", 40), ("credential_stuffing", 25)):
+        for kind, minutes in PAST_INCIDENTS:
             at = week + timedelta(seconds=rng.uniform(0, 6 * 86400))
             if at + timedelta(minutes=minutes) < now:
+                details = {"checkout_delay_s": 2.5} if kind == "slow_checkout" else {}
                 found.append({"kind": kind, "started_at": _iso(at),
-                              "ended_at": _iso(at + timedelta(minutes=minutes)), "details": {}})
+                              "ended_at": _iso(at + timedelta(minutes=minutes)),
+                              "details": details})
         week += timedelta(days=7)
     return found
 
@@ -167,11 +315,13 @@ def _stuffing(rng: random.Random, outage: dict[str, Any], hour: datetime,
 
 
 class _Session:
-    """Turns one planned visit into the events the shop would have sent."""
+    """Turns one planned visit into the events the shop would have sent, and tells its
+    :class:`Browsing` which pages the shopper's browser loaded and when."""
 
     def __init__(self, rng: random.Random, visit: Visit, at: datetime,
                  products: dict[str, Product], customers: Customers, currency: str,
-                 outages: list[dict[str, Any]], result: HistoryResult) -> None:
+                 outages: list[dict[str, Any]], result: HistoryResult,
+                 browsing: Callable[[str, model.Persona], Browsing] | None) -> None:
         self.rng = rng
         self.visit = visit
         self.at = at
@@ -189,11 +339,19 @@ class _Session:
         if who.referrer:
             self.base["referrer"] = who.referrer
         self.base.update(who.utm)
+        self.browsing = browsing(self.base["session_id"], who) if browsing else None
         self.cart: dict[str, int] = {}
         self.order: tuple[str, float] | None = None
         self.shipping = "standard"
 
+    def _view(self, page: str, after: float = 0.0) -> None:
+        """The browser loaded ``page`` (``after`` seconds from now: a redirect's target)."""
+        if self.browsing is not None:
+            self.browsing.view(page, self.at.timestamp() + after, self.base.get("user_id"))
+
     def _event(self, name: str, page: str | None = None, **params: Any) -> dict[str, Any]:
+        if name == "page_view" and page:
+            self._view(page)
         event = {"id": secrets.token_hex(16), "name": name, "ts": _ms(self.at), **self.base}
         if page:
             event["page"] = page
@@ -248,16 +406,20 @@ class _Session:
             yield self._event("view_cart", "/cart", currency=cur, value=self._value(),
                               items=[self._item(p, q) for p, q in self.cart.items()])
         elif kind == "login":
+            self._view("/login", -5.0)
             if str(a["password"]).startswith("wrong-"):
                 yield self._event("login_failed", "/login", reason="wrong_password",
                                   method="password")
             else:
                 self.base["user_id"] = _opaque("c", str(a["email"]))
                 yield self._event("login", "/login", method="password")
+                self._view("/account", 0.5)
         elif kind == "signup":
+            self._view("/signup", -8.0)
             self.customers.accounts.append((str(a["email"]), str(a["password"])))
             self.base["user_id"] = _opaque("c", str(a["email"]))
             yield self._event("sign_up", "/signup", method="password")
+            self._view("/account", 0.5)
         elif kind == "checkout" and self.cart:
             yield self._event("page_view", "/checkout")
             yield self._event("begin_checkout", "/checkout", currency=cur, value=self._value(),
@@ -266,12 +428,14 @@ class _Session:
             self.shipping = str(a["method"])
             yield self._event("add_shipping_info", "/checkout/shipping", currency=cur,
                               value=self._value(), shipping_tier=self.shipping)
+            self._view("/checkout/payment", 0.5)
         elif kind == "payment" and self.cart:
             yield from self._pay(str(a["method"]), a.get("retry_card") is not None)
         elif kind == "survey" and self.order:
             yield self._event("survey_response", "/survey", survey=a["kind"], score=a["score"],
                               transaction_id=self.order[0])
         elif kind == "support":
+            self._view("/support", -30.0)
             params: dict[str, Any] = {"reason": str(a["topic"]).replace(" ", "_"),
                                       "channel": a["channel"]}
             if self.order:
@@ -303,6 +467,7 @@ class _Session:
                 yield self._event("payment_declined", "/checkout/payment", currency=cur,
                                   value=self._value(), reason=reason, payment_method=method,
                                   transaction_id=attempt_id)
+                self._view("/checkout/payment", 0.5)  # the form again, with the reason
                 if down:
                     return
                 continue
@@ -314,6 +479,7 @@ class _Session:
                               tax=round(goods * TAX_RATE / (1 + TAX_RATE), 2),
                               payment_method=method,
                               items=[self._item(p, q) for p, q in self.cart.items()])
+            self._view(f"/order/{attempt_id}", 0.5)
             self.order = (attempt_id, value)
             self.result.orders.append(attempt_id)
             self.cart.clear()

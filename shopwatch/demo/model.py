@@ -16,18 +16,27 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, TypeVar
 
-# (weight, user agent, device category, browser, os)
+# (weight, user agent, device category, browser, os): browser and os as the demo shop
+# reads them from the user agent (shop/devices.py); Shopwatch's RUM reads the same user
+# agents with ua-parser ("Chrome Mobile", "Mobile Safari", "Mac OS X"...).
 DEVICES: Final = (
-    (30, "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-         "Chrome/124.0 Safari/537.36", "desktop", "Chrome", "Windows"),
+    (26, "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+         "Chrome/124.0.0.0 Safari/537.36", "desktop", "Chrome", "Windows"),
+    (4, "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.80", "desktop", "Edge", "Windows"),
     (8, "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like "
         "Gecko) Version/17.4 Safari/605.1.15", "desktop", "Safari", "macOS"),
-    (5, "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+    (3, "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0",
+     "desktop", "Firefox", "Windows"),
+    (2, "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
      "desktop", "Firefox", "Linux"),
     (27, "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
          "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1", "mobile", "Safari", "iOS"),
-    (23, "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-         "Chrome/124.0 Mobile Safari/537.36", "mobile", "Chrome", "Android"),
+    (19, "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+         "Chrome/124.0.0.0 Mobile Safari/537.36", "mobile", "Chrome", "Android"),
+    (4, "Mozilla/5.0 (Linux; Android 14; SM-S921B) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "SamsungBrowser/24.0 Chrome/117.0.0.0 Mobile Safari/537.36", "mobile",
+     "Samsung Internet", "Android"),
     (7, "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
         "Gecko) Version/17.4 Mobile/15E148 Safari/604.1", "tablet", "Safari", "iPadOS"),
 )

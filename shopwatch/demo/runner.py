@@ -5,13 +5,17 @@ Europe/Paris) and an admin login, both remembered in ``demo.json`` so a second r
 reuses them (and the data) unless ``--reset``. Shopwatch serves on ``--port``, the shop
 on the next port; the shop sends its events to Shopwatch with the project's public
 ingest key through :class:`shopwatch.client.ShopwatchClient`, exactly as a real shop
-would. With ``--backfill DAYS`` (first run only) weeks of history go in through the
-ingest API before the live shoppers start.
+would. Its pages carry Shopwatch's RUM snippet with that key (the project lists the
+shop's origin in its RUM origins), and when a system Chromium is installed a scripted
+browser (:mod:`shopwatch.demo.browser`) shops there too, sending real beacons. With
+``--backfill DAYS`` (first run only) weeks of history — events and real-user data —
+go in through Shopwatch's ingest pipeline before the live shoppers start.
 
-Stopping (Ctrl-C or SIGTERM), in an order that loses nothing: the shoppers stop, the
-shop stops and its client delivers what it still holds, then Shopwatch commits and
-closes. ``demo-summary.json`` then holds what the simulator did (orders completed,
-declines, incidents), ``demo-incidents.jsonl`` every incident with start and end.
+Stopping (Ctrl-C or SIGTERM), in an order that loses nothing: the shoppers (and the
+scripted browser, after the visit under way) stop, the shop stops and its client
+delivers what it still holds, then Shopwatch commits and closes. ``demo-summary.json``
+then holds what the simulator (and the scripted browser) did: orders completed,
+declines, incidents; ``demo-incidents.jsonl`` every incident with start and end.
 """
 
 from __future__ import annotations
@@ -67,8 +71,14 @@ class _Server(uvicorn.Server):
         yield
 
 
+def shop_origins(port: int) -> list[str]:
+    """The demo shop's web origins (as browsers name them) when Shopwatch is on ``port``."""
+    return [f"http://127.0.0.1:{port + 1}", f"http://localhost:{port + 1}"]
+
+
 def prepare(settings: Settings, opts: DemoOptions) -> dict[str, Any]:
-    """Create (or reuse) the demo's project and admin; returns the ``demo.json`` record."""
+    """Create (or reuse) the demo's project and admin; returns the ``demo.json`` record.
+    The project's RUM origins are set to the shop's (its port may differ between runs)."""
     data = settings.data_path
     marker = data / DEMO_FILE
     if opts.reset and data.exists():
@@ -90,7 +100,7 @@ def prepare(settings: Settings, opts: DemoOptions) -> dict[str, Any]:
             record = {"email": ADMIN, "password": password,
                       "created_at": datetime.now(UTC).isoformat(), "backfilled_days": 0}
             _write_private(marker, record)
-        project = state.get_project(PROJECT)
+        project = state.update_project(PROJECT, rum_origins=shop_origins(opts.port))
     finally:
         state.close()
     record["project_id"] = project.id
@@ -149,8 +159,9 @@ async def _main(settings: Settings, opts: DemoOptions, record: dict[str, Any],
                 say: Callable[[str], None]) -> None:
     from shopwatch.client import ShopwatchClient
     from shopwatch.demo import history
+    from shopwatch.demo.browser import ScriptedBrowser
     from shopwatch.demo.incidents import ShopFaults
-    from shopwatch.demo.shop import catalogue, create_shop
+    from shopwatch.demo.shop import BrowserTag, catalogue, create_shop
     from shopwatch.demo.simulator import Simulator
     from shopwatch.web.app import create_app
 
@@ -163,8 +174,9 @@ async def _main(settings: Settings, opts: DemoOptions, record: dict[str, Any],
                                        server_header=False))
     client = ShopwatchClient(base, record["ingest_key"])
     faults = ShopFaults()
+    tag = BrowserTag(base, record["ingest_key"])
     shop = _Server(uvicorn.Config(create_shop(client, faults=faults, seed=opts.seed,
-                                              currency=CURRENCY),
+                                              currency=CURRENCY, browser_tag=tag),
                                   host="127.0.0.1", port=opts.port + 1, log_level="warning",
                                   access_log=False))
     stop = asyncio.Event()
@@ -192,23 +204,29 @@ async def _main(settings: Settings, opts: DemoOptions, record: dict[str, Any],
         categories=sorted({p.category for p in products}), seed=opts.seed, speed=opts.speed,
         visits_per_minute=opts.visits_per_minute, incident_every=opts.incident_every,
         timezone=TIMEZONE, incidents_log=data / "demo-incidents.jsonl", say=say)
+    browser = ScriptedBrowser(shop_url, summary=simulator.summary, seed=opts.seed,
+                              log_path=data / "demo-browser.log", say=say)
     backfilled: history.HistoryResult | None = None
     try:
         days_left = opts.backfill - float(record.get("backfilled_days", 0))
         if days_left > 0:
-            backfilled = await _backfill(base, record, products, days_left, opts, say, data)
+            backfilled = await _backfill(runtime, record, products, days_left, opts, say,
+                                         data, shop_url, stop)
         if record.get("secret_key"):
             rows = await asyncio.to_thread(upload_spend, base, record["secret_key"],
                                            max(opts.backfill, 1.0), opts.seed)
             say(f"  marketing spend uploaded: {rows} rows (see Marketing → Spend)")
         if not stop.is_set():
             sim_task = asyncio.create_task(simulator.run())
+            browser_stop = asyncio.Event()
+            browser_task = asyncio.create_task(browser.run(browser_stop))
             waits = [asyncio.create_task(stop.wait()), sim_task]
             if opts.duration is not None:
                 waits.append(asyncio.create_task(asyncio.sleep(opts.duration)))
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             simulator.stop()  # requests in flight complete and are counted
-            await asyncio.gather(sim_task, return_exceptions=True)
+            browser_stop.set()  # the visit under way ends, its order is counted
+            await asyncio.gather(sim_task, browser_task, return_exceptions=True)
             for task in waits:
                 task.cancel()
     finally:
@@ -220,10 +238,12 @@ async def _main(settings: Settings, opts: DemoOptions, record: dict[str, Any],
         await asyncio.gather(shopwatch_task, return_exceptions=True)
         summary = simulator.summary.as_dict()
         summary["client"] = _stats(client)
+        summary["browser"] = browser.report.as_dict()
         if backfilled is not None:
             summary["backfill"] = {"days": opts.backfill, "visits": backfilled.visits,
                                    "events": backfilled.events, "orders": len(backfilled.orders),
-                                   "counts": dict(backfilled.counts)}
+                                   "counts": dict(backfilled.counts),
+                                   "rum": dict(backfilled.rum_counts)}
         _write_private(data / "demo-summary.json", summary)
         say(f"stopped. {len(simulator.summary.orders)} orders in this run; summary in "
             f"{data / 'demo-summary.json'}")
@@ -245,15 +265,15 @@ async def _started(server: uvicorn.Server, task: asyncio.Task[None], what: str) 
         await asyncio.sleep(0.05)
 
 
-async def _backfill(base: str, record: dict[str, Any], products: list[Any], days: float,
-                    opts: DemoOptions, say: Callable[[str], None], data: Path) -> Any:
-    from shopwatch.client import ShopwatchClient
+async def _backfill(runtime: Runtime, record: dict[str, Any], products: list[Any],
+                    days: float, opts: DemoOptions, say: Callable[[str], None], data: Path,
+                    shop_url: str, stop: asyncio.Event) -> Any:
+    """Write ``days`` of history; Ctrl-C ends it early (what was written is kept, and
+    the days count as done: a second run must not write them again)."""
     from shopwatch.demo import history
 
-    say(f"backfilling {days:g} days of history through the ingest API ...")
+    say(f"backfilling {days:g} days of history (events and real-user data) ...")
     started = time.monotonic()
-    sender = ShopwatchClient(base, record["ingest_key"], batch_size=1000, max_queue=200_000,
-                             flush_interval=0.2)
     shown = [0]
 
     def progress(done: int, total: int) -> None:
@@ -262,18 +282,20 @@ async def _backfill(base: str, record: dict[str, Any], products: list[Any], days
             shown[0] = percent
             say(f"  backfill {percent}%")
 
-    def work() -> history.HistoryResult:
-        result = history.backfill(history.Throttled(sender), products, days=days,
-                                  now=datetime.now(UTC), seed=opts.seed,
-                                  visits_per_minute=opts.visits_per_minute,
-                                  timezone=TIMEZONE, currency=CURRENCY, progress=progress)
-        sender.close(120.0)
-        return result
+    def work() -> tuple[history.HistoryResult, history.Ingest]:
+        sink = history.Ingest(runtime, int(record["project_id"]))
+        result = history.backfill(sink, products, days=days, now=datetime.now(UTC),
+                                  seed=opts.seed, visits_per_minute=opts.visits_per_minute,
+                                  timezone=TIMEZONE, currency=CURRENCY, origin=shop_url,
+                                  progress=progress, should_stop=stop.is_set)
+        sink.close()
+        return result, sink
 
-    result: history.HistoryResult = await asyncio.to_thread(work)
-    stats = sender.stats
-    say(f"  backfill done: {result.events:,} events, {len(result.orders):,} orders in "
-        f"{time.monotonic() - started:.1f} s (dropped {stats.dropped})")
+    result, sink = await asyncio.to_thread(work)
+    ended = "interrupted" if result.interrupted else "done"
+    say(f"  backfill {ended}: {result.events:,} events, {len(result.orders):,} orders, "
+        f"{result.rum:,} real-user rows in {time.monotonic() - started:.1f} s "
+        f"(rejected {sink.rejected})")
     incidents_log = data / "demo-incidents.jsonl"
     with incidents_log.open("a") as out:
         for entry in result.incidents:

@@ -8,11 +8,11 @@ on purpose while it runs.
 
 Modules: ``catalogue`` (products, images), ``cart``, ``checkout`` (shipping, totals),
 ``orders``, ``customers``, ``payments`` (the sandbox), ``sessions`` (cookies,
-attribution), ``devices`` (headers to device), ``money``, ``tracking`` (events) and
-``app`` (routes and pages).
+attribution), ``devices`` (headers to device), ``money``, ``tracking`` (events and the
+RUM snippet) and ``app`` (routes and pages).
 """
 
 from shopwatch.demo.shop.app import Shop, create_shop
-from shopwatch.demo.shop.tracking import Tracker
+from shopwatch.demo.shop.tracking import BrowserTag, Tracker
 
-__all__ = ["Shop", "Tracker", "create_shop"]
+__all__ = ["BrowserTag", "Shop", "Tracker", "create_shop"]

@@ -58,6 +58,7 @@ from shopwatch.demo.shop.sessions import (
     ShopSession,
 )
 from shopwatch.demo.shop.tracking import (
+    BrowserTag,
     Tracker,
     Tracking,
     cart_items,
@@ -107,10 +108,12 @@ class Shop:
     down and by how much, so the effect can be observed without timing requests.
     """
 
-    def __init__(self, tracker: Tracker, faults: ShopFaults, seed: int, currency: str) -> None:
+    def __init__(self, tracker: Tracker, faults: ShopFaults, seed: int, currency: str,
+                 browser_tag: BrowserTag | None = None) -> None:
         self.faults = faults
         self.currency = currency
         self.tracking = Tracking(tracker, currency)
+        self.browser_tag = browser_tag
         self.sessions = SessionStore()
         self.customers = CustomerBook()
         self.orders = OrderBook()
@@ -150,10 +153,13 @@ class Shop:
     def render(self, request: Request, session: ShopSession | None, template: str, *,
                status: int = 200, headers: Mapping[str, str] | None = None,
                **context: Any) -> HTMLResponse:
-        """A page from ``templates/`` with the layout's context (nothing is tracked)."""
+        """A page from ``templates/`` with the layout's context (nothing is tracked on
+        the server; the page's RUM snippet reports from the browser)."""
         customer = self.customers.get(session.customer_id) if session else None
+        rum = (self.browser_tag.html(session, customer.id if customer else None)
+               if self.browser_tag is not None else "")
         html = self.templates.get_template(template).render(
-            categories=CATEGORIES, customer=customer, currency=self.currency,
+            categories=CATEGORIES, customer=customer, currency=self.currency, rum=rum,
             cart_count=session.cart.count if session else 0, path=request.url.path,
             **context)
         return HTMLResponse(html, status_code=status, headers=headers)
@@ -731,18 +737,19 @@ class Shop:
 
 
 def create_shop(tracker: Tracker, *, faults: ShopFaults | None = None, seed: int = 0,
-                currency: str = "EUR") -> Starlette:
+                currency: str = "EUR", browser_tag: BrowserTag | None = None) -> Starlette:
     """The demo shop as an ASGI app, sending its events to ``tracker``.
 
     ``faults`` is read on every request (a fresh, all-off one if ``None``); ``seed``
     fixes the payment sandbox's random declines; ``currency`` (ISO 4217, e.g. ``EUR``)
-    is the shop's and its events' currency. The :class:`Shop` is ``app.state.shop`` and
-    the faults ``app.state.faults``.
+    is the shop's and its events' currency; with ``browser_tag`` every page carries
+    Shopwatch's RUM snippet. The :class:`Shop` is ``app.state.shop`` and the faults
+    ``app.state.faults``.
     """
     if not CURRENCY_RE.fullmatch(currency):
         raise ValueError(f"currency must be an upper-case ISO 4217 code, not {currency!r}")
     faults = faults if faults is not None else ShopFaults()
-    shop = Shop(tracker, faults, seed, currency)
+    shop = Shop(tracker, faults, seed, currency, browser_tag)
     app = Starlette(routes=shop.routes(),
                     exception_handlers={HTTPException: shop.http_error})
     app.state.shop = shop

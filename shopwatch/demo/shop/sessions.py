@@ -5,6 +5,10 @@
 - ``demo_aid`` (HttpOnly, two years) names the browser across visits: Shopwatch's
   ``anonymous_id``.
 
+What the shop reports as the visit's ``session_id`` (in its events, and in its pages for
+the RUM snippet) is :attr:`ShopSession.public_id`, another random id: the cookie's value
+is a credential and stays out of pages and analytics (it is HttpOnly for that reason).
+
 A session starts on the first request without a known ``demo_sid``: that request is the
 *landing*, and its ``utm_*`` parameters, ``Referer`` and device are kept for the whole
 session, so every event of the visit is attributed to how it began. A session id the
@@ -38,11 +42,13 @@ _VISITOR_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 @dataclass
 class ShopSession:
-    """One visit. ``device``, ``referrer`` and ``utm`` are those of the landing request."""
+    """One visit. ``device``, ``referrer`` and ``utm`` are those of the landing request;
+    ``id`` is the cookie's value, ``public_id`` the id analytics know the visit by."""
 
     id: str
     anonymous_id: str
     device: dict[str, str]
+    public_id: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     referrer: str | None = None
     utm: dict[str, str] = field(default_factory=dict)
     cart: Cart = field(default_factory=Cart)

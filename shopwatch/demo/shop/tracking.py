@@ -9,6 +9,10 @@ milliseconds, since the tracker may send later), ``name``, ``session_id``,
 request's path, without query), the landing ``referrer`` and ``utm_*`` of the session,
 ``device`` and ``params``. Money is a number of currency units with the ISO currency.
 
+Pages also carry Shopwatch's real-user-monitoring snippet (:class:`BrowserTag`), with the
+visit's ``session_id``, so what browsers report (page timings, Web Vitals, JavaScript
+errors, failed images) joins the server's events of the same visit.
+
 No personal data goes into an event: no names, e-mail or postal addresses, phone
 numbers or card numbers; free text typed by shoppers (search terms, survey comments)
 has e-mail addresses and long digit runs replaced before it is sent.
@@ -16,18 +20,24 @@ has e-mail addresses and long digit runs replaced before it is sent.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
+from html import escape
 from typing import Any, Final, Protocol
+
+from markupsafe import Markup
 
 from shopwatch.demo.shop.cart import CartLine
 from shopwatch.demo.shop.catalogue import Product
 from shopwatch.demo.shop.money import to_amount
 from shopwatch.demo.shop.orders import Order
 from shopwatch.demo.shop.sessions import ShopSession
+from shopwatch.web import snippet
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +108,7 @@ class Tracking:
         """
         event: dict[str, Any] = {
             "id": uuid.uuid4().hex, "ts": time.time_ns() // 1_000_000, "name": name,
-            "session_id": session.id, "anonymous_id": session.anonymous_id, "page": page,
+            "session_id": session.public_id, "anonymous_id": session.anonymous_id, "page": page,
         }
         user_id = user_id or session.customer_id
         if user_id is not None:
@@ -113,3 +123,29 @@ class Tracking:
             self._tracker.send(event)
         except Exception:
             log.exception("demo shop: the tracker failed to take a %s event", name)
+
+
+@dataclass(frozen=True)
+class BrowserTag:
+    """The RUM snippet for the shop's pages: Shopwatch's URL and the project's public
+    ingest key (the project must list the shop's origin in its RUM origins)."""
+
+    shopwatch_url: str
+    ingest_key: str
+
+    def html(self, session: ShopSession | None, customer_id: str | None = None) -> Markup:
+        """The tag for ``<head>``: Shopwatch's own (:func:`shopwatch.web.snippet.tag`)
+        with ``data-session-id`` (the visit's public id; none on pages outside a visit,
+        where the snippet makes its own), and ``shopwatch('identify', ...)`` with the
+        customer's opaque id once signed in."""
+        tag = snippet.tag(self.shopwatch_url, self.ingest_key)
+        head, found, tail = tag.rpartition("></script>")
+        if not found or tail:
+            raise RuntimeError("snippet.tag() no longer ends with its script element")
+        if session is not None:
+            tag = f'{head} data-session-id="{escape(session.public_id)}"></script>'
+        if customer_id is not None:
+            # JSON is a JavaScript literal; "<" escaped so no "</script>" can close it.
+            literal = json.dumps(customer_id).replace("<", "\\u003c")
+            tag += f"\n<script>shopwatch('identify', {literal})</script>"
+        return Markup(tag)
