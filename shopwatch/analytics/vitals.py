@@ -17,7 +17,7 @@ Contract (docs/kpis.md, "Real users"):
   ``/cart``; ``/`` is ``/``).
 - ``trend``: p75 of each metric per bucket of the range (by the page view's start).
 - ``slowest_pages``: pages by p75 LCP (then load time), with their views (narrowed by
-  ``page`` like the rest).
+  ``page`` like the rest), among pages with at least 0.1 % of the page views.
 - ``slow_resources``: resources reported slow (over 1 s) or failed, by URL, with their
   host, type, count and p75 duration; ``failed_hosts``: failed loads per host, with the
   URLs, page views and sessions affected.
@@ -43,6 +43,9 @@ METRICS: Final[dict[str, tuple[str, float, float, str]]] = {
 BREAKDOWNS: Final = {"group": "grp", "page": "page", "device": "device", "browser": "browser",
                      "country": "country"}
 MAX_ROWS: Final = 200
+# A page counts among the slowest only with at least 1/MIN_SHARE of the page views: a
+# page seen once (an order confirmation) says little about the shop's speed.
+MIN_SHARE: Final = 1000
 GROUP_SQL: Final = ("CASE WHEN page IS NULL THEN NULL "
                     "WHEN regexp_matches(page, '^/[^/?]+/.') "
                     "THEN regexp_extract(page, '^(/[^/?]+)/', 1) || '/*' "
@@ -118,6 +121,7 @@ UNION ALL SELECT 'trend', (epoch_us(ts) // {bucket_us})::VARCHAR, count(*), {_su
           FROM f GROUP BY 2
 UNION ALL (SELECT 'slow', page, count(*), {_summaries()}, quantile_cont(load, 0.75) FROM f
            WHERE page IS NOT NULL AND (lcp IS NOT NULL OR load IS NOT NULL) GROUP BY page
+           HAVING count(*) >= (SELECT count(*) FROM f) // {MIN_SHARE}
            ORDER BY quantile_cont(lcp, 0.75) DESC NULLS LAST,
                     quantile_cont(load, 0.75) DESC NULLS LAST LIMIT 20)
 """
