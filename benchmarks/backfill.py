@@ -5,7 +5,8 @@ Starts `shopwatch serve` (a separate process, fresh data directory), then in one
 - **generation**: the history model alone (`demo.history.backfill` into a sink that
   keeps nothing): the ceiling of the producer;
 - **backfill**: the same days generated and sent through `shopwatch.client.ShopwatchClient`
-  (batches of 1,000) to the server, until every event is acknowledged: what the demo does;
+  (batches of 1,000) to the server, until every event is acknowledged: what the demo did
+  before it wrote its history in-process (issue 6), and what a shop's import over HTTP does;
 - **baseline**: the same events, pre-encoded into 1,000-event bodies, posted one after
   the other with plain httpx to another project: the server's ingest rate for one
   sequential sender, with no generation and no client.
