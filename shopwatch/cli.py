@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -512,6 +513,52 @@ def _print_event(event: dict[str, Any], as_json: bool) -> None:
 
 
 # --- settings ------------------------------------------------------------------------------
+
+
+@main.group()
+def check() -> None:
+    """Run monitors once: the pre-release gate (docs/monitors.md)."""
+
+
+@check.command("run")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--base-url", help="Joined to relative monitor URLs, e.g. a staging site.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the results as JUnit XML (for CI systems).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def check_run(path: Path, base_url: str | None, junit_path: Path | None, as_json: bool) -> None:
+    """Run the monitors of PATH (a YAML file or a directory of them) once against
+    --base-url. Exits 0 when all pass, 1 when any fails, 2 for a bad monitor file.
+
+    The gate runs with your authority: unlike the server, it may reach private and
+    loopback addresses (staging sites often live there)."""
+    from shopwatch.checks.gate import run_all, summary_lines, write_junit
+    from shopwatch.checks.http import Context
+    from shopwatch.checks.monitor import load_monitors
+    from shopwatch.checks.safety import UNRESTRICTED
+
+    try:
+        monitors = load_monitors(path)
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    if not monitors:
+        fail(f"{path}: no monitors", 2)
+
+    def show(result: Any) -> None:
+        if not as_json:
+            for line in summary_lines(result):
+                click.echo(line)
+
+    results = run_all(monitors, Context(base_url=base_url, policy=UNRESTRICTED), show)
+    if junit_path is not None:
+        write_junit(junit_path, results)
+    passed = sum(1 for r in results if r.ok)
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in results], indent=2))
+    else:
+        click.echo(f"{len(results)} monitors: {passed} passed, {len(results) - passed} failed"
+                   + (f"; JUnit XML in {junit_path}" if junit_path else ""))
+    sys.exit(0 if passed == len(results) else 1)
 
 
 @main.command("settings")

@@ -103,7 +103,7 @@ class AddressPolicy:
                 pass
             name = entry.lower().rstrip(".")
             if not name.replace("-", "").replace(".", "").isalnum():
-                raise ConfigError(f"checks_allow: {entry!r} is neither an address, a network "
+                raise ConfigError(f"allow-list: {entry!r} is neither an address, a network "
                                   "(10.0.0.0/8) nor a host name")
             hosts.add(name)
         return cls(tuple(networks), frozenset(hosts))
@@ -118,8 +118,8 @@ class AddressPolicy:
         if host.lower().rstrip(".") in self.hosts or any(ip in net for net in self.networks):
             return None
         shown = host if host == address else f"{host} ({address})"
-        return (f"refused: {shown} is a {_kind(ip)} address; an admin can allow it with the "
-                "checks_allow setting")
+        return (f"refused: {shown} is a {_kind(ip)} address; checks run by the server reach "
+                "only public addresses unless an admin allow-lists it")
 
 
 UNRESTRICTED = AddressPolicy(unrestricted=True)

@@ -1,0 +1,32 @@
+"""The monitor kinds, one small class each, registered by name; and running one monitor
+with its retries."""
+
+from __future__ import annotations
+
+from typing import Final, Protocol
+
+from shopwatch.checks.api_flow import ApiFlowKind
+from shopwatch.checks.http import Context, HttpKind
+from shopwatch.checks.monitor import Monitor
+from shopwatch.checks.result import CheckResult
+
+
+class Kind(Protocol):
+    def run(self, monitor: Monitor, context: Context) -> CheckResult:
+        """Run the monitor once; never raise for the target's failures."""
+        ...
+
+
+KINDS: Final[dict[str, Kind]] = {"http": HttpKind(), "api_flow": ApiFlowKind()}
+
+
+def run_monitor(monitor: Monitor, context: Context) -> CheckResult:
+    """Run ``monitor``, again up to ``retries`` times while it fails; the last run is the
+    result, with ``attempts`` saying how many there were."""
+    attempts = 0
+    while True:
+        attempts += 1
+        result = KINDS[monitor.kind].run(monitor, context)
+        if result.ok or attempts > monitor.retries:
+            result.attempts = attempts
+            return result
