@@ -20,7 +20,7 @@ from shopwatch import __version__
 from shopwatch import settings as settings_mod
 from shopwatch.errors import ConfigError, NotFound, ShopwatchError
 from shopwatch.runtime import open_state
-from shopwatch.store.state import Project
+from shopwatch.store.state import Project, StateStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 console = Console()
@@ -513,6 +513,90 @@ def _print_event(event: dict[str, Any], as_json: bool) -> None:
 
 
 # --- settings ------------------------------------------------------------------------------
+
+
+@main.group()
+def monitors() -> None:
+    """Monitors of a project: apply them from YAML, list them (docs/monitors.md)."""
+
+
+def _project_of(state: StateStore, ref: str | None) -> Project:
+    if ref is not None:
+        return state.get_project(ref)
+    projects = state.list_projects()
+    if len(projects) != 1:
+        names = ", ".join(f"{p.id} ({p.name})" for p in projects) or "none yet"
+        raise click.UsageError(f"--project: which project? projects: {names}")
+    return projects[0]
+
+
+_MARKS = {"create": "+", "update": "~", "remove": "-", "keep": "=", "skip": " "}
+
+
+@monitors.command("apply")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--project", "project_ref", help="Project id or name (needed when there are "
+              "several).")
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@data_option
+def monitors_apply(path: Path, project_ref: str | None, dry_run: bool,
+                   data_dir: str | None) -> None:
+    """Make the project's monitors-as-code match PATH (a YAML file or a directory):
+    create, update and remove them. Monitors made in the dashboard are left alone.
+    A running server picks the changes up within its next scheduling round."""
+    from shopwatch.checks.monitor import load_monitors
+    from shopwatch.store import monitors as store
+
+    try:
+        wanted = load_monitors(path)
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    state = open_state(load_settings(data_dir=data_dir))
+    try:
+        chosen = _project_of(state, project_ref)
+    except NotFound as exc:
+        fail(str(exc))
+    changes = (store.plan if dry_run else store.apply)(state, chosen.id, wanted)
+    for change in changes:
+        detail = f" ({', '.join(change.fields)})" if change.fields else ""
+        note = " — made in the dashboard, kept" if change.action == "skip" else ""
+        click.echo(f"{_MARKS[change.action]} {change.name} ({change.kind}){detail}{note}")
+    counts = {a: sum(1 for c in changes if c.action == a)
+              for a in ("create", "update", "remove")}
+    verb = "would " if dry_run else ""
+    click.echo(f"project {chosen.name}: {verb}create {counts['create']}, {verb}update "
+               f"{counts['update']}, {verb}remove {counts['remove']}"
+               + (" (dry run: nothing changed)" if dry_run else ""))
+
+
+@monitors.command("list")
+@click.option("--project", "project_ref", help="Project id or name.")
+@click.option("--json", "as_json", is_flag=True, help="Print the monitors as JSON.")
+@data_option
+def monitors_list(project_ref: str | None, as_json: bool, data_dir: str | None) -> None:
+    """The project's monitors, with who manages them."""
+    from shopwatch.store import monitors as store
+
+    state = open_state(load_settings(data_dir=data_dir))
+    try:
+        chosen = _project_of(state, project_ref)
+    except NotFound as exc:
+        fail(str(exc))
+    stored = store.list_monitors(state, chosen.id)
+    if as_json:
+        import msgspec
+
+        click.echo(json.dumps([{"name": s.monitor.name, "kind": s.monitor.kind,
+                                "source": s.source, "spec": msgspec.to_builtins(s.monitor)}
+                               for s in stored], indent=2))
+        return
+    table = Table("name", "kind", "target", "interval", "managed in")
+    for s in stored:
+        m = s.monitor
+        target = m.url or f"{len(m.steps or [])} steps"
+        table.add_row(m.name, m.kind, target, str(m.interval),
+                      "code" if s.source == "code" else "dashboard")
+    console.print(table)
 
 
 @main.group()

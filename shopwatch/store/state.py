@@ -106,6 +106,21 @@ marketing_spend = sa.Table(
     sa.Column("uploaded_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# Monitors (issue 7): the YAML monitor as JSON in ``spec``; ``source`` says who manages
+# it: "code" (``shopwatch monitors apply``) or "ui" (the dashboard or the API).
+monitors = sa.Table(
+    "monitors", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("source", sa.String(8), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("project_id", "name"),
+)
+
 
 def _m1_initial(conn: Connection) -> None:
     # The version-1 shape of ``projects``, frozen here: later migrations alter it.
@@ -136,6 +151,7 @@ MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Connection], None]], ...]] = (
      lambda conn: marketing_spend.create(conn)),
     (4, "real-user monitoring: allowed origins and sample rate per project",
      lambda conn: _m4_rum(conn)),
+    (5, "monitors", lambda conn: monitors.create(conn)),
 )
 
 
