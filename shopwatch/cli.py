@@ -221,11 +221,15 @@ def project_list(data_dir: str | None, as_json: bool) -> None:
               help="Empty the list: beacons from any origin are taken (none gets CORS headers).")
 @click.option("--rum-sample-rate", type=float, default=None, metavar="RATE",
               help="Share of sessions whose RUM telemetry is kept, 0 to 1 (1: all).")
+@click.option("--base-url", default=None, metavar="URL",
+              help="The shop's address (https://shop.example), which relative monitor URLs "
+                   "join; '' clears it.")
 @data_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def project_update(project_ref: str, name: str | None, currency: str | None,
                    timezone: str | None, rum_origins: tuple[str, ...], clear_rum_origins: bool,
-                   rum_sample_rate: float | None, data_dir: str | None, as_json: bool) -> None:
+                   rum_sample_rate: float | None, base_url: str | None, data_dir: str | None,
+                   as_json: bool) -> None:
     """Change PROJECT's (id or name) name, currency, time zone, RUM origins or RUM sample
     rate; what is not given stays as it is.
 
@@ -237,15 +241,16 @@ def project_update(project_ref: str, name: str | None, currency: str | None,
         raise click.UsageError("--rum-origin: an empty origin; --clear-rum-origins empties "
                                "the list")
     if (name is None and currency is None and timezone is None and not rum_origins
-            and not clear_rum_origins and rum_sample_rate is None):
+            and not clear_rum_origins and rum_sample_rate is None and base_url is None):
         raise click.UsageError("nothing to change: pass --name, --currency, --timezone, "
-                               "--rum-origin, --clear-rum-origins or --rum-sample-rate")
+                               "--rum-origin, --clear-rum-origins, --rum-sample-rate or "
+                               "--base-url")
     origins = [] if clear_rum_origins else list(rum_origins) or None
     state = open_state(load_settings(data_dir=data_dir))
     try:
         updated = state.update_project(project_ref, name=name, currency=currency,
                                        timezone=timezone, rum_origins=origins,
-                                       rum_sample_rate=rum_sample_rate)
+                                       rum_sample_rate=rum_sample_rate, base_url=base_url)
     except (NotFound, ConfigError) as exc:
         fail(str(exc))
     if as_json:
@@ -257,6 +262,8 @@ def project_update(project_ref: str, name: str | None, currency: str | None,
     console.print(f"  RUM origins: {listed}", highlight=False, soft_wrap=True)
     console.print(f"  RUM sample rate: {updated.rum_sample_rate:g} "
                   f"({updated.rum_sample_rate * 100:g}% of sessions kept)", highlight=False)
+    console.print(f"  base URL (for monitors): {updated.base_url or '(none)'}",
+                  highlight=False, soft_wrap=True)
 
 
 @project.command("rotate-key")

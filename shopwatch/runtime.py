@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 from shopwatch.accounts.lockout import LoginThrottle
 from shopwatch.accounts.sessions import Sessions
 from shopwatch.accounts.users import Users
+from shopwatch.checks.safety import AddressPolicy
+from shopwatch.checks.scheduler import Scheduler, SchedulerMetrics
 from shopwatch.geoip import CountryLookup
 from shopwatch.ingest.pipeline import PipelineConfig
 from shopwatch.ingest.ratelimit import RateLimiter
@@ -61,6 +63,7 @@ class Runtime:
     sessions: Sessions
     throttle: LoginThrottle
     geoip: CountryLookup | None = None  # only when the admin configured a database
+    scheduler: Scheduler | None = None  # with checks_enabled
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -68,6 +71,7 @@ class Runtime:
         data = ensure_data_dir(settings.data_path)
         # First: a bad database path fails before any store is opened (and left open).
         geoip = CountryLookup(settings.geoip_database) if settings.geoip_database else None
+        policy = AddressPolicy.parse(a for a in settings.checks_allow.split(",") if a.strip())
         state = StateStore(data / STATE_FILE)
         store_class: type[EventStoreProcess] | type[DuckDBEventStore] = EventStoreProcess
         if not settings.store_process:
@@ -112,6 +116,12 @@ class Runtime:
             pseudonym_key=bytes.fromhex(state.instance_value("pseudonym_key")),
         )
         users = Users(state)
+        scheduler = None
+        if settings.checks_enabled:
+            scheduler = Scheduler(state, writer.submit, policy,
+                                  concurrency=settings.checks_concurrency,
+                                  location=settings.checks_location,
+                                  metrics=SchedulerMetrics(metrics.registry))
         return cls(settings, state, events, writer, metrics, KeyCache(state),
                    RateLimiter(settings.ingest_rate_limit), pipeline, users,
                    Sessions(state, users, idle_timeout=settings.session_idle_timeout,
@@ -119,13 +129,17 @@ class Runtime:
                    LoginThrottle(state, pipeline.pseudonym_key,
                                  max_failures=settings.login_max_failures,
                                  window=settings.login_failure_window),
-                   geoip)
+                   geoip, scheduler)
 
     def start(self) -> None:
         self.writer.start()
+        if self.scheduler is not None:
+            self.scheduler.start()
 
     def close(self) -> None:
-        """Commit what is queued, then close both stores."""
+        """Stop the checks, commit what is queued, then close both stores."""
+        if self.scheduler is not None:
+            self.scheduler.stop()
         self.writer.stop()
         self.events.close()
         self.state.close()

@@ -132,6 +132,15 @@ SETTINGS: tuple[Setting, ...] = (
        "A MaxMind-format country database (.mmdb: GeoLite2 Country, DB-IP Country Lite...) "
        "to give RUM beacons a country. Empty: no country is looked up. Addresses are "
        "never stored either way."),
+    _s("checks_enabled", True, _parse_bool, "boolean",
+       "Run the projects' monitors on their schedules in `shopwatch serve`."),
+    _s("checks_concurrency", 50, int, "integer",
+       "Most monitor checks running at once; due checks wait for a free slot."),
+    _s("checks_allow", "", str, "comma list",
+       "Private or loopback addresses, networks (10.0.0.0/8) or host names that monitors "
+       "run by the server may reach; all other non-public addresses are refused."),
+    _s("checks_location", "local", str, "string",
+       "The location name this server's own check results carry."),
     _s("url_query_allow", "", str, "comma list",
        "Query parameters kept in page and referrer URLs besides utm_*; all others are dropped."),
     _s("metrics_token", "", str, "secret",

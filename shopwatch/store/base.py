@@ -22,7 +22,9 @@ class EventBatch:
     ``ids`` lists the client-supplied event ids in the payload (the dedup keys).
 
     ``rum`` is a JSON array of ``n_rum`` real-user-monitoring rows for the ``rum`` table
-    (:class:`shopwatch.beacon.RumRow`, already scrubbed), written in the same transaction.
+    (:class:`shopwatch.beacon.RumRow`, already scrubbed), written in the same transaction;
+    ``checks`` likewise holds ``n_checks`` monitor results
+    (:class:`shopwatch.checks.record.CheckRow`).
     """
 
     project_id: int
@@ -32,11 +34,13 @@ class EventBatch:
     ids: list[str]
     rum: bytes = b"[]"
     n_rum: int = 0
+    checks: bytes = b"[]"
+    n_checks: int = 0
 
     @property
     def size(self) -> int:
-        """Rows of both kinds: what queue and batch limits count."""
-        return self.n + self.n_rum
+        """Rows of every kind: what queue and batch limits count."""
+        return self.n + self.n_rum + self.n_checks
 
 
 @dataclass(frozen=True)

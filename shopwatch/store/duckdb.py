@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from shopwatch.analytics import rollup
 from shopwatch.beacon import RUM_COLUMNS, RumRow
+from shopwatch.checks.record import CHECK_COLUMNS, CheckRow
 from shopwatch.errors import StoreError
 from shopwatch.events import Device, Event
 from shopwatch.store.base import EVENT_COLUMNS, EventBatch, EventQuery, Prelude, files_bytes
@@ -72,6 +73,17 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             duration_ms DOUBLE, failed BOOLEAN
         )""",
     )),
+    (3, "monitor results", (
+        """CREATE TABLE check_results (
+            project_id INTEGER NOT NULL,
+            received_at TIMESTAMP NOT NULL,
+            ts TIMESTAMP NOT NULL,
+            monitor VARCHAR NOT NULL, kind VARCHAR NOT NULL, location VARCHAR NOT NULL,
+            ok BOOLEAN NOT NULL, attempts INTEGER NOT NULL, duration_ms DOUBLE NOT NULL,
+            status INTEGER, dns_ms DOUBLE, connect_ms DOUBLE, tls_ms DOUBLE,
+            first_byte_ms DOUBLE, transfer_ms DOUBLE, failure VARCHAR, steps JSON
+        )""",
+    )),
 )
 
 def _json_structure() -> str:
@@ -88,26 +100,35 @@ def _json_structure() -> str:
 _STRUCTURE = _json_structure()
 
 
-def _rum_structure() -> str:
-    """The ``from_json`` structure of one RUM row (see :class:`RumRow`)."""
+def _structure(struct: type[msgspec.Struct]) -> str:
+    """The ``from_json`` structure of one row of a struct of scalar fields (lists and
+    dicts are kept as JSON)."""
     types = {int: "INTEGER", float: "DOUBLE", bool: "BOOLEAN", str: "VARCHAR"}
     fields = {}
-    for f in msgspec.structs.fields(RumRow):
-        base = next(t for t in types if t in getattr(f.type, "__args__", (f.type,)))
-        fields[f.name] = types[base]
+    for f in msgspec.structs.fields(struct):
+        args = getattr(f.type, "__args__", (f.type,))
+        base = next((t for t in types if t in args), None)
+        fields[f.name] = types[base] if base is not None else "JSON"
     return msgspec.json.encode([fields]).decode()
 
 
-_RUM_FIELDS = [c for c in RUM_COLUMNS if c not in ("project_id", "received_at")]
-_INSERT_RUM = f"""
-INSERT INTO rum ({", ".join(RUM_COLUMNS)})
-SELECT project_id, received_at, {", ".join(
-    "make_timestamp(CAST(r.ts * 1000000 AS BIGINT))" if c == "ts" else f"r.{c}"
-    for c in _RUM_FIELDS)}
+def _insert_sql(table: str, columns: Sequence[str], struct: type[msgspec.Struct],
+                payload: str, count: str) -> str:
+    """``INSERT`` of the rows in ``incoming``'s JSON column ``payload`` into ``table``."""
+    fields = [c for c in columns if c not in ("project_id", "received_at")]
+    select = ", ".join("make_timestamp(CAST(r.ts * 1000000 AS BIGINT))" if c == "ts"
+                       else f"r.{c}" for c in fields)
+    return f"""
+INSERT INTO {table} ({", ".join(columns)})
+SELECT project_id, received_at, {select}
 FROM (SELECT project_id, received_at,
-             unnest(from_json(decode(rum), '{_rum_structure()}')) AS r
-      FROM incoming WHERE n_rum > 0)
+             unnest(from_json(decode({payload}), '{_structure(struct)}')) AS r
+      FROM incoming WHERE {count} > 0)
 """
+
+
+_INSERT_RUM = _insert_sql("rum", RUM_COLUMNS, RumRow, "rum", "n_rum")
+_INSERT_CHECKS = _insert_sql("check_results", CHECK_COLUMNS, CheckRow, "checks", "n_checks")
 # Client ids come as a list per request (from the pipeline), so the dedup index is
 # updated without parsing the payload; the payload is parsed once, in the events insert.
 _UID = "md5(project_id::VARCHAR || ':' || {id})::UUID"
@@ -142,7 +163,8 @@ SELECT * EXCLUDE (uid) FROM (
 _READ_COLS = [c for c in EVENT_COLUMNS if c not in ("ts", "received_at", "project_id")]
 _INCOMING = pa.schema([("project_id", pa.int32()), ("received_at", pa.timestamp("us")),
                        ("payload", pa.binary()), ("ids", pa.list_(pa.string())),
-                       ("rum", pa.binary()), ("n_rum", pa.int32())])
+                       ("rum", pa.binary()), ("n_rum", pa.int32()),
+                       ("checks", pa.binary()), ("n_checks", pa.int32())])
 
 
 def duckdb_config(*, threads: int, checkpoint_threshold: int,
@@ -230,6 +252,8 @@ class DuckDBEventStore:
             pa.array([b.ids for b in batches], pa.list_(pa.string())),
             pa.array([b.rum for b in batches], pa.binary()),
             pa.array([b.n_rum for b in batches], pa.int32()),
+            pa.array([b.checks for b in batches], pa.binary()),
+            pa.array([b.n_checks for b in batches], pa.int32()),
         ], schema=_INCOMING)
         n_events = sum(b.n for b in batches)
         n_ids = sum(len(b.ids) for b in batches)
@@ -249,6 +273,8 @@ class DuckDBEventStore:
                 stored = int(row[0]) if row else 0
             if any(b.n_rum for b in batches):
                 cur.execute(_INSERT_RUM)
+            if any(b.n_checks for b in batches):
+                cur.execute(_INSERT_CHECKS)
             cur.execute("COMMIT")
         except duckdb.Error as exc:
             with contextlib.suppress(duckdb.Error):

@@ -48,6 +48,8 @@ projects = sa.Table(
     # Added by migration 4: real-user monitoring. Origins are space-separated.
     sa.Column("rum_origins", sa.Text, nullable=False, server_default=""),
     sa.Column("rum_sample_rate", sa.Float, nullable=False, server_default="1.0"),
+    # Added by migration 6: what relative monitor URLs join ('' when not set).
+    sa.Column("base_url", sa.Text, nullable=False, server_default=""),
 )
 api_keys = sa.Table(
     "api_keys", metadata,
@@ -152,7 +154,12 @@ MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Connection], None]], ...]] = (
     (4, "real-user monitoring: allowed origins and sample rate per project",
      lambda conn: _m4_rum(conn)),
     (5, "monitors", lambda conn: monitors.create(conn)),
+    (6, "project base URL (for monitors)", lambda conn: _m6_base_url(conn)),
 )
+
+
+def _m6_base_url(conn: Connection) -> None:
+    conn.execute(sa.text("ALTER TABLE projects ADD COLUMN base_url TEXT NOT NULL DEFAULT ''"))
 
 
 def _m4_rum(conn: Connection) -> None:
@@ -175,6 +182,7 @@ class Project:
     # may send, and none is answered with CORS headers.
     rum_origins: tuple[str, ...] = ()
     rum_sample_rate: float = 1.0  # share of sessions whose RUM telemetry is kept
+    base_url: str = ""  # the shop's address, which relative monitor URLs join
 
     def as_dict(self) -> dict[str, Any]:
         """The four fields of the CLI's ``--json`` contract (issue 2), nothing more."""
@@ -261,21 +269,23 @@ class StateStore:
             rows = conn.execute(
                 sa.select(projects.c.id, projects.c.name, projects.c.currency,
                           projects.c.timezone, projects.c.rum_origins,
-                          projects.c.rum_sample_rate).order_by(projects.c.id)).all()
+                          projects.c.rum_sample_rate, projects.c.base_url
+                          ).order_by(projects.c.id)).all()
             keys = conn.execute(
                 sa.select(api_keys.c.project_id, api_keys.c.kind, api_keys.c.key)
                 .where(api_keys.c.revoked_at.is_(None))).all()
         live = {(pid, kind): key for pid, kind, key in keys}
         return [Project(pid, name, live.get((pid, "ingest")), live.get((pid, "secret")),
-                        currency, timezone, tuple(origins.split()), float(rate))
-                for pid, name, currency, timezone, origins, rate in rows]
+                        currency, timezone, tuple(origins.split()), float(rate), base_url)
+                for pid, name, currency, timezone, origins, rate, base_url in rows]
 
     def update_project(self, ref: str | int, *, name: str | None = None,
                        currency: str | None = None, timezone: str | None = None,
                        rum_origins: list[str] | None = None,
-                       rum_sample_rate: float | None = None) -> Project:
+                       rum_sample_rate: float | None = None,
+                       base_url: str | None = None) -> Project:
         """Rename a project or change its currency, time zone, RUM origins or RUM sample
-        rate (ConfigError naming the field if invalid)."""
+        rate, or base URL (ConfigError naming the field if invalid)."""
         project = self.get_project(ref)
         values: dict[str, str | float] = {}
         if name is not None:
@@ -289,6 +299,8 @@ class StateStore:
             values["timezone"] = check_timezone(timezone)
         if rum_origins is not None:
             values["rum_origins"] = " ".join(check_origin(o) for o in rum_origins if o.strip())
+        if base_url is not None:
+            values["base_url"] = check_base_url(base_url) if base_url.strip() else ""
         if rum_sample_rate is not None:
             if not 0.0 <= rum_sample_rate <= 1.0:
                 raise ConfigError(f"rum_sample_rate: {rum_sample_rate:g} is not between 0 and 1")
@@ -358,6 +370,16 @@ def check_currency(code: str) -> str:
     if len(code) != 3 or not code.isalpha() or not code.isascii():
         raise ConfigError(f"currency: {code!r} is not a three-letter ISO 4217 code (e.g. EUR)")
     return code
+
+
+def check_base_url(url: str) -> str:
+    """An absolute http(s) URL without query or fragment, or ConfigError."""
+    text = url.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+            or parts.fragment:
+        raise ConfigError(f"base_url: {url!r} is not an address like https://shop.example")
+    return text.rstrip("/")
 
 
 def check_origin(origin: str) -> str:

@@ -1,0 +1,206 @@
+"""Running every monitor on its interval, in the server (``shopwatch serve``).
+
+Contract:
+
+- Monitors are re-read from the state store every ``reload_s`` (10 s), so ``shopwatch
+  monitors apply`` and dashboard edits reach a running server within that time.
+- Each monitor runs every ``interval`` at a fixed offset inside the interval, drawn at
+  random when the scheduler first sees it (jitter: monitors with the same interval do not
+  all fire in the same second). Its first run is at that offset from now.
+- At most ``concurrency`` checks run at once (a thread pool: checks are blocking HTTP).
+  A due check waits for a free slot; the wait shows as schedule drift.
+- No pile-up: a monitor whose previous run has not finished when it is due again skips
+  that turn (counted in ``shopwatch_checks_skipped_total``) and runs at the next one.
+- Results are written to the event store's ``check_results`` table through the writer,
+  gathered into one batch a second; a check is judged against the server's address
+  policy (:mod:`shopwatch.checks.safety`): only public addresses and the allow-list.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import msgspec
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from shopwatch.checks.http import Context
+from shopwatch.checks.kinds import run_monitor
+from shopwatch.checks.monitor import Monitor
+from shopwatch.checks.record import CheckRow, row_of
+from shopwatch.checks.safety import AddressPolicy, Resolver, system_resolver
+from shopwatch.store.base import EventBatch
+from shopwatch.store.state import StateStore
+
+log = logging.getLogger(__name__)
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass
+class _Entry:
+    project_id: int
+    monitor: Monitor
+    base_url: str
+    due: float  # monotonic time of the next run
+    running: Future[None] | None = None
+
+
+@dataclass
+class SchedulerMetrics:
+    """What ``/metrics`` shows of the scheduler."""
+
+    registry: CollectorRegistry
+    checks: Counter = field(init=False)
+    skipped: Counter = field(init=False)
+    drift: Histogram = field(init=False)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.checks = Counter("shopwatch_checks", "Monitor runs, by outcome.", ["outcome"],
+                              registry=r)
+        self.skipped = Counter("shopwatch_checks_skipped",
+                               "Monitor runs skipped because the previous one was still going.",
+                               registry=r)
+        self.drift = Histogram("shopwatch_check_drift_seconds",
+                               "How late a monitor run started after it was due.",
+                               buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+                               registry=r)
+
+
+class Scheduler:
+    """See the module docstring. ``submit`` hands a batch of rows to the writer."""
+
+    def __init__(self, state: StateStore, submit: Callable[[EventBatch], object],
+                 policy: AddressPolicy, *, concurrency: int = 50, location: str = "local",
+                 reload_s: float = 10.0, resolver: Resolver = system_resolver,
+                 metrics: SchedulerMetrics | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 offset: Callable[[float], float] = lambda interval: random.uniform(
+                     0, interval)) -> None:
+        self._state = state
+        self._submit = submit
+        self._policy = policy
+        self._location = location
+        self._reload_s = reload_s
+        self._resolver = resolver
+        self._metrics = metrics
+        self._clock = clock
+        self._offset = offset  # where in its interval a monitor runs (tests pass 0)
+        self._pool = ThreadPoolExecutor(max_workers=concurrency,
+                                        thread_name_prefix="shopwatch-check")
+        self._slots = threading.Semaphore(concurrency)
+        self._entries: dict[tuple[int, str], _Entry] = {}
+        self._rows: dict[int, list[CheckRow]] = {}
+        self._rows_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="shopwatch-scheduler",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop scheduling, let running checks finish, hand their results to the writer."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._flush()
+
+    @property
+    def monitors(self) -> int:
+        return len(self._entries)
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_reload = 0.0
+        next_flush = self._clock() + 1.0
+        while not self._stop.is_set():
+            now = self._clock()
+            if now >= next_reload:
+                next_reload = now + self._reload_s
+                try:
+                    self.reload()
+                except Exception as exc:  # a broken state store must not end scheduling
+                    log.warning("could not read monitors: %s", exc)
+            for entry in list(self._entries.values()):
+                if entry.due <= now:
+                    self._fire(entry, now)
+            if now >= next_flush:
+                next_flush = now + 1.0
+                self._flush()
+            due = min((e.due for e in self._entries.values()), default=now + 1.0)
+            self._stop.wait(max(0.0, min(due, next_flush, next_reload) - self._clock()))
+
+    def reload(self) -> None:
+        """Bring the schedule in line with the stored monitors."""
+        from shopwatch.store.monitors import list_monitors
+
+        projects = {p.id: p for p in self._state.list_projects()}
+        seen: set[tuple[int, str]] = set()
+        now = self._clock()
+        for stored in list_monitors(self._state):
+            monitor = stored.monitor
+            project = projects.get(stored.project_id)
+            if project is None or not monitor.enabled:
+                continue
+            key = (stored.project_id, monitor.name)
+            seen.add(key)
+            entry = self._entries.get(key)
+            if entry is None:
+                self._entries[key] = _Entry(stored.project_id, monitor, project.base_url,
+                                            now + self._offset(monitor.interval_s))
+            else:
+                if entry.monitor.interval_s != monitor.interval_s:
+                    entry.due = min(entry.due, now + self._offset(monitor.interval_s))
+                entry.monitor, entry.base_url = monitor, project.base_url
+        for key in set(self._entries) - seen:
+            del self._entries[key]
+
+    def _fire(self, entry: _Entry, now: float) -> None:
+        interval = entry.monitor.interval_s
+        if entry.running is not None and not entry.running.done():
+            if self._metrics is not None:
+                self._metrics.skipped.inc()
+            entry.due += interval * max(1, int((now - entry.due) // interval) + 1)
+            return
+        if not self._slots.acquire(blocking=False):
+            return  # every slot busy: try again next turn of the loop (drift grows)
+        if self._metrics is not None:
+            self._metrics.drift.observe(max(0.0, now - entry.due))
+        monitor, base_url, project_id = entry.monitor, entry.base_url, entry.project_id
+        entry.running = self._pool.submit(self._check, project_id, monitor, base_url)
+        # The next turn keeps the monitor's rhythm; turns missed while late are dropped.
+        entry.due += interval * max(1, int((now - entry.due) // interval) + 1)
+
+    def _check(self, project_id: int, monitor: Monitor, base_url: str) -> None:
+        try:
+            context = Context(base_url=base_url or None, policy=self._policy,
+                              resolver=self._resolver)
+            result = run_monitor(monitor, context)
+            row = row_of(result, self._location)
+            if self._metrics is not None:
+                self._metrics.checks.labels("ok" if result.ok else "failed").inc()
+            with self._rows_lock:
+                self._rows.setdefault(project_id, []).append(row)
+        except Exception:
+            log.exception("monitor %s failed to run", monitor.name)
+        finally:
+            self._slots.release()
+
+    def _flush(self) -> None:
+        with self._rows_lock:
+            rows, self._rows = self._rows, {}
+        now_us = time.time_ns() // 1000
+        for project_id, batch in rows.items():
+            try:
+                self._submit(EventBatch(project_id, now_us, b"[]", 0, [],
+                                        checks=_encode(batch), n_checks=len(batch)))
+            except Exception as exc:  # overload: these results are lost, the next come
+                log.warning("could not store %d check results: %s", len(batch), exc)
