@@ -331,3 +331,34 @@ def test_real_user_pages_show_vitals_errors_and_journeys(signed_in: Watched,
     tag = page.locator("pre.snippet", has_text="/rum.js").first.text_content() or ""
     assert f'src="{dashboard.base_url}/rum.js"' in tag and "data-key=\"swpub_" in tag
     assert signed_in.problems == []
+
+
+def test_uptime_page_shows_status_bars_and_one_monitor(signed_in: Watched,
+                                                       dashboard: Live) -> None:
+    from shopwatch.checks.monitor import parse_monitors
+    from shopwatch.checks.record import CheckRow
+    from shopwatch.store import monitors as store
+    from tests.test_uptime import MONITORS, write
+
+    project = dashboard.runtime.state.get_project("shop-a")
+    store.apply(dashboard.runtime.state, project.id, parse_monitors(MONITORS))
+    now = time.time()
+    write(dashboard, project.id, [
+        CheckRow(ts=now - i * 3600, monitor="home", kind="http", location="local",
+                 ok=i not in (5, 6), attempts=1, duration_ms=120.0 + i, status=200)
+        for i in range(48)])
+    page = signed_in.page
+    signed_in.open("/reliability/uptime")
+    rows = page.locator("[data-monitors] tbody tr")
+    assert rows.count() == 4
+    home = rows.filter(has_text="home")
+    assert "up" in home.inner_text() and "95.8%" in home.inner_text()  # 46 of 48
+    assert home.locator(".bars span").count() == 90
+    signed_in.shot("uptime-with-data")
+    home.locator("a").click()
+    page.wait_for_url("**monitor=home**")
+    signed_in.settle()
+    assert page.locator("[data-chart=monitor] canvas").count() == 1
+    assert page.locator("[data-incidents] tbody tr").count() == 1
+    signed_in.shot("uptime-monitor")
+    assert signed_in.problems == []

@@ -22,11 +22,13 @@ from shopwatch.analytics.overview import overview
 from shopwatch.analytics.products import products
 from shopwatch.analytics.timerange import TimeRange, parse_range
 from shopwatch.analytics.timeseries import timeseries
+from shopwatch.analytics.uptime import monitor_detail, monitors_status
 from shopwatch.analytics.vitals import resources, vitals
 from shopwatch.errors import BadRequest, Forbidden, NotFound, PageNotFound
 from shopwatch.runtime import Runtime
 from shopwatch.settings import parse_duration
 from shopwatch.store.base import EventQuery
+from shopwatch.store.monitors import get_monitor, list_monitors
 from shopwatch.web import access, export
 
 router = APIRouter()
@@ -514,3 +516,38 @@ async def get_rum_sessions(
     rows = await asyncio.to_thread(recent_sessions, rt.events, chosen.id, rng.start_us,
                                    rng.end_us, with_errors=errors, limit=limit)
     return export.respond(request, {"range": rng.as_dict(), "sessions": rows}, rows, "sessions")
+
+
+# --- uptime ----------------------------------------------------------------------------------
+
+
+@router.get("/api/v1/monitors", tags=["uptime"], summary="Monitors and their status")
+async def get_monitors(request: Request, project: ProjectQuery = None) -> Response:
+    """Every monitor of the project: status, last run, availability over 24 hours, 30
+    and 90 days, response-time p50 and p95 over 24 hours, and 90 daily bars."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    stored = await asyncio.to_thread(list_monitors, rt.state, chosen.id)
+    rows = await asyncio.to_thread(monitors_status, rt.events, chosen.id, stored,
+                                   time.time_ns() // 1000)
+    flat = [{k: v for k, v in r.items() if k != "bars"} for r in rows]
+    return export.respond(request, {"monitors": rows}, flat, "monitors")
+
+
+@router.get("/api/v1/monitors/{name}", tags=["uptime"], summary="One monitor over time")
+async def get_monitor_detail(
+    request: Request, name: str, project: ProjectQuery = None,
+    range_: RangeParam = None, from_: FromParam = None, to: ToParam = None,
+) -> Response:
+    """Response-time percentiles per bucket and location, availability, incidents and the
+    latest runs of one monitor."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    try:
+        stored = await asyncio.to_thread(get_monitor, rt.state, chosen.id, name)
+    except NotFound as exc:
+        raise PageNotFound(str(exc)) from None
+    body = await asyncio.to_thread(monitor_detail, rt.events, chosen.id, name,
+                                   _range(range_, from_, to))
+    body["monitor"] = msgspec.to_builtins(stored.monitor)
+    return export.respond(request, body, body["latest"], f"monitor-{name}")

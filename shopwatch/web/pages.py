@@ -214,7 +214,8 @@ def _section(request: Request) -> Response:
                 "/marketing/campaigns": "acquisition.html",
                 "/marketing/spend": "acquisition.html",
                 "/behaviour/real-users": "vitals.html", "/reliability/errors": "errors.html",
-                "/behaviour/session-journeys": "journeys.html"}.get(
+                "/behaviour/session-journeys": "journeys.html",
+                "/reliability/uptime": "uptime.html"}.get(
         page.path, "section.html")
     return _render(request, template, _context(
         request, principal, page=page, cards=KPI_CARDS.get(page.path, ()),

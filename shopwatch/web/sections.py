@@ -40,9 +40,8 @@ LAYERS: Final[tuple[Layer, ...]] = (
     )),
     Layer("reliability", "Reliability", (
         Page("/reliability/uptime", "Uptime",
-             "Whether the shop answers, from every region, and its response times.",
-             fills_from="uptime monitors (HTTP, TCP, DNS, TLS, heartbeats) that Shopwatch "
-             "runs against the shop", issue=7),
+             "Whether the shop answers, and how fast: every monitor's status, availability "
+             "per day and over 30 and 90 days, response times and incidents.", built=True),
         Page("/reliability/checks", "Checks",
              "Scripted purchase flows (search, cart, checkout, payment) run in a real "
              "browser, with per-step timings and screenshots of failures.",

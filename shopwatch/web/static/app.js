@@ -732,6 +732,71 @@
     });
   };
 
+  // --- uptime ---------------------------------------------------------------------------------
+  const STATUS_CLASS = {up: "rating-good", down: "rating-poor", unknown: "", paused: ""};
+  function pctOrDash(v) { return v == null ? "–" : fmtPct(v); }
+  renderers.monitors = function (panel, d) {
+    const table = panel.querySelector("[data-monitors]"), tbody = table.querySelector("tbody");
+    tbody.textContent = "";
+    d.monitors.forEach(function (m) {
+      const tr = document.createElement("tr");
+      const url = new URL(location.href); url.searchParams.set("monitor", m.name);
+      linkCell(tr, m.name, url.pathname + url.search);
+      const hint = document.createElement("div"); hint.className = "hint";
+      hint.textContent = m.kind + " · " + m.target + " · every " + fmtInt.format(m.interval_s) + " s";
+      tr.lastChild.appendChild(hint);
+      cell(tr, m.status); if (STATUS_CLASS[m.status]) tr.lastChild.classList.add(STATUS_CLASS[m.status]);
+      cell(tr, m.last ? fmtTime(m.last.at) + (m.last.failure ? " — " + m.last.failure : "") : "never");
+      ["24h", "30d", "90d"].forEach(function (k) {
+        const v = m.availability[k];
+        cell(tr, pctOrDash(v), {num: true, sort: v == null ? "" : v});
+      });
+      cell(tr, m.p95_ms == null ? "–" : fmtInt.format(m.p95_ms) + " ms", {num: true, sort: m.p95_ms == null ? "" : m.p95_ms});
+      const td = document.createElement("td"), bars = document.createElement("div");
+      bars.className = "bars";
+      m.bars.forEach(function (b) {
+        const span = document.createElement("span");
+        span.className = b.availability == null ? "none" : b.availability >= 0.999 ? "up" : b.availability >= 0.95 ? "partial" : "down";
+        span.title = b.date + ": " + (b.availability == null ? "no runs" : fmtPct(b.availability) + " of " + b.runs + " runs");
+        bars.appendChild(span);
+      });
+      td.appendChild(bars); tr.appendChild(td);
+      tbody.appendChild(tr);
+    });
+    fillEmpty(panel, table, d.monitors.length);
+  };
+  renderers.monitor = function (panel, d) {
+    text(panel.querySelector("[data-monitor-summary]"), (RANGE_LABELS[d.range.label] || d.range.label) + " · " +
+      plural(d.runs, "run") + " · availability " + pctOrDash(d.availability));
+    const names = Object.keys(d.locations), lines = [], colors = ["#1f6feb", "#8250df", "#1a7f37", "#9a6700"];
+    const first = names.length ? d.locations[names[0]] : [];
+    names.forEach(function (loc, i) {
+      const pts = d.locations[loc], byT = {};
+      pts.forEach(function (p) { byT[p.t] = p; });
+      ["p50_ms", "p95_ms"].forEach(function (k, j) {
+        lines.push({label: loc + " " + k.replace("_ms", "") + " (ms)", color: colors[i % colors.length], dash: j ? [4, 3] : undefined,
+                    values: first.map(function (p) { return byT[p.t] ? byT[p.t][k] : null; })});
+      });
+    });
+    timeseries(panel.querySelector("[data-chart=monitor]"), secondsOf(first.map(function (p) { return p.t; })), lines);
+    const inc = panel.querySelector("[data-incidents] tbody"); inc.textContent = "";
+    d.incidents.forEach(function (i) {
+      const tr = document.createElement("tr");
+      cell(tr, i.location); cell(tr, fmtTime(i.started)); cell(tr, i.ended ? fmtTime(i.ended) : "ongoing");
+      cell(tr, fmtInt.format(i.failures), {num: true}); cell(tr, i.reason);
+      inc.appendChild(tr);
+    });
+    const runs = panel.querySelector("[data-runs] tbody"); runs.textContent = "";
+    d.latest.forEach(function (r) {
+      const tr = document.createElement("tr");
+      cell(tr, fmtTime(r.at)); cell(tr, r.location);
+      cell(tr, r.ok ? "passed" + (r.status ? " (" + r.status + ")" : "") : "failed" + (r.failure ? ": " + r.failure : ""));
+      tr.lastChild.classList.add(r.ok ? "rating-good" : "rating-poor");
+      cell(tr, fmtInt.format(r.duration_ms) + " ms", {num: true});
+      runs.appendChild(tr);
+    });
+  };
+
   // --- sortable tables --------------------------------------------------------------------
   document.addEventListener("click", function (ev) {
     const th = ev.target.closest("table.sortable th");

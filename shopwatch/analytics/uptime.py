@@ -1,0 +1,155 @@
+"""Monitor status and availability (``GET /api/v1/monitors``, ``/api/v1/monitors/{name}``).
+
+Contract (docs/kpis.md, "Uptime"):
+
+- A monitor's **status** is its last run's outcome (``up`` or ``down``), ``unknown``
+  before its first run, ``paused`` when disabled.
+- **Availability** over a window is the share of runs in it that passed; a window with no
+  run has none (``null``), never 100 %. Per day (UTC), for the last 90 days: the bars.
+- **Response time**: percentiles (p50, p95, p99) of the runs' total duration, per bucket
+  of the range and per location.
+- **Incidents**: stretches of consecutive failed runs of a location, from the first
+  failure to the next passing run (still open when none passed since), with the first
+  failure's reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from shopwatch.analytics.sessions import TS
+from shopwatch.analytics.timerange import TimeRange, iso_utc
+from shopwatch.store.base import EventStore
+from shopwatch.store.monitors import Stored
+
+DAY_US: Final = 86_400_000_000
+BAR_DAYS: Final = 90
+
+
+def _ratio(ok: int | None, runs: int | None) -> float | None:
+    return None if not runs else round(int(ok or 0) / int(runs), 6)
+
+
+def monitors_status(store: EventStore, project_id: int, stored: Sequence[Stored],
+                    now_us: int) -> list[dict[str, Any]]:
+    """Every monitor of the project with its status, availability and 90 daily bars."""
+    day0 = (now_us // DAY_US - (BAR_DAYS - 1)) * DAY_US
+    rows = store.query(f"""
+WITH r AS (SELECT * FROM check_results WHERE project_id = ? AND ts >= {TS}),
+last AS (SELECT monitor, arg_max(ok, ts), epoch_us(max(ts)), arg_max(status, ts),
+                arg_max(duration_ms, ts), arg_max(failure, ts), arg_max(location, ts)
+         FROM r GROUP BY monitor),
+win AS (SELECT monitor,
+               count(*) FILTER (WHERE ts >= {TS}), count(*) FILTER (WHERE ts >= {TS} AND ok),
+               count(*) FILTER (WHERE ts >= {TS}), count(*) FILTER (WHERE ts >= {TS} AND ok),
+               count(*), count(*) FILTER (WHERE ok),
+               quantile_cont(duration_ms, 0.5) FILTER (WHERE ts >= {TS}),
+               quantile_cont(duration_ms, 0.95) FILTER (WHERE ts >= {TS})
+        FROM r GROUP BY monitor),
+days AS (SELECT monitor, list({{'day': d, 'runs': n, 'ok': k}} ORDER BY d) AS bars
+         FROM (SELECT monitor, epoch_us(ts) // {DAY_US} AS d, count(*) AS n,
+                      count(*) FILTER (WHERE ok) AS k FROM r GROUP BY ALL)
+         GROUP BY monitor)
+SELECT last.*, win.* EXCLUDE (monitor), days.bars
+FROM last JOIN win USING (monitor) JOIN days USING (monitor)
+""", [project_id, day0, now_us - DAY_US, now_us - DAY_US, now_us - 30 * DAY_US,
+      now_us - 30 * DAY_US, now_us - DAY_US, now_us - DAY_US])
+    by_name = {r[0]: r for r in rows}
+    out = []
+    for s in stored:
+        m = s.monitor
+        r = by_name.get(m.name)
+        item: dict[str, Any] = {
+            "name": m.name, "kind": m.kind, "managed_in": "code" if s.source == "code"
+            else "dashboard", "target": m.url or f"{len(m.steps or [])} steps",
+            "interval_s": m.interval_s, "enabled": m.enabled}
+        if r is None:
+            item.update(status="paused" if not m.enabled else "unknown", last=None,
+                        availability={"24h": None, "30d": None, "90d": None},
+                        p50_ms=None, p95_ms=None, bars=_bars(day0, []))
+        else:
+            (_, ok, ts, status, duration, failure, location, n24, k24, n30, k30, n90, k90,
+             p50, p95, bars) = r
+            item.update(
+                status="paused" if not m.enabled else ("up" if ok else "down"),
+                last={"ok": ok, "at": iso_utc(int(ts)), "status": status,
+                      "duration_ms": duration, "failure": failure, "location": location},
+                availability={"24h": _ratio(k24, n24), "30d": _ratio(k30, n30),
+                              "90d": _ratio(k90, n90)},
+                p50_ms=None if p50 is None else round(p50, 1),
+                p95_ms=None if p95 is None else round(p95, 1), bars=_bars(day0, bars))
+        out.append(item)
+    return out
+
+
+def _bars(day0: int, bars: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    known = {int(b["day"]): b for b in bars}
+    out = []
+    for i in range(BAR_DAYS):
+        day = day0 // DAY_US + i
+        b = known.get(day)
+        date = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)).date().isoformat()
+        out.append({"date": date, "runs": int(b["runs"]) if b else 0,
+                    "availability": _ratio(b["ok"], b["runs"]) if b else None})
+    return out
+
+
+def monitor_detail(store: EventStore, project_id: int, name: str,
+                   rng: TimeRange) -> dict[str, Any]:
+    """Response-time percentiles per bucket and location, availability, incidents and
+    the latest runs of one monitor over the range."""
+    bucket_us = rng.bucket_s * 1_000_000
+    params = [project_id, name, rng.start_us, rng.end_us]
+    series = store.query(f"""
+SELECT location, epoch_us(ts) // {bucket_us} AS b, count(*), count(*) FILTER (WHERE ok),
+       quantile_cont(duration_ms, 0.5), quantile_cont(duration_ms, 0.95),
+       quantile_cont(duration_ms, 0.99)
+FROM check_results WHERE project_id = ? AND monitor = ? AND ts >= {TS} AND ts < {TS}
+GROUP BY ALL ORDER BY location, b""", params)
+    runs = store.query(f"""
+SELECT epoch_us(ts), location, ok, status, duration_ms, failure, steps::VARCHAR, attempts
+FROM check_results WHERE project_id = ? AND monitor = ? AND ts >= {TS} AND ts < {TS}
+ORDER BY ts""", params)
+    locations: dict[str, list[dict[str, Any]]] = {}
+    for location, b, n, k, p50, p95, p99 in series:
+        locations.setdefault(location, []).append({
+            "t": iso_utc(int(b) * bucket_us), "runs": int(n), "availability": _ratio(k, n),
+            "p50_ms": _r(p50), "p95_ms": _r(p95), "p99_ms": _r(p99)})
+    total, passed = len(runs), sum(1 for r in runs if r[2])
+    return {"name": name, "range": rng.as_dict(), "runs": total,
+            "availability": _ratio(passed, total), "locations": locations,
+            "incidents": incidents(runs),
+            "latest": [{"at": iso_utc(int(t)), "location": loc, "ok": ok, "status": status,
+                        "duration_ms": d, "failure": f, "attempts": a}
+                       for t, loc, ok, status, d, f, _, a in runs[-50:][::-1]]}
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def incidents(runs: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Stretches of consecutive failures per location (runs ordered by time: epoch us,
+    location, ok, ..., failure at index 5), newest first."""
+    open_: dict[str, dict[str, Any]] = {}
+    found: list[dict[str, Any]] = []
+    for t, location, ok, *_rest in runs:
+        failure = _rest[2]
+        current = open_.get(location)
+        if not ok and current is None:
+            current = {"location": location, "started": iso_utc(int(t)), "ended": None,
+                       "failures": 0, "reason": failure, "_start": int(t)}
+            open_[location] = current
+            found.append(current)
+        if not ok and current is not None:
+            current["failures"] += 1
+        if ok and current is not None:
+            current["ended"] = iso_utc(int(t))
+            current["duration_s"] = round((int(t) - current["_start"]) / 1e6, 1)
+            del open_[location]
+    for item in found:
+        item.pop("_start", None)
+        item.setdefault("duration_s", None)
+    return found[::-1]

@@ -1,0 +1,97 @@
+"""Monitor status, availability, response-time percentiles and incidents over the API,
+from check results written through the real writer."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+import pytest
+
+from shopwatch.checks.monitor import parse_monitors
+from shopwatch.checks.record import CheckRow
+from shopwatch.store import monitors as store
+from shopwatch.store.base import EventBatch
+from shopwatch.store.state import Project
+from tests.conftest import Live
+
+MONITORS = """
+monitors:
+  - {name: home, kind: http, url: /}
+  - {name: checkout, kind: http, url: /checkout}
+  - {name: new, kind: http, url: /new}
+  - {name: paused, kind: http, url: /p, enabled: false}
+"""
+
+
+def write(live: Live, project_id: int, rows: list[CheckRow]) -> None:
+    batch = EventBatch(project_id, time.time_ns() // 1000, b"[]", 0, [],
+                       checks=msgspec.json.encode(rows), n_checks=len(rows))
+    live.runtime.writer.submit(batch).result(timeout=30)
+
+
+@pytest.fixture
+def history(live: Live, project: Project) -> dict[str, Any]:
+    """Home: one run a minute for the last 2 hours, failing from 60 to 50 minutes ago;
+    checkout: up 2 days ago, down now; two locations for home."""
+    store.apply(live.runtime.state, project.id, parse_monitors(MONITORS))
+    now = time.time()
+    rows, durations = [], []
+    for i in range(120):
+        t = now - (120 - i) * 60
+        ok = not 60 <= 120 - i <= 70
+        duration = 100.0 + i
+        durations.append(duration)
+        rows.append(CheckRow(ts=t, monitor="home", kind="http", location="local", ok=ok,
+                             attempts=1, duration_ms=duration, status=200 if ok else 503,
+                             failure=None if ok else "status 503, expected 2xx or 3xx"))
+    rows.append(CheckRow(ts=now - 30, monitor="home", kind="http", location="eu", ok=True,
+                         attempts=1, duration_ms=80.0, status=200))
+    rows.append(CheckRow(ts=now - 2 * 86400, monitor="checkout", kind="http",
+                         location="local", ok=True, attempts=1, duration_ms=50, status=200))
+    rows.append(CheckRow(ts=now - 60, monitor="checkout", kind="http", location="local",
+                         ok=False, attempts=3, duration_ms=10_000,
+                         failure="timed out (ReadTimeout)"))
+    write(live, project.id, rows)
+    return {"durations": durations}
+
+
+def test_status_availability_and_bars(live: Live, project: Project,
+                                      history: dict[str, Any]) -> None:
+    body = live.client(project.secret_key).get("/api/v1/monitors").json()
+    by = {m["name"]: m for m in body["monitors"]}
+    assert [m["name"] for m in body["monitors"]] == ["checkout", "home", "new", "paused"]
+    home = by["home"]
+    assert home["status"] == "up" and home["last"]["location"] == "eu"
+    # 121 runs in the last 24 hours, 11 failed (the minutes 60..70 before now).
+    assert home["availability"]["24h"] == pytest.approx(110 / 121, abs=1e-6)
+    assert home["availability"]["90d"] == home["availability"]["24h"]
+    assert len(home["bars"]) == 90
+    assert sum(b["runs"] for b in home["bars"]) == 121
+    assert home["bars"][0]["availability"] is None  # no run that day: no figure
+    checkout = by["checkout"]
+    assert checkout["status"] == "down"
+    assert checkout["last"]["failure"] == "timed out (ReadTimeout)"
+    assert checkout["availability"]["24h"] == 0.0 and checkout["availability"]["30d"] == 0.5
+    assert by["new"]["status"] == "unknown" and by["new"]["availability"]["24h"] is None
+    assert by["paused"]["status"] == "paused"
+
+
+def test_detail_percentiles_per_location_and_incidents(live: Live, project: Project,
+                                                       history: dict[str, Any]) -> None:
+    client = live.client(project.secret_key)
+    body = client.get("/api/v1/monitors/home", params={"range": "24h"}).json()
+    assert body["runs"] == 121 and set(body["locations"]) == {"local", "eu"}
+    local = body["locations"]["local"]
+    assert sum(b["runs"] for b in local) == 120
+    assert all(b["p50_ms"] <= b["p95_ms"] <= b["p99_ms"] for b in local)
+    (incident,) = body["incidents"]
+    assert incident["location"] == "local" and incident["failures"] == 11
+    assert incident["reason"] == "status 503, expected 2xx or 3xx"
+    assert incident["duration_s"] == pytest.approx(11 * 60, abs=1)
+    assert body["latest"][0]["location"] == "eu"
+    assert body["monitor"]["url"] == "/"
+    checkout = client.get("/api/v1/monitors/checkout", params={"range": "24h"}).json()
+    assert checkout["incidents"][0]["ended"] is None  # still down
+    assert client.get("/api/v1/monitors/nope").status_code == 404
