@@ -210,6 +210,25 @@ def _browse(windows: browsing.Windows, user_agent: str, at: float) -> list[RumRo
     return visit.rows(at + 3600)
 
 
+def test_prepare_gives_the_project_the_shops_url_and_its_monitors(tmp_path: Path) -> None:
+    from shopwatch.demo.runner import DemoOptions, prepare
+    from shopwatch.runtime import open_state
+    from shopwatch.settings import defaults
+    from shopwatch.store.monitors import list_monitors
+
+    settings = defaults().replace(data_dir=str(tmp_path / "demo"))
+    options = DemoOptions(port=18600, data=settings.data_path, open_browser=False)
+    for _ in range(2):  # again on the next start: nothing doubles
+        record = prepare(settings, options)
+    state = open_state(settings)
+    project = state.get_project(record["project_id"])
+    stored = list_monitors(state, project.id)
+    state.close()
+    assert project.base_url == "http://127.0.0.1:18601"
+    assert [s.monitor.name for s in stored] == ["checkout", "home", "product image", "search"]
+    assert all(s.source == "code" for s in stored)
+
+
 def test_incidents_of_the_past_show_in_real_user_data() -> None:
     at = datetime(2025, 3, 3, 12, tzinfo=UTC).timestamp()
     down = browsing.Windows([(kind, at - 60, at + 600) for kind in (

@@ -301,6 +301,14 @@ def test_landing_from_the_shop_itself_keeps_no_referrer(shop: RunningShop) -> No
     assert [e.get("referrer") for e in shop.tracker.of(client)] == [None] * 4
 
 
+def test_monitor_requests_are_served_but_not_tracked(shop: RunningShop) -> None:
+    client = shop.client(**{"X-Shopwatch-Check": "1"})
+    assert client.get("/p/kenya-aa").status_code == 200
+    assert client.post("/cart/add", data={"product_id": "kenya-aa"}).status_code == 303
+    assert "Kenya" in client.get("/cart").text
+    assert shop.tracker.of(client) == []
+
+
 def test_each_session_has_its_own_cart(shop: RunningShop) -> None:
     alice, bob = shop.client(), shop.client()
     alice.post("/cart/add", data={"product_id": "moka-pot"})

@@ -32,6 +32,9 @@ from shopwatch.checks.safety import (
 )
 
 USER_AGENT: Final = "Shopwatch-Check/1 (+https://github.com/shopwatch)"
+# Sent with every check request, so the shop can leave synthetic traffic out of its
+# analytics (docs/monitors.md); a monitor's own headers may override them.
+CHECK_HEADERS: Final = {"User-Agent": USER_AGENT, "X-Shopwatch-Check": "1"}
 _VAR_RE: Final = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MAX_BODY_BYTES: Final = 5 * 1024 * 1024  # read at most this much of a response
 
@@ -61,7 +64,7 @@ class Context:
 
         guard = Guard(self.policy, resolver=self.resolver, on_resolved=resolved)
         client = httpx.Client(transport=GuardedTransport(guard, verify=ssl_context()),
-                              timeout=timeout, headers={"User-Agent": USER_AGENT})
+                              timeout=timeout, headers=CHECK_HEADERS)
         return client, timings
 
 

@@ -38,9 +38,11 @@ from typing import Any
 import uvicorn
 
 from shopwatch.accounts.users import Users
+from shopwatch.checks.monitor import load_monitors
 from shopwatch.errors import ConfigError
 from shopwatch.runtime import Runtime, ensure_data_dir, open_state
 from shopwatch.settings import Settings
+from shopwatch.store.monitors import apply as apply_monitors
 
 DEMO_FILE = "demo.json"
 PROJECT = "Demo shop"
@@ -76,9 +78,13 @@ def shop_origins(port: int) -> list[str]:
     return [f"http://127.0.0.1:{port + 1}", f"http://localhost:{port + 1}"]
 
 
+MONITORS_FILE = Path(__file__).with_name("monitors.yml")
+
+
 def prepare(settings: Settings, opts: DemoOptions) -> dict[str, Any]:
     """Create (or reuse) the demo's project and admin; returns the ``demo.json`` record.
-    The project's RUM origins are set to the shop's (its port may differ between runs)."""
+    The project's RUM origins and base URL are set to the shop's (its port may differ
+    between runs), and the demo's monitors (``monitors.yml``) applied."""
     data = settings.data_path
     marker = data / DEMO_FILE
     if opts.reset and data.exists():
@@ -100,7 +106,9 @@ def prepare(settings: Settings, opts: DemoOptions) -> dict[str, Any]:
             record = {"email": ADMIN, "password": password,
                       "created_at": datetime.now(UTC).isoformat(), "backfilled_days": 0}
             _write_private(marker, record)
-        project = state.update_project(PROJECT, rum_origins=shop_origins(opts.port))
+        project = state.update_project(PROJECT, rum_origins=shop_origins(opts.port),
+                                       base_url=f"http://127.0.0.1:{opts.port + 1}")
+        apply_monitors(state, project.id, load_monitors(MONITORS_FILE))
     finally:
         state.close()
     record["project_id"] = project.id
@@ -168,7 +176,9 @@ async def _main(settings: Settings, opts: DemoOptions, record: dict[str, Any],
     data = settings.data_path
     base = f"http://127.0.0.1:{opts.port}"
     shop_url = f"http://127.0.0.1:{opts.port + 1}"
-    runtime = Runtime.open(settings)
+    # The demo's own shop is on loopback: allow-listed explicitly for its monitors.
+    allow = ",".join(a for a in (settings.checks_allow, "127.0.0.1") if a)
+    runtime = Runtime.open(settings.replace(checks_allow=allow))
     shopwatch = _Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=opts.port,
                                        log_level="warning", access_log=False,
                                        server_header=False))

@@ -84,6 +84,12 @@ Page = Callable[[Request, ShopSession], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
+def synthetic(request: Request) -> bool:
+    """Whether the request comes from a Shopwatch monitor (``X-Shopwatch-Check``): served
+    like any other, but not counted in the shop's analytics, as docs/monitors.md asks."""
+    return "x-shopwatch-check" in request.headers
+
+
 def see_other(url: str, headers: Mapping[str, str] | None = None) -> RedirectResponse:
     """A 303 to ``url``: after a form post, the browser then GETs the next page."""
     return RedirectResponse(url, status_code=303, headers=headers)
@@ -165,11 +171,13 @@ class Shop:
         return HTMLResponse(html, status_code=status, headers=headers)
 
     def page_view(self, request: Request, session: ShopSession) -> None:
-        self.tracking.emit(session, "page_view", request.url.path)
+        if not synthetic(request):
+            self.tracking.emit(session, "page_view", request.url.path)
 
     def emit(self, request: Request, session: ShopSession, name: str,
              params: dict[str, Any]) -> None:
-        self.tracking.emit(session, name, request.url.path, params)
+        if not synthetic(request):
+            self.tracking.emit(session, name, request.url.path, params)
 
     def message(self, request: Request, session: ShopSession, status: int, title: str,
                 text: str, headers: Mapping[str, str] | None = None) -> HTMLResponse:
@@ -529,8 +537,9 @@ class Shop:
         else:
             reason = "wrong_password"
         params = {"method": "password", "reason": reason}
-        self.tracking.emit(session, "login_failed", request.url.path, params,
-                           user_id=customer.id if customer else None)
+        if not synthetic(request):
+            self.tracking.emit(session, "login_failed", request.url.path, params,
+                               user_id=customer.id if customer else None)
         return self.render(request, session, "login.html", status=401,
                            headers={"X-Login-Failed": reason}, email=email.strip(),
                            error="The e-mail address or the password is wrong.")
