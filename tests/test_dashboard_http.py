@@ -19,7 +19,8 @@ from tests.conftest import ADMIN_EMAIL, PASSWORD, VIEWER_EMAIL, Live, csrf_of, s
 PUBLIC = {("POST", "/api/v1/events"), ("POST", "/api/v1/rum"), ("GET", "/rum.js"),
           ("GET", "/healthz"), ("GET", "/metrics"),
           ("GET", "/login"), ("POST", "/login")}
-SAMPLE = {"project_id": "1", "kind": "ingest", "action": "rotate", "user_id": "1"}
+SAMPLE = {"project_id": "1", "kind": "ingest", "action": "rotate", "user_id": "1",
+          "name": "home"}
 
 
 def _routes(routes: list[Any]) -> list[APIRoute]:
