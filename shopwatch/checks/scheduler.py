@@ -136,7 +136,9 @@ class Scheduler:
                 next_flush = now + 1.0
                 self._flush()
             due = min((e.due for e in self._entries.values()), default=now + 1.0)
-            self._stop.wait(max(0.0, min(due, next_flush, next_reload) - self._clock()))
+            # A check still due here is waiting for a slot: look again shortly, not at once.
+            wake = max(due, self._clock() + 0.02)
+            self._stop.wait(max(0.0, min(wake, next_flush, next_reload) - self._clock()))
 
     def reload(self) -> None:
         """Bring the schedule in line with the stored monitors."""
