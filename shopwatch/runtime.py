@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,6 +64,7 @@ class Runtime:
     throttle: LoginThrottle
     geoip: CountryLookup | None = None  # only when the admin configured a database
     scheduler: Scheduler | None = None  # with checks_enabled
+    checks_policy: AddressPolicy = field(default_factory=AddressPolicy)  # checks_allow
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -129,7 +130,7 @@ class Runtime:
                    LoginThrottle(state, pipeline.pseudonym_key,
                                  max_failures=settings.login_max_failures,
                                  window=settings.login_failure_window),
-                   geoip, scheduler)
+                   geoip, scheduler, policy)
 
     def start(self) -> None:
         self.writer.start()

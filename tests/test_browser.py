@@ -362,3 +362,46 @@ def test_uptime_page_shows_status_bars_and_one_monitor(signed_in: Watched,
     assert page.locator("[data-incidents] tbody tr").count() == 1
     signed_in.shot("uptime-monitor")
     assert signed_in.problems == []
+
+
+def test_an_admin_adds_runs_edits_and_deletes_a_monitor(signed_in: Watched,
+                                                       dashboard: Live) -> None:
+    from tests.test_checks import Target
+
+    target = Target()
+    try:
+        project = dashboard.runtime.state.get_project("shop-a")
+        dashboard.runtime.state.update_project(project.id, base_url=target.url)
+        page = signed_in.page
+        signed_in.open("/reliability/uptime")
+        page.click("#edit-monitor summary")
+        page.fill("textarea[name=spec]", "name: home\nkind: http\nurl: /\ninterval: 5s\n")
+        page.click("#edit-monitor button[type=submit]")
+        page.wait_for_selector("#edit-monitor [role=alert]")
+        assert "interval: 5s is under the minimum of 20s" in page.inner_text("[role=alert]")
+        assert all("400" in p for p in signed_in.problems)  # the refusal, as intended
+        signed_in.problems.clear()
+        page.fill("textarea[name=spec]", "name: home\nkind: http\nurl: /\n"
+                  "expect: {contains: Add to cart}\n")
+        page.click("#edit-monitor button[type=submit]")
+        page.wait_for_url("**notice=monitor-saved**")
+        signed_in.settle()
+        assert "Monitor saved" in page.inner_text(".notice")
+        assert page.locator("[data-monitors] tbody tr", has_text="home").count() == 1
+        # Run now goes through the server's address policy: loopback is refused here.
+        page.click("[data-run-monitor]")
+        page.wait_for_function(
+            "() => document.querySelector('[data-run-result]').textContent.includes('ms')")
+        assert "refused" in page.inner_text("[data-run-result]")
+        signed_in.shot("uptime-edit")
+        page.click("a.button:has-text('Edit')")
+        signed_in.settle()
+        assert "contains: Add to cart" in page.input_value("textarea[name=spec]")
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.click("button.danger:has-text('Delete')")
+        page.wait_for_url("**notice=monitor-deleted**")
+        signed_in.settle()
+        assert page.locator("[data-monitors] tbody tr").count() == 0
+        assert signed_in.problems == []
+    finally:
+        target.close()

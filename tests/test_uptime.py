@@ -95,3 +95,38 @@ def test_detail_percentiles_per_location_and_incidents(live: Live, project: Proj
     checkout = client.get("/api/v1/monitors/checkout", params={"range": "24h"}).json()
     assert checkout["incidents"][0]["ended"] is None  # still down
     assert client.get("/api/v1/monitors/nope").status_code == 404
+
+
+def test_monitors_can_be_created_changed_run_and_deleted_through_the_api(server: Any) -> None:
+    from tests.test_checks import Target
+
+    live = server(checks_allow="127.0.0.1")
+    project = live.create_project("shop")
+    target = Target()
+    try:
+        live.runtime.state.update_project(project.id, base_url=target.url)
+        api = live.client(project.secret_key)
+        body = {"kind": "http", "url": "/", "expect": {"contains": "Add to cart"}}
+        created = api.put("/api/v1/monitors/home", json=body)
+        assert created.status_code == 200, created.text
+        assert created.json()["managed_in"] == "dashboard"
+        listed = api.get("/api/v1/monitors").json()["monitors"]
+        assert [(m["name"], m["managed_in"]) for m in listed] == [("home", "dashboard")]
+        run = api.post("/api/v1/monitors/home/run").json()
+        assert run["ok"] is True and run["steps"][0]["status"] == 200
+        bad = api.put("/api/v1/monitors/home", json={"kind": "http", "interval": "5s",
+                                                     "url": "/"})
+        assert bad.status_code == 400
+        assert bad.json()["error"]["message"] == \
+            "interval: 5s is under the minimum of 20s"
+        other = api.put("/api/v1/monitors/home", json={**body, "name": "away"})
+        assert other.status_code == 400 and "differs from the URL" in other.text
+        assert api.put("/api/v1/monitors/home", content=b"{").status_code == 400
+        assert api.delete("/api/v1/monitors/home").json() == {"deleted": "home"}
+        assert api.delete("/api/v1/monitors/home").status_code == 404
+        assert api.post("/api/v1/monitors/home/run").status_code == 404
+        # The public ingest key changes nothing.
+        assert live.client(project.ingest_key).put("/api/v1/monitors/x",
+                                                   json=body).status_code == 403
+    finally:
+        target.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
@@ -24,11 +25,15 @@ from shopwatch.analytics.timerange import TimeRange, parse_range
 from shopwatch.analytics.timeseries import timeseries
 from shopwatch.analytics.uptime import monitor_detail, monitors_status
 from shopwatch.analytics.vitals import resources, vitals
-from shopwatch.errors import BadRequest, Forbidden, NotFound, PageNotFound
+from shopwatch.checks.http import Context
+from shopwatch.checks.kinds import run_monitor
+from shopwatch.checks.monitor import Monitor, parse_monitors
+from shopwatch.errors import BadRequest, ConfigError, Forbidden, NotFound, PageNotFound
 from shopwatch.runtime import Runtime
 from shopwatch.settings import parse_duration
 from shopwatch.store.base import EventQuery
-from shopwatch.store.monitors import get_monitor, list_monitors
+from shopwatch.store.monitors import delete_monitor, get_monitor, list_monitors, put_monitor
+from shopwatch.store.state import Project
 from shopwatch.web import access, export
 
 router = APIRouter()
@@ -551,3 +556,80 @@ async def get_monitor_detail(
                                    _range(range_, from_, to))
     body["monitor"] = msgspec.to_builtins(stored.monitor)
     return export.respond(request, body, body["latest"], f"monitor-{name}")
+
+
+def _monitor_writer(request: Request, project: str | None) -> Project:
+    """The project a monitor change is for: secret key, or an admin session with CSRF."""
+    principal = access.require_api(request)
+    if principal.session is not None:
+        if not principal.is_admin:
+            raise Forbidden("only an admin can change monitors")
+        access.check_csrf(request, principal, None)
+    return access.project_for(request, principal, project)
+
+
+def parse_monitor(data: Any, name: str) -> Monitor:
+    """One monitor from a request body (the YAML format's fields, as JSON), validated as
+    a monitor file is; its name is the URL's."""
+    if not isinstance(data, dict):
+        raise BadRequest("body: a monitor object, as in docs/monitors.md")
+    data = {**data, "name": data.get("name", name)}
+    if data["name"] != name:
+        raise BadRequest(f"name: {data['name']!r} differs from the URL's {name!r}")
+    try:
+        (monitor,) = parse_monitors(json.dumps({"monitors": [data]}), "body")
+    except ConfigError as exc:
+        raise BadRequest(str(exc).replace("body: monitors[0].", "").replace(
+            "body: monitors[0]", "monitor")) from None
+    return monitor
+
+
+@router.put("/api/v1/monitors/{name}", tags=["uptime"], summary="Create or replace a monitor")
+async def put_monitor_route(request: Request, name: str, project: ProjectQuery = None,
+                            ) -> Response:
+    """The monitor as JSON (the fields of docs/monitors.md). Stored as managed in the
+    dashboard: a later ``shopwatch monitors apply`` that names it takes it back.
+    Secret key, or an admin session with its CSRF token."""
+    rt: Runtime = request.app.state.runtime
+    chosen = _monitor_writer(request, project)
+    raw = await request.body()
+    if len(raw) > 256 * 1024:
+        raise BadRequest("body: larger than 256 KiB")
+    try:
+        data = json.loads(raw or b"null")
+    except ValueError as exc:
+        raise BadRequest(f"body is not JSON: {exc}") from None
+    monitor = parse_monitor(data, name)
+    stored = await asyncio.to_thread(put_monitor, rt.state, chosen.id, monitor, "ui")
+    return Response(_encode({"name": stored.monitor.name, "managed_in": "dashboard",
+                             "monitor": msgspec.to_builtins(stored.monitor)}),
+                    media_type="application/json")
+
+
+@router.delete("/api/v1/monitors/{name}", tags=["uptime"], summary="Delete a monitor")
+async def delete_monitor_route(request: Request, name: str, project: ProjectQuery = None,
+                               ) -> Response:
+    """Remove the monitor (its past results stay). Secret key, or an admin session."""
+    rt: Runtime = request.app.state.runtime
+    chosen = _monitor_writer(request, project)
+    try:
+        await asyncio.to_thread(delete_monitor, rt.state, chosen.id, name)
+    except NotFound as exc:
+        raise PageNotFound(str(exc)) from None
+    return Response(_encode({"deleted": name}), media_type="application/json")
+
+
+@router.post("/api/v1/monitors/{name}/run", tags=["uptime"], summary="Run a monitor now")
+async def run_monitor_route(request: Request, name: str, project: ProjectQuery = None,
+                            ) -> Response:
+    """Run the stored monitor once, now, as the scheduler would (same address policy),
+    and answer its result; the result is not stored. Secret key, or an admin session."""
+    rt: Runtime = request.app.state.runtime
+    chosen = _monitor_writer(request, project)
+    try:
+        stored = await asyncio.to_thread(get_monitor, rt.state, chosen.id, name)
+    except NotFound as exc:
+        raise PageNotFound(str(exc)) from None
+    context = Context(base_url=chosen.base_url or None, policy=rt.checks_policy)
+    result = await asyncio.to_thread(run_monitor, stored.monitor, context)
+    return Response(_encode(result.as_dict()), media_type="application/json")

@@ -14,8 +14,10 @@ import secrets
 import time
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
+import msgspec
+import yaml
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
@@ -23,7 +25,9 @@ from fastapi.templating import Jinja2Templates
 from shopwatch import __version__
 from shopwatch.analytics.funnel import DEFAULT_STEPS
 from shopwatch.analytics.timerange import PRESETS
+from shopwatch.checks.monitor import parse_monitors
 from shopwatch.errors import ConfigError, NotFound, PageNotFound, RateLimited
+from shopwatch.store.monitors import delete_monitor, get_monitor, put_monitor
 from shopwatch.store.state import KeyKind, Project
 from shopwatch.web import access, snippet
 from shopwatch.web.access import SESSION_COOKIE, Principal
@@ -86,12 +90,7 @@ def _kept(request: Request, **changes: str) -> str:
 def _context(request: Request, principal: Principal, **extra: Any) -> dict[str, Any]:
     rt = access.runtime(request)
     projects = rt.state.list_projects()
-    current: Project | None = None
-    ref = request.query_params.get("project")
-    for p in projects:
-        if ref is None or str(p.id) == ref:
-            current = p
-            break
+    current = _current_project(request, projects)
     return {
         "principal": principal, "user": principal.user, "csrf": principal.csrf_token,
         "projects": projects, "project": current, "layers": LAYERS,
@@ -101,6 +100,16 @@ def _context(request: Request, principal: Principal, **extra: Any) -> dict[str, 
         "kept": _kept(request), "path": request.url.path, "version": __version__,
         "notice": request.query_params.get("notice", ""), **extra,
     }
+
+
+def _current_project(request: Request, projects: list[Project] | None = None
+                     ) -> Project | None:
+    """The project of ``?project=``, or the first one."""
+    ref = request.query_params.get("project")
+    for p in projects if projects is not None else access.runtime(request).state.list_projects():
+        if ref is None or str(p.id) == ref:
+            return p
+    return None
 
 
 def _render(request: Request, name: str, context: dict[str, Any],
@@ -219,6 +228,8 @@ def _section(request: Request) -> Response:
         page.path, "section.html")
     return _render(request, template, _context(
         request, principal, page=page, cards=KPI_CARDS.get(page.path, ()),
+        monitor_yaml=_monitor_yaml(request, _current_project(request))
+        if page.path == "/reliability/uptime" else "", monitor_error="",
         steps=request.query_params.get("steps", ",".join(DEFAULT_STEPS)),
         within=request.query_params.get("within", "session"),
         by=request.query_params.get(
@@ -229,6 +240,75 @@ def _section(request: Request) -> Response:
 
 for _page in PAGES.values():
     router.add_api_route(_page.path, _section, methods=["GET"], name=_page.path)
+
+
+# --- monitors (admin): add, change, delete from the Uptime page ----------------------------
+
+_EXAMPLE_MONITOR = """name: home
+kind: http
+url: /
+interval: 60s
+expect: {status: 200, contains: "Add to cart", max_ms: 2000}
+"""
+
+
+def _monitor_yaml(request: Request, project: Project | None) -> str:
+    """The YAML of ``?edit=<name>`` (a stored monitor), or an example."""
+    name = request.query_params.get("edit")
+    if not name or project is None:
+        return _EXAMPLE_MONITOR
+    try:
+        stored = get_monitor(access.runtime(request).state, project.id, name)
+    except NotFound:
+        return _EXAMPLE_MONITOR
+    spec = msgspec.to_builtins(stored.monitor)
+    return str(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
+
+
+def _uptime_page(request: Request, principal: Principal, project: Project, text: str,
+                 error: str, status: int) -> HTMLResponse:
+    page = PAGES["/reliability/uptime"]
+    return _render(request, "uptime.html", _context(
+        request, principal, page=page, monitor_yaml=text, monitor_error=error), status)
+
+
+@router.post("/reliability/uptime/monitors")
+def save_monitors(request: Request, csrf_token: Annotated[str, Form()] = "",
+                  project_id: Annotated[int, Form()] = 0,
+                  spec: Annotated[str, Form()] = "") -> Response:
+    """Save the monitor (or ``monitors:`` list) written in the form's YAML, as managed
+    in the dashboard."""
+    principal = access.require_admin(request)
+    access.check_csrf(request, principal, csrf_token)
+    project = _project(request, project_id)
+    try:
+        data = yaml.safe_load(spec) if spec.strip() else None
+        if isinstance(data, dict) and "monitors" not in data:
+            data = {"monitors": [data]}
+        monitors = parse_monitors(yaml.safe_dump(data), "form") if data else []
+        if not monitors:
+            raise ConfigError("form: write one monitor (name, kind, url...) or a monitors: list")
+    except (ConfigError, yaml.YAMLError) as exc:
+        return _uptime_page(request, principal, project, spec, str(exc), 400)
+    state = access.runtime(request).state
+    for monitor in monitors:
+        put_monitor(state, project.id, monitor, "ui")
+    return RedirectResponse(f"/reliability/uptime?project={project.id}&notice=monitor-saved"
+                            f"&monitor={quote(monitors[0].name)}", 303)
+
+
+@router.post("/reliability/uptime/monitors/{name}/delete")
+def remove_monitor(request: Request, name: str, csrf_token: Annotated[str, Form()] = "",
+                   project_id: Annotated[int, Form()] = 0) -> Response:
+    principal = access.require_admin(request)
+    access.check_csrf(request, principal, csrf_token)
+    project = _project(request, project_id)
+    try:
+        delete_monitor(access.runtime(request).state, project.id, name)
+    except NotFound as exc:
+        raise PageNotFound(str(exc)) from None
+    return RedirectResponse(f"/reliability/uptime?project={project.id}&notice=monitor-deleted",
+                            303)
 
 
 # --- account -------------------------------------------------------------------------------

@@ -520,6 +520,21 @@
       charts.set(el, plot);
     }
   };
+  document.querySelectorAll("[data-run-monitor]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      const out = document.querySelector("[data-run-result]");
+      const headers = JSON.parse(body.getAttribute("hx-headers") || "{}");
+      const url = apiUrl("/api/v1/monitors/" + encodeURIComponent(button.dataset.runMonitor) + "/run");
+      out.textContent = "running…";
+      fetch(url, {method: "POST", headers: headers, credentials: "same-origin"})
+        .then(function (r) { return r.json(); })
+        .then(function (d) {
+          if (d.error) { out.textContent = d.error.message; return; }
+          out.textContent = (d.ok ? "passed" : "failed") + " (" + fmtInt.format(d.duration_ms) + " ms)" + (d.ok ? "" : ": " + d.failure);
+          out.className = d.ok ? "rating-good" : "rating-poor";
+        });
+    });
+  });
   const upload = document.querySelector("form[data-spend-upload]");
   if (upload) upload.addEventListener("submit", function (ev) {
     ev.preventDefault();
