@@ -224,12 +224,15 @@ def project_list(data_dir: str | None, as_json: bool) -> None:
 @click.option("--base-url", default=None, metavar="URL",
               help="The shop's address (https://shop.example), which relative monitor URLs "
                    "join; '' clears it.")
+@click.option("--status-page", default=None, metavar="SLUG",
+              help="Publish a public status page at /status/SLUG (its monitors' status and "
+                   "availability, for customers); '' takes it down.")
 @data_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def project_update(project_ref: str, name: str | None, currency: str | None,
                    timezone: str | None, rum_origins: tuple[str, ...], clear_rum_origins: bool,
-                   rum_sample_rate: float | None, base_url: str | None, data_dir: str | None,
-                   as_json: bool) -> None:
+                   rum_sample_rate: float | None, base_url: str | None,
+                   status_page: str | None, data_dir: str | None, as_json: bool) -> None:
     """Change PROJECT's (id or name) name, currency, time zone, RUM origins or RUM sample
     rate; what is not given stays as it is.
 
@@ -241,16 +244,18 @@ def project_update(project_ref: str, name: str | None, currency: str | None,
         raise click.UsageError("--rum-origin: an empty origin; --clear-rum-origins empties "
                                "the list")
     if (name is None and currency is None and timezone is None and not rum_origins
-            and not clear_rum_origins and rum_sample_rate is None and base_url is None):
+            and not clear_rum_origins and rum_sample_rate is None and base_url is None
+            and status_page is None):
         raise click.UsageError("nothing to change: pass --name, --currency, --timezone, "
-                               "--rum-origin, --clear-rum-origins, --rum-sample-rate or "
-                               "--base-url")
+                               "--rum-origin, --clear-rum-origins, --rum-sample-rate, "
+                               "--base-url or --status-page")
     origins = [] if clear_rum_origins else list(rum_origins) or None
     state = open_state(load_settings(data_dir=data_dir))
     try:
         updated = state.update_project(project_ref, name=name, currency=currency,
                                        timezone=timezone, rum_origins=origins,
-                                       rum_sample_rate=rum_sample_rate, base_url=base_url)
+                                       rum_sample_rate=rum_sample_rate, base_url=base_url,
+                                       status_slug=status_page)
     except (NotFound, ConfigError) as exc:
         fail(str(exc))
     if as_json:
@@ -264,6 +269,8 @@ def project_update(project_ref: str, name: str | None, currency: str | None,
                   f"({updated.rum_sample_rate * 100:g}% of sessions kept)", highlight=False)
     console.print(f"  base URL (for monitors): {updated.base_url or '(none)'}",
                   highlight=False, soft_wrap=True)
+    page = f"/status/{updated.status_slug}" if updated.status_slug else "off"
+    console.print(f"  public status page: {page}", highlight=False)
 
 
 @project.command("rotate-key")
@@ -582,6 +589,7 @@ def monitors_apply(path: Path, project_ref: str | None, dry_run: bool,
 @data_option
 def monitors_list(project_ref: str | None, as_json: bool, data_dir: str | None) -> None:
     """The project's monitors, with who manages them."""
+    from shopwatch.checks.heartbeat import instance_key, push_path
     from shopwatch.store import monitors as store
 
     state = open_state(load_settings(data_dir=data_dir))
@@ -590,17 +598,22 @@ def monitors_list(project_ref: str | None, as_json: bool, data_dir: str | None) 
     except NotFound as exc:
         fail(str(exc))
     stored = store.list_monitors(state, chosen.id)
+    key = instance_key(state)
     if as_json:
         import msgspec
 
         click.echo(json.dumps([{"name": s.monitor.name, "kind": s.monitor.kind,
-                                "source": s.source, "spec": msgspec.to_builtins(s.monitor)}
+                                "source": s.source, "spec": msgspec.to_builtins(s.monitor),
+                                **({"push_path": push_path(key, chosen.id, s.monitor.name)}
+                                   if s.monitor.kind == "heartbeat" else {})}
                                for s in stored], indent=2))
         return
     table = Table("name", "kind", "target", "interval", "managed in")
     for s in stored:
         m = s.monitor
-        target = m.url or f"{len(m.steps or [])} steps"
+        target = m.target
+        if m.kind == "heartbeat":
+            target += f"; push URL path: {push_path(key, chosen.id, m.name)}"
         table.add_row(m.name, m.kind, target, str(m.interval),
                       "code" if s.source == "code" else "dashboard")
     console.print(table)
@@ -640,7 +653,11 @@ def check_run(path: Path, base_url: str | None, junit_path: Path | None, as_json
             for line in summary_lines(result):
                 click.echo(line)
 
-    results = run_all(monitors, Context(base_url=base_url, policy=UNRESTRICTED), show)
+    def skip(monitor: Any, reason: str) -> None:
+        if not as_json:
+            click.echo(f"SKIP  {monitor.name} ({monitor.kind}): {reason}")
+
+    results = run_all(monitors, Context(base_url=base_url, policy=UNRESTRICTED), show, skip)
     if junit_path is not None:
         write_junit(junit_path, results)
     passed = sum(1 for r in results if r.ok)

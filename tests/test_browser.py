@@ -405,3 +405,28 @@ def test_an_admin_adds_runs_edits_and_deletes_a_monitor(signed_in: Watched,
         assert signed_in.problems == []
     finally:
         target.close()
+
+
+def test_public_status_page_renders_without_signing_in(browser: Browser,
+                                                       dashboard: Live) -> None:
+    from shopwatch.checks.monitor import parse_monitors
+    from shopwatch.checks.record import CheckRow
+    from shopwatch.store import monitors as store
+    from tests.test_uptime import MONITORS, write
+
+    project = dashboard.runtime.state.get_project("shop-a")
+    store.apply(dashboard.runtime.state, project.id, parse_monitors(MONITORS))
+    dashboard.runtime.state.update_project(project.id, status_slug="shop-a")
+    now = time.time()
+    write(dashboard, project.id, [
+        CheckRow(ts=now - i * 3600 * 7, monitor="home", kind="http", location="local",
+                 ok=i != 3, attempts=1, duration_ms=100.0, status=200) for i in range(200)])
+    context = browser.new_context(viewport={"width": 900, "height": 700})
+    watched = Watched(context.new_page(), dashboard.base_url)
+    watched.open("/status/shop-a")
+    page = watched.page
+    assert page.locator("h1").inner_text() == "shop-a"
+    assert page.locator(".component").count() == 3  # the paused monitor is not shown
+    watched.shot("status-page")
+    assert watched.problems == []
+    context.close()

@@ -17,10 +17,13 @@ from shopwatch.web.sections import PAGES
 from tests.conftest import ADMIN_EMAIL, PASSWORD, VIEWER_EMAIL, Live, csrf_of, sign_in
 
 PUBLIC = {("POST", "/api/v1/events"), ("POST", "/api/v1/rum"), ("GET", "/rum.js"),
+          ("GET", "/status/acme"), ("GET", "/api/v1/status/acme"),
+          *((m, p) for m in ("GET", "POST", "HEAD")
+            for p in ("/api/v1/heartbeat/x", "/api/v1/heartbeat/x/fail")),
           ("GET", "/healthz"), ("GET", "/metrics"),
           ("GET", "/login"), ("POST", "/login")}
 SAMPLE = {"project_id": "1", "kind": "ingest", "action": "rotate", "user_id": "1",
-          "name": "home"}
+          "name": "home", "slug": "acme", "token": "x"}
 
 
 def _routes(routes: list[Any]) -> list[APIRoute]:

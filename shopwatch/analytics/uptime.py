@@ -63,7 +63,7 @@ FROM last JOIN win USING (monitor) JOIN days USING (monitor)
         r = by_name.get(m.name)
         item: dict[str, Any] = {
             "name": m.name, "kind": m.kind, "managed_in": "code" if s.source == "code"
-            else "dashboard", "target": m.url or f"{len(m.steps or [])} steps",
+            else "dashboard", "target": m.target,
             "interval_s": m.interval_s, "enabled": m.enabled}
         if r is None:
             item.update(status="paused" if not m.enabled else "unknown", last=None,

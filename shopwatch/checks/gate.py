@@ -19,11 +19,17 @@ from shopwatch.checks.result import CheckResult
 
 
 def run_all(monitors: Sequence[Monitor], context: Context,
-            on_result: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
-    """Each enabled monitor once (with its retries), in order."""
+            on_result: Callable[[CheckResult], None] | None = None,
+            on_skip: Callable[[Monitor, str], None] | None = None) -> list[CheckResult]:
+    """Each enabled monitor once (with its retries), in order. Heartbeats have nothing to
+    probe (the shop's jobs call Shopwatch): they are skipped and told to ``on_skip``."""
     results = []
     for monitor in monitors:
         if not monitor.enabled:
+            continue
+        if monitor.kind == "heartbeat":
+            if on_skip is not None:
+                on_skip(monitor, "a heartbeat is pinged by the shop's jobs; nothing to probe")
             continue
         result = run_monitor(monitor, context)
         results.append(result)

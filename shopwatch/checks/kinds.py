@@ -6,9 +6,13 @@ from __future__ import annotations
 from typing import Final, Protocol
 
 from shopwatch.checks.api_flow import ApiFlowKind
+from shopwatch.checks.dns import DnsKind
+from shopwatch.checks.heartbeat import HeartbeatKind
 from shopwatch.checks.http import Context, HttpKind
 from shopwatch.checks.monitor import Monitor
 from shopwatch.checks.result import CheckResult
+from shopwatch.checks.tcp import TcpKind
+from shopwatch.checks.tls import TlsKind
 
 
 class Kind(Protocol):
@@ -17,7 +21,11 @@ class Kind(Protocol):
         ...
 
 
-KINDS: Final[dict[str, Kind]] = {"http": HttpKind(), "api_flow": ApiFlowKind()}
+# heartbeat: the scheduler judges its pings (heartbeat.evaluate); run directly, as by
+# the pre-release gate, it has nothing to probe and says so.
+KINDS: Final[dict[str, Kind]] = {"http": HttpKind(), "api_flow": ApiFlowKind(),
+                                 "tcp": TcpKind(), "dns": DnsKind(), "tls": TlsKind(),
+                                 "heartbeat": HeartbeatKind()}
 
 
 def run_monitor(monitor: Monitor, context: Context) -> CheckResult:

@@ -6,16 +6,19 @@ added, never renamed. Loading checks every monitor and reports each problem with
 place (``checkout.yml: monitors[1].steps[0].expect.status: expected int``), and refuses
 the whole set when any monitor is wrong: half a set applied would be worse than none.
 
-Durations are written ``500ms``, ``20s``, ``5m``, ``1h`` (or a number of seconds).
-Relative URLs (``/cart``) join the base URL given to the command (``--base-url``).
+Durations are written ``500ms``, ``20s``, ``5m``, ``1h``, ``1d`` (or a number of
+seconds). Relative URLs (``/cart``) join the base URL given to the command
+(``--base-url``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 import yaml
@@ -23,12 +26,17 @@ from msgspec import Meta
 
 from shopwatch.errors import ConfigError
 
-KINDS: Final = ("http", "api_flow")  # more kinds arrive one module each (issue 7)
+KINDS: Final = ("http", "api_flow", "tcp", "dns", "tls", "heartbeat")  # one module each
 MIN_INTERVAL_S: Final = 20.0
 MAX_STEPS: Final = 50
+MIN_PERIOD_S: Final = 20.0  # a heartbeat's period: no finer than it is judged (interval)
+MAX_PERIOD_S: Final = 366 * 86400.0
+DNS_RECORDS: Final = ("A", "AAAA", "CNAME", "MX", "TXT", "NS")
 NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.\-]{0,99}")
-_DURATION_RE: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
-_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION_RE: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
+_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_LABEL: Final = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_HOST_RE: Final = re.compile(rf"(?=.{{1,253}}\.?$)(?:{_LABEL}\.)*{_LABEL}\.?")
 
 Duration = str | int | float
 Scalar = str | int | float | bool | None
@@ -43,8 +51,37 @@ def seconds(value: Duration, where: str) -> float:
         return float(value)
     match = _DURATION_RE.fullmatch(value)
     if not match:
-        raise ConfigError(f"{where}: {value!r} is not a duration like 500ms, 30s, 5m or 1h")
+        raise ConfigError(f"{where}: {value!r} is not a duration like 500ms, 30s, 5m, 1h "
+                          "or 1d")
     return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def nameserver(text: str) -> tuple[str, int]:
+    """``(address, port)`` of a ``dns`` monitor's ``resolver``: ``1.1.1.1``,
+    ``127.0.0.1:5353``, ``2606:4700::1111`` or ``[::1]:5353`` (port 53 by default);
+    ValueError when it is not an address (a name would need a resolver of its own)."""
+    text = text.strip()
+    port = 53
+    if text.startswith("["):
+        address, _, rest = text[1:].partition("]")
+        if rest:
+            if not rest.startswith(":") or not rest[1:].isdigit():
+                raise ValueError(f"{text!r}: expected [address]:port")
+            port = int(rest[1:])
+    elif text.count(":") == 1:
+        address, _, number = text.partition(":")
+        if not number.isdigit():
+            raise ValueError(f"{text!r}: expected address:port")
+        port = int(number)
+    else:
+        address = text
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address (optionally with :port)") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{text!r}: port {port} is not 1-65535")
+    return str(ip), port
 
 
 class Expect(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -94,10 +131,12 @@ class Step(Request, kw_only=True):
 
 class Monitor(Exchange, kw_only=True):
     """One monitor as written in YAML (the fields of every kind; each kind uses its own:
-    an ``http`` monitor is one request, an ``api_flow`` a list of steps)."""
+    an ``http`` monitor is one request, an ``api_flow`` a list of steps, ``tcp`` and
+    ``tls`` a ``host`` and ``port`` (or a ``url``), ``dns`` a ``host``, ``record`` and
+    ``expected`` answers, ``heartbeat`` a ``period`` and ``grace``)."""
 
     name: str
-    kind: Literal["http", "api_flow"]
+    kind: Literal["http", "api_flow", "tcp", "dns", "tls", "heartbeat"]
     url: str | None = None
     steps: Annotated[list[Step], Meta(max_length=MAX_STEPS)] | None = None
     interval: Duration = "60s"
@@ -105,6 +144,19 @@ class Monitor(Exchange, kw_only=True):
     retries: Annotated[int, Meta(ge=0, le=10)] = 0
     locations: list[str] | None = None
     enabled: bool = True
+    # tcp, tls, dns: what to reach (tcp and tls: or a url, whose host and port are taken)
+    host: str | None = None
+    port: Annotated[int, Meta(ge=1, le=65535)] | None = None
+    # dns: the record type, the answers that must be among those given, the nameserver
+    record: str | None = None
+    expected: str | list[str] | None = None
+    resolver: str | None = None
+    # tls: verify the chain and host name; fail when fewer days than this are left
+    verify: bool = True
+    warn_days: Annotated[int, Meta(ge=0, le=365)] = 14
+    # heartbeat: how often the shop's job pings, and how late a ping may be
+    period: Duration | None = None
+    grace: Duration = "1m"
 
     @property
     def interval_s(self) -> float:
@@ -113,6 +165,30 @@ class Monitor(Exchange, kw_only=True):
     @property
     def timeout_s(self) -> float:
         return seconds(self.timeout, f"{self.name}: timeout")
+
+    @property
+    def period_s(self) -> float:
+        assert self.period is not None
+        return seconds(self.period, f"{self.name}: period")
+
+    @property
+    def grace_s(self) -> float:
+        return seconds(self.grace, f"{self.name}: grace")
+
+    @property
+    def target(self) -> str:
+        """What the monitor watches, in a few words (for lists and pages)."""
+        if self.kind == "api_flow":
+            return f"{len(self.steps or [])} steps"
+        if self.kind == "dns":
+            return f"{(self.record or 'A').upper()} {self.host}"
+        if self.kind == "heartbeat":
+            return f"a ping every {self.period} (grace {self.grace})"
+        if self.kind in ("tcp", "tls") and self.host is not None:
+            bare = self.host.strip().strip("[]")
+            host = f"[{bare}]" if ":" in bare else bare
+            return f"{host}:{self.port or 443}"
+        return self.url or ""
 
     def request(self) -> Request:
         """The single request of an ``http`` monitor."""
@@ -124,6 +200,30 @@ class Monitor(Exchange, kw_only=True):
 
 class MonitorFile(msgspec.Struct, forbid_unknown_fields=True):
     monitors: list[Monitor]
+
+
+# The fields each kind added by issue 7 uses (besides name, kind, interval, timeout,
+# retries, locations, enabled); any other field set on such a monitor is an error.
+_KIND_FIELDS: Final[dict[str, frozenset[str]]] = {
+    "tcp": frozenset({"host", "port", "url", "expect"}),
+    "dns": frozenset({"host", "record", "expected", "resolver", "expect"}),
+    "tls": frozenset({"host", "port", "url", "verify", "warn_days", "expect"}),
+    "heartbeat": frozenset({"period", "grace"}),
+}
+_COMMON: Final = frozenset({"name", "kind", "interval", "timeout", "retries", "locations",
+                            "enabled"})
+_NEW_FIELDS: Final = frozenset().union(*_KIND_FIELDS.values()) - {"url", "expect"}
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind in ("http", "api_flow") else f"a {kind}"
+
+
+def _set_fields(monitor: Monitor) -> list[str]:
+    """The fields of ``monitor`` that differ from their defaults, in declaration order."""
+    return [f.name for f in msgspec.structs.fields(Monitor)
+            if f.default is not msgspec.NODEFAULT
+            and getattr(monitor, f.name) != f.default]
 
 
 def _check(monitor: Monitor, where: str) -> None:
@@ -138,6 +238,126 @@ def _check(monitor: Monitor, where: str) -> None:
     timeout = seconds(monitor.timeout, f"{where}.timeout")
     if not 0 < timeout <= 120:
         raise ConfigError(f"{where}.timeout: {timeout:g}s must be over 0 and at most 120s")
+    kind = monitor.kind
+    allowed = _KIND_FIELDS.get(kind)
+    for name in _set_fields(monitor):
+        if (name in _NEW_FIELDS if allowed is None
+                else name not in allowed and name not in _COMMON):
+            raise ConfigError(f"{where}.{name}: {_a(kind)} monitor has no {name} "
+                              "(see docs/monitors.md)")
+    if kind in ("http", "api_flow"):
+        _check_http(monitor, where)
+        return
+    if kind in ("tcp", "dns", "tls") and monitor.expect is not None:
+        extra = [f for f in _set_expect(monitor.expect) if f != "max_ms"]
+        if extra:
+            raise ConfigError(f"{where}.expect.{extra[0]}: only max_ms applies to "
+                              f"{_a(kind)} monitor")
+    if kind in ("tcp", "tls"):
+        _check_endpoint(monitor, where, port_needed=kind == "tcp")
+    elif kind == "dns":
+        _check_dns(monitor, where)
+    else:
+        _check_heartbeat(monitor, where)
+
+
+def _set_expect(expect: Expect) -> list[str]:
+    return [name for name in expect.__struct_fields__ if getattr(expect, name) is not None]
+
+
+def check_host(host: str, where: str) -> str:
+    """A host name or IP address (IPv6 with or without brackets), without brackets."""
+    text = host.strip()
+    if "://" in text or "/" in text or not text:
+        raise ConfigError(f"{where}: {host!r} is a host name or address, not a URL "
+                          "(use url: for a URL)")
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        return str(ipaddress.ip_address(bare))
+    except ValueError:
+        pass
+    if not _HOST_RE.fullmatch(text):
+        raise ConfigError(f"{where}: {host!r} is not a host name or IP address")
+    return text
+
+
+def _check_endpoint(monitor: Monitor, where: str, port_needed: bool) -> None:
+    """tcp and tls: a host (with a port for tcp), or a url that gives them."""
+    if monitor.host is not None and monitor.url is not None:
+        raise ConfigError(f"{where}: give host (and port) or url, not both")
+    if monitor.host is not None:
+        check_host(monitor.host, f"{where}.host")
+        if port_needed and monitor.port is None:
+            raise ConfigError(f"{where}.port: a {monitor.kind} monitor with a host needs a "
+                              "port")
+        return
+    if monitor.url is None:
+        raise ConfigError(f"{where}.host: {_a(monitor.kind)} monitor needs a host (and port) "
+                          "or a url")
+    if monitor.port is not None:
+        raise ConfigError(f"{where}.port: with a url, the port is the url's (or its "
+                          "scheme's)")
+    parts = urlsplit(monitor.url)
+    if parts.scheme:  # relative URLs join the base URL when the monitor runs
+        try:
+            port = parts.port
+        except ValueError:
+            raise ConfigError(f"{where}.url: {monitor.url!r} has an invalid port") from None
+        if not parts.hostname:
+            raise ConfigError(f"{where}.url: {monitor.url!r} has no host")
+        if port_needed and port is None and parts.scheme not in ("http", "https"):
+            raise ConfigError(f"{where}.url: {monitor.url!r} has no port (and its scheme "
+                              "has no default one)")
+
+
+def _check_dns(monitor: Monitor, where: str) -> None:
+    if monitor.host is None:
+        raise ConfigError(f"{where}.host: a dns monitor needs the host name to look up")
+    check_host(monitor.host, f"{where}.host")
+    record = (monitor.record or "A").upper()
+    if record not in DNS_RECORDS:
+        raise ConfigError(f"{where}.record: {monitor.record!r} is not one of "
+                          f"{', '.join(DNS_RECORDS)}")
+    expected = monitor.expected
+    values = [expected] if isinstance(expected, str) else (expected or [])
+    if expected is not None and not values:
+        raise ConfigError(f"{where}.expected: give at least one value (or leave it out)")
+    for i, value in enumerate(values):
+        place = f"{where}.expected" + (f"[{i}]" if isinstance(expected, list) else "")
+        if not value.strip():
+            raise ConfigError(f"{place}: an empty value")
+        if record in ("A", "AAAA"):
+            try:
+                ip = ipaddress.ip_address(value.strip())
+            except ValueError:
+                raise ConfigError(f"{place}: {value!r} is not an IP address") from None
+            if ip.version != (4 if record == "A" else 6):
+                raise ConfigError(f"{place}: {value!r} is not an IPv{4 if record == 'A' else 6}"
+                                  f" address ({record} record)")
+    if monitor.resolver is not None:
+        try:
+            nameserver(monitor.resolver)
+        except ValueError as exc:
+            raise ConfigError(f"{where}.resolver: {exc}") from None
+
+
+def _check_heartbeat(monitor: Monitor, where: str) -> None:
+    if monitor.period is None:
+        raise ConfigError(f"{where}.period: a heartbeat monitor needs the period of its "
+                          "pings (e.g. 5m, 1h, 1d)")
+    period = seconds(monitor.period, f"{where}.period")
+    if not MIN_PERIOD_S <= period <= MAX_PERIOD_S:
+        raise ConfigError(f"{where}.period: {period:g}s must be at least {MIN_PERIOD_S:g}s "
+                          "and at most 366d")
+    grace = seconds(monitor.grace, f"{where}.grace")
+    if not 0 <= grace <= MAX_PERIOD_S:
+        raise ConfigError(f"{where}.grace: {grace:g}s must be at least 0 and at most 366d")
+    if monitor.retries:
+        raise ConfigError(f"{where}.retries: a heartbeat monitor has nothing to retry")
+
+
+def _check_http(monitor: Monitor, where: str) -> None:
+    """The http and api_flow kinds (unchanged since issue 7's first kinds)."""
     requests: list[tuple[str, Request]] = []
     if monitor.kind == "http":
         if not monitor.url:
@@ -232,6 +452,8 @@ def parse_monitors(text: str, source: str = "<text>") -> list[Monitor]:
             field = text_.removeprefix("Object contains unknown field ")
             path = f"{path}.{field}" if path else field
             text_ = "unknown field (see docs/monitors.md)"
+        elif path.endswith("kind") and text_.startswith("Invalid enum value"):
+            text_ += f" (one of {', '.join(KINDS)})"
         raise ConfigError(f"{source}: {path or 'file'}: {text_[:1].lower()}{text_[1:]}") from None
     for i, monitor in enumerate(parsed.monitors):
         _check(monitor, f"{source}: monitors[{i}]")

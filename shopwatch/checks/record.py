@@ -37,7 +37,8 @@ CHECK_COLUMNS: Final = ("project_id", "received_at", *CheckRow.__struct_fields__
 
 def row_of(result: CheckResult, location: str) -> CheckRow:
     """The row of a result; the timings are the first step's (a flow's steps are kept
-    whole in ``steps``)."""
+    whole in ``steps``, and so is a single step with ``details``: a certificate's expiry,
+    DNS answers, a heartbeat's last ping)."""
     first = result.steps[0] if result.steps else None
     timings = first.timings if first else {}
     failure = result.failure
@@ -48,4 +49,5 @@ def row_of(result: CheckResult, location: str) -> CheckRow:
         connect_ms=timings.get("connect_ms"), tls_ms=timings.get("tls_ms"),
         first_byte_ms=timings.get("first_byte_ms"), transfer_ms=timings.get("transfer_ms"),
         failure=failure[:MAX_FAILURE] if failure else None,
-        steps=[s.as_dict() for s in result.steps] if len(result.steps) > 1 else None)
+        steps=[s.as_dict() for s in result.steps]
+        if len(result.steps) > 1 or any(s.details for s in result.steps) else None)

@@ -13,7 +13,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class StepResult:
-    """One request: where it went, its status, timings (ms) and what failed."""
+    """One request: where it went, its status, timings (ms) and what failed; ``details``
+    holds what a kind found besides (a certificate's expiry, DNS answers, a heartbeat's
+    last ping)."""
 
     name: str
     url: str = ""
@@ -23,15 +25,19 @@ class StepResult:
     duration_ms: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
 
     def fail(self, reason: str) -> None:
         self.ok = False
         self.failures.append(reason)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "url": self.url, "method": self.method, "ok": self.ok,
-                "status": self.status, "duration_ms": self.duration_ms,
-                "timings": self.timings, "failures": self.failures}
+        out = {"name": self.name, "url": self.url, "method": self.method, "ok": self.ok,
+               "status": self.status, "duration_ms": self.duration_ms,
+               "timings": self.timings, "failures": self.failures}
+        if self.details:
+            out["details"] = self.details
+        return out
 
 
 @dataclass

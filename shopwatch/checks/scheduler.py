@@ -14,6 +14,8 @@ Contract:
 - Results are written to the event store's ``check_results`` table through the writer,
   gathered into one batch a second; a check is judged against the server's address
   policy (:mod:`shopwatch.checks.safety`): only public addresses and the allow-list.
+- A ``heartbeat`` monitor probes nothing: its turn judges the pings stored for it
+  (:func:`shopwatch.checks.heartbeat.evaluate`, against ``wall``, the epoch clock).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 import msgspec
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from shopwatch.checks import heartbeat
 from shopwatch.checks.http import Context
 from shopwatch.checks.kinds import run_monitor
 from shopwatch.checks.monitor import Monitor
@@ -80,6 +83,7 @@ class Scheduler:
                  reload_s: float = 10.0, resolver: Resolver = system_resolver,
                  metrics: SchedulerMetrics | None = None,
                  clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time,
                  offset: Callable[[float], float] = lambda interval: random.uniform(
                      0, interval)) -> None:
         self._state = state
@@ -90,6 +94,7 @@ class Scheduler:
         self._resolver = resolver
         self._metrics = metrics
         self._clock = clock
+        self._wall = wall
         self._offset = offset  # where in its interval a monitor runs (tests pass 0)
         self._pool = ThreadPoolExecutor(max_workers=concurrency,
                                         thread_name_prefix="shopwatch-check")
@@ -183,9 +188,15 @@ class Scheduler:
 
     def _check(self, project_id: int, monitor: Monitor, base_url: str) -> None:
         try:
-            context = Context(base_url=base_url or None, policy=self._policy,
-                              resolver=self._resolver)
-            result = run_monitor(monitor, context)
+            if monitor.kind == "heartbeat":
+                judged = heartbeat.evaluate(self._state, project_id, monitor, self._wall())
+                if judged is None:
+                    return  # waiting for its first ping: nothing to record yet
+                result = judged
+            else:
+                context = Context(base_url=base_url or None, policy=self._policy,
+                                  resolver=self._resolver)
+                result = run_monitor(monitor, context)
             row = row_of(result, self._location)
             if self._metrics is not None:
                 self._metrics.checks.labels("ok" if result.ok else "failed").inc()

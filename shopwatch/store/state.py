@@ -14,6 +14,7 @@ the old one at once; a running server notices within its key-cache lifetime (2 s
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ projects = sa.Table(
     sa.Column("rum_sample_rate", sa.Float, nullable=False, server_default="1.0"),
     # Added by migration 6: what relative monitor URLs join ('' when not set).
     sa.Column("base_url", sa.Text, nullable=False, server_default=""),
+    # Added by migration 7: the public status page's address, /status/<slug> ('' = off).
+    sa.Column("status_slug", sa.String(40), nullable=False, server_default=""),
 )
 api_keys = sa.Table(
     "api_keys", metadata,
@@ -123,6 +126,18 @@ monitors = sa.Table(
     sa.UniqueConstraint("project_id", "name"),
 )
 
+# Heartbeat monitors (issue 7): the last pings to a monitor's push URL, one row per
+# monitor (by name: its push token is derived from it), times in epoch seconds.
+heartbeats = sa.Table(
+    "heartbeats", metadata,
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("monitor", sa.String(100), primary_key=True),
+    sa.Column("last_ping", sa.Float, nullable=True),  # the last success ping
+    sa.Column("last_fail", sa.Float, nullable=True),  # the last ping to .../fail
+    sa.Column("pings", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("fails", sa.Integer, nullable=False, server_default="0"),
+)
+
 
 def _m1_initial(conn: Connection) -> None:
     # The version-1 shape of ``projects``, frozen here: later migrations alter it.
@@ -155,7 +170,14 @@ MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Connection], None]], ...]] = (
      lambda conn: _m4_rum(conn)),
     (5, "monitors", lambda conn: monitors.create(conn)),
     (6, "project base URL (for monitors)", lambda conn: _m6_base_url(conn)),
+    (7, "public status page per project", lambda conn: _m7_status_page(conn)),
+    (8, "heartbeat pings", lambda conn: heartbeats.create(conn)),
 )
+
+
+def _m7_status_page(conn: Connection) -> None:
+    conn.execute(sa.text(
+        "ALTER TABLE projects ADD COLUMN status_slug VARCHAR(40) NOT NULL DEFAULT ''"))
 
 
 def _m6_base_url(conn: Connection) -> None:
@@ -183,6 +205,7 @@ class Project:
     rum_origins: tuple[str, ...] = ()
     rum_sample_rate: float = 1.0  # share of sessions whose RUM telemetry is kept
     base_url: str = ""  # the shop's address, which relative monitor URLs join
+    status_slug: str = ""  # public status page at /status/<slug>; '' when off
 
     def as_dict(self) -> dict[str, Any]:
         """The four fields of the CLI's ``--json`` contract (issue 2), nothing more."""
@@ -269,23 +292,25 @@ class StateStore:
             rows = conn.execute(
                 sa.select(projects.c.id, projects.c.name, projects.c.currency,
                           projects.c.timezone, projects.c.rum_origins,
-                          projects.c.rum_sample_rate, projects.c.base_url
-                          ).order_by(projects.c.id)).all()
+                          projects.c.rum_sample_rate, projects.c.base_url,
+                          projects.c.status_slug).order_by(projects.c.id)).all()
             keys = conn.execute(
                 sa.select(api_keys.c.project_id, api_keys.c.kind, api_keys.c.key)
                 .where(api_keys.c.revoked_at.is_(None))).all()
         live = {(pid, kind): key for pid, kind, key in keys}
         return [Project(pid, name, live.get((pid, "ingest")), live.get((pid, "secret")),
-                        currency, timezone, tuple(origins.split()), float(rate), base_url)
-                for pid, name, currency, timezone, origins, rate, base_url in rows]
+                        currency, timezone, tuple(origins.split()), float(rate), base_url,
+                        slug)
+                for pid, name, currency, timezone, origins, rate, base_url, slug in rows]
 
     def update_project(self, ref: str | int, *, name: str | None = None,
                        currency: str | None = None, timezone: str | None = None,
                        rum_origins: list[str] | None = None,
                        rum_sample_rate: float | None = None,
-                       base_url: str | None = None) -> Project:
+                       base_url: str | None = None,
+                       status_slug: str | None = None) -> Project:
         """Rename a project or change its currency, time zone, RUM origins or RUM sample
-        rate, or base URL (ConfigError naming the field if invalid)."""
+        rate, base URL or status page slug (ConfigError naming the field if invalid)."""
         project = self.get_project(ref)
         values: dict[str, str | float] = {}
         if name is not None:
@@ -301,6 +326,8 @@ class StateStore:
             values["rum_origins"] = " ".join(check_origin(o) for o in rum_origins if o.strip())
         if base_url is not None:
             values["base_url"] = check_base_url(base_url) if base_url.strip() else ""
+        if status_slug is not None:
+            values["status_slug"] = check_slug(status_slug) if status_slug.strip() else ""
         if rum_sample_rate is not None:
             if not 0.0 <= rum_sample_rate <= 1.0:
                 raise ConfigError(f"rum_sample_rate: {rum_sample_rate:g} is not between 0 and 1")
@@ -312,6 +339,13 @@ class StateStore:
                     & (projects.c.id != project.id))).first()
                 if clash:
                     raise ConfigError(f"name: a project named {values['name']!r} exists already")
+            if values.get("status_slug"):
+                taken = conn.execute(sa.select(projects.c.id).where(
+                    (projects.c.status_slug == values["status_slug"])
+                    & (projects.c.id != project.id))).first()
+                if taken:
+                    raise ConfigError(f"status_slug: /status/{values['status_slug']} is used "
+                                      "by another project")
             if values:
                 conn.execute(projects.update().where(projects.c.id == project.id).values(**values))
         return self.get_project(project.id)
@@ -370,6 +404,15 @@ def check_currency(code: str) -> str:
     if len(code) != 3 or not code.isalpha() or not code.isascii():
         raise ConfigError(f"currency: {code!r} is not a three-letter ISO 4217 code (e.g. EUR)")
     return code
+
+
+def check_slug(slug: str) -> str:
+    """A status page address: 3 to 40 lower-case letters, digits and dashes."""
+    text = slug.strip().lower()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{2,39}", text):
+        raise ConfigError(f"status_slug: {slug!r} must be 3 to 40 lower-case letters, digits "
+                          "and dashes, starting with a letter or digit")
+    return text
 
 
 def check_base_url(url: str) -> str:

@@ -25,6 +25,7 @@ from shopwatch.analytics.timerange import TimeRange, parse_range
 from shopwatch.analytics.timeseries import timeseries
 from shopwatch.analytics.uptime import monitor_detail, monitors_status
 from shopwatch.analytics.vitals import resources, vitals
+from shopwatch.checks import heartbeat
 from shopwatch.checks.http import Context
 from shopwatch.checks.kinds import run_monitor
 from shopwatch.checks.monitor import Monitor, parse_monitors
@@ -531,10 +532,17 @@ async def get_monitors(request: Request, project: ProjectQuery = None) -> Respon
     """Every monitor of the project: status, last run, availability over 24 hours, 30
     and 90 days, response-time p50 and p95 over 24 hours, and 90 daily bars."""
     rt: Runtime = request.app.state.runtime
-    chosen = access.project_for(request, access.require_api(request), project)
+    principal = access.require_api(request)
+    chosen = access.project_for(request, principal, project)
     stored = await asyncio.to_thread(list_monitors, rt.state, chosen.id)
     rows = await asyncio.to_thread(monitors_status, rt.events, chosen.id, stored,
                                    time.time_ns() // 1000)
+    own = str(request.base_url).rstrip("/")
+    for row in rows:
+        # Where the shop's job pings: the URL is its secret, for admins and the secret key.
+        if row["kind"] == "heartbeat" and (principal.session is None or principal.is_admin):
+            row["push_url"] = own + heartbeat.push_path(rt.pipeline.pseudonym_key, chosen.id,
+                                                        row["name"])
     flat = [{k: v for k, v in r.items() if k != "bars"} for r in rows]
     return export.respond(request, {"monitors": rows}, flat, "monitors")
 
@@ -630,6 +638,15 @@ async def run_monitor_route(request: Request, name: str, project: ProjectQuery =
         stored = await asyncio.to_thread(get_monitor, rt.state, chosen.id, name)
     except NotFound as exc:
         raise PageNotFound(str(exc)) from None
+    if stored.monitor.kind == "heartbeat":  # nothing to probe: judge its pings now
+        judged = await asyncio.to_thread(heartbeat.evaluate, rt.state, chosen.id,
+                                         stored.monitor, time.time())
+        if judged is None:
+            return Response(_encode({"monitor": name, "kind": "heartbeat", "ok": None,
+                                     "failure": "waiting for the first ping",
+                                     "duration_ms": 0, "steps": []}),
+                            media_type="application/json")
+        return Response(_encode(judged.as_dict()), media_type="application/json")
     context = Context(base_url=chosen.base_url or None, policy=rt.checks_policy)
     result = await asyncio.to_thread(run_monitor, stored.monitor, context)
     return Response(_encode(result.as_dict()), media_type="application/json")

@@ -25,10 +25,12 @@ from shopwatch.runtime import Runtime
 from shopwatch.web import access
 from shopwatch.web.api import router as api_router
 from shopwatch.web.frontdoor import FrontDoor
+from shopwatch.web.heartbeat import router as heartbeat_router
 from shopwatch.web.ops import router as ops_router
 from shopwatch.web.pages import router as pages_router
 from shopwatch.web.pages import templates
 from shopwatch.web.snippet import router as snippet_router
+from shopwatch.web.status import router as status_router
 
 STATIC = Path(__file__).with_name("static")
 # Pages load scripts only from this server and are never framed (clickjacking).
@@ -128,9 +130,11 @@ def create_api(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     app.include_router(ingest_router)
     app.include_router(rum_router)
     app.include_router(api_router)
+    app.include_router(heartbeat_router)
     app.include_router(ops_router)
     app.include_router(pages_router)
     app.include_router(snippet_router)
+    app.include_router(status_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     if not (STATIC / "vendor" / "uPlot.iife.min.js").exists():
         log.warning("dashboard assets are missing (%s): run `make assets`", STATIC / "vendor")

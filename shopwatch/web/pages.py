@@ -400,22 +400,27 @@ def update_project(request: Request, project_id: int, csrf_token: Annotated[str,
                    name: Annotated[str, Form()] = "", currency: Annotated[str, Form()] = "",
                    timezone: Annotated[str, Form()] = "", rum_form: Annotated[str, Form()] = "",
                    rum_origins: Annotated[str, Form()] = "",
-                   rum_sample_rate: Annotated[str, Form()] = "") -> Response:
+                   rum_sample_rate: Annotated[str, Form()] = "",
+                   checks_form: Annotated[str, Form()] = "",
+                   base_url: Annotated[str, Form()] = "",
+                   status_slug: Annotated[str, Form()] = "") -> Response:
     principal = access.require_admin(request)
     access.check_csrf(request, principal, csrf_token)
     _project(request, project_id)
-    rum: dict[str, Any] = {}
+    changes: dict[str, Any] = {}
+    if checks_form:  # the monitors form: empty fields clear the values
+        changes["base_url"], changes["status_slug"] = base_url, status_slug
     if rum_form:  # the RUM form: an empty origins field clears the list
-        rum["rum_origins"] = rum_origins.replace(",", " ").split()
+        changes["rum_origins"] = rum_origins.replace(",", " ").split()
         try:
-            rum["rum_sample_rate"] = float(rum_sample_rate or "1")
+            changes["rum_sample_rate"] = float(rum_sample_rate or "1")
         except ValueError:
             return _projects_page(request, principal, status=400, error=(
                 f"rum_sample_rate: {rum_sample_rate!r} is not a number between 0 and 1"))
     try:
         access.runtime(request).state.update_project(
             project_id, name=name or None, currency=currency or None, timezone=timezone or None,
-            **rum)
+            **changes)
     except ConfigError as exc:
         return _projects_page(request, principal, error=str(exc), status=400)
     return _done(request, "project-saved")

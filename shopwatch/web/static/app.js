@@ -758,7 +758,7 @@
       const url = new URL(location.href); url.searchParams.set("monitor", m.name);
       linkCell(tr, m.name, url.pathname + url.search);
       const hint = document.createElement("div"); hint.className = "hint";
-      hint.textContent = m.kind + " · " + m.target + " · every " + fmtInt.format(m.interval_s) + " s";
+      hint.textContent = m.kind + " · " + m.target + " · every " + fmtInt.format(m.interval_s) + " s" + (m.push_url ? " · ping " + m.push_url : "");
       tr.lastChild.appendChild(hint);
       cell(tr, m.status); if (STATUS_CLASS[m.status]) tr.lastChild.classList.add(STATUS_CLASS[m.status]);
       cell(tr, m.last ? fmtTime(m.last.at) + (m.last.failure ? " — " + m.last.failure : "") : "never");
