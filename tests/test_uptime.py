@@ -130,3 +130,20 @@ def test_monitors_can_be_created_changed_run_and_deleted_through_the_api(server:
                                                    json=body).status_code == 403
     finally:
         target.close()
+
+
+def test_tls_monitors_show_the_certificate_countdown(live: Live, project: Project) -> None:
+    store.apply(live.runtime.state, project.id, parse_monitors(
+        "monitors: [{name: cert, kind: tls, host: shop.example}]"))
+    now = time.time()
+    details = {"days_left": 9.5, "not_after": "2026-12-01T12:00:00+00:00"}
+    write(live, project.id, [
+        CheckRow(ts=now - 120, monitor="cert", kind="tls", location="local", ok=True,
+                 attempts=1, duration_ms=30, steps=[{"name": "cert", "details": {
+                     "days_left": 10.5, "not_after": "2026-12-01T12:00:00+00:00"}}]),
+        CheckRow(ts=now - 60, monitor="cert", kind="tls", location="local", ok=False,
+                 attempts=1, duration_ms=30, failure="certificate expires in 9 days",
+                 steps=[{"name": "cert", "details": details}])])
+    (row,) = live.client(project.secret_key).get("/api/v1/monitors").json()["monitors"]
+    assert row["certificate"] == details
+    assert row["target"] == "shop.example:443"

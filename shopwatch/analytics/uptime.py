@@ -8,6 +8,8 @@ Contract (docs/kpis.md, "Uptime"):
   run has none (``null``), never 100 %. Per day (UTC), for the last 90 days: the bars.
 - **Response time**: percentiles (p50, p95, p99) of the runs' total duration, per bucket
   of the range and per location.
+- **Certificate**: for ``tls`` monitors, the days left before the certificate of the
+  last run that read one expires, and its expiry time.
 - **Incidents**: stretches of consecutive failed runs of a location, from the first
   failure to the next passing run (still open when none passed since), with the first
   failure's reason.
@@ -39,7 +41,11 @@ def monitors_status(store: EventStore, project_id: int, stored: Sequence[Stored]
     rows = store.query(f"""
 WITH r AS (SELECT * FROM check_results WHERE project_id = ? AND ts >= {TS}),
 last AS (SELECT monitor, arg_max(ok, ts), epoch_us(max(ts)), arg_max(status, ts),
-                arg_max(duration_ms, ts), arg_max(failure, ts), arg_max(location, ts)
+                arg_max(duration_ms, ts), arg_max(failure, ts), arg_max(location, ts),
+                arg_max(steps->>'$[0].details.days_left', ts)
+                    FILTER (WHERE steps->>'$[0].details.days_left' IS NOT NULL),
+                arg_max(steps->>'$[0].details.not_after', ts)
+                    FILTER (WHERE steps->>'$[0].details.not_after' IS NOT NULL)
          FROM r GROUP BY monitor),
 win AS (SELECT monitor,
                count(*) FILTER (WHERE ts >= {TS}), count(*) FILTER (WHERE ts >= {TS} AND ok),
@@ -70,8 +76,8 @@ FROM last JOIN win USING (monitor) JOIN days USING (monitor)
                         availability={"24h": None, "30d": None, "90d": None},
                         p50_ms=None, p95_ms=None, bars=_bars(day0, []))
         else:
-            (_, ok, ts, status, duration, failure, location, n24, k24, n30, k30, n90, k90,
-             p50, p95, bars) = r
+            (_, ok, ts, status, duration, failure, location, days_left, not_after, n24, k24,
+             n30, k30, n90, k90, p50, p95, bars) = r
             item.update(
                 status="paused" if not m.enabled else ("up" if ok else "down"),
                 last={"ok": ok, "at": iso_utc(int(ts)), "status": status,
@@ -80,6 +86,8 @@ FROM last JOIN win USING (monitor) JOIN days USING (monitor)
                               "90d": _ratio(k90, n90)},
                 p50_ms=None if p50 is None else round(p50, 1),
                 p95_ms=None if p95 is None else round(p95, 1), bars=_bars(day0, bars))
+            if days_left is not None:  # a tls monitor: the certificate's countdown
+                item["certificate"] = {"days_left": float(days_left), "not_after": not_after}
         out.append(item)
     return out
 

@@ -762,6 +762,12 @@
       tr.lastChild.appendChild(hint);
       cell(tr, m.status); if (STATUS_CLASS[m.status]) tr.lastChild.classList.add(STATUS_CLASS[m.status]);
       cell(tr, m.last ? fmtTime(m.last.at) + (m.last.failure ? " — " + m.last.failure : "") : "never");
+      if (m.certificate) {
+        const cert = document.createElement("div"), days = m.certificate.days_left;
+        cert.className = days < 14 ? "rating-poor" : days < 30 ? "rating-needs-improvement" : "hint";
+        cert.textContent = days < 0 ? "certificate expired" : "certificate expires in " + fmtInt.format(Math.floor(days)) + " days";
+        tr.lastChild.appendChild(cert);
+      }
       ["24h", "30d", "90d"].forEach(function (k) {
         const v = m.availability[k];
         cell(tr, pctOrDash(v), {num: true, sort: v == null ? "" : v});
