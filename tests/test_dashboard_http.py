@@ -23,7 +23,7 @@ PUBLIC = {("POST", "/api/v1/events"), ("POST", "/api/v1/rum"), ("GET", "/rum.js"
           ("GET", "/healthz"), ("GET", "/metrics"),
           ("GET", "/login"), ("POST", "/login")}
 SAMPLE = {"project_id": "1", "kind": "ingest", "action": "rotate", "user_id": "1",
-          "name": "home", "slug": "acme", "token": "x"}
+          "name": "home", "slug": "acme", "token": "x", "window_id": "1"}
 
 
 def _routes(routes: list[Any]) -> list[APIRoute]:

@@ -5,7 +5,9 @@ Contract (docs/kpis.md, "Uptime"):
 - A monitor's **status** is its last run's outcome (``up`` or ``down``), ``unknown``
   before its first run, ``paused`` when disabled.
 - **Availability** over a window is the share of runs in it that passed; a window with no
-  run has none (``null``), never 100 %. Per day (UTC), for the last 90 days: the bars.
+  run has none (``null``), never 100 %. Runs during maintenance windows
+  (:mod:`shopwatch.store.maintenance`) count in no availability, bar, percentile or
+  incident. Per day (UTC), for the last 90 days: the bars.
 - **Response time**: percentiles (p50, p95, p99) of the runs' total duration, per bucket
   of the range and per location.
 - **Certificate**: for ``tls`` monitors, the days left before the certificate of the
@@ -34,19 +36,33 @@ def _ratio(ok: int | None, runs: int | None) -> float | None:
     return None if not runs else round(int(ok or 0) / int(runs), 6)
 
 
+Spans = Sequence[tuple[float, float]]  # maintenance: [from, to) in epoch seconds
+# Runs outside maintenance: a CTE over parameters (starts, ends) in epoch microseconds.
+_OUTSIDE = ("NOT EXISTS (SELECT 1 FROM (SELECT unnest(?::BIGINT[]) AS s, "
+            "unnest(?::BIGINT[]) AS e) mw WHERE epoch_us(ts) >= mw.s AND epoch_us(ts) < mw.e)")
+
+
+def _span_params(spans: Spans) -> list[list[int]]:
+    return [[int(a * 1_000_000) for a, _ in spans], [int(b * 1_000_000) for _, b in spans]]
+
+
 def monitors_status(store: EventStore, project_id: int, stored: Sequence[Stored],
-                    now_us: int) -> list[dict[str, Any]]:
-    """Every monitor of the project with its status, availability and 90 daily bars."""
+                    now_us: int, maintenance: Spans = ()) -> list[dict[str, Any]]:
+    """Every monitor of the project with its status, availability and 90 daily bars;
+    runs during ``maintenance`` count in neither (the status says ``maintenance`` while a
+    window is open)."""
     day0 = (now_us // DAY_US - (BAR_DAYS - 1)) * DAY_US
+    in_maintenance = any(a * 1e6 <= now_us < b * 1e6 for a, b in maintenance)
     rows = store.query(f"""
-WITH r AS (SELECT * FROM check_results WHERE project_id = ? AND ts >= {TS}),
+WITH every_run AS (SELECT * FROM check_results WHERE project_id = ? AND ts >= {TS}),
+r AS (SELECT * FROM every_run WHERE {_OUTSIDE}),
 last AS (SELECT monitor, arg_max(ok, ts), epoch_us(max(ts)), arg_max(status, ts),
                 arg_max(duration_ms, ts), arg_max(failure, ts), arg_max(location, ts),
                 arg_max(steps->>'$[0].details.days_left', ts)
                     FILTER (WHERE steps->>'$[0].details.days_left' IS NOT NULL),
                 arg_max(steps->>'$[0].details.not_after', ts)
                     FILTER (WHERE steps->>'$[0].details.not_after' IS NOT NULL)
-         FROM r GROUP BY monitor),
+         FROM every_run GROUP BY monitor),
 win AS (SELECT monitor,
                count(*) FILTER (WHERE ts >= {TS}), count(*) FILTER (WHERE ts >= {TS} AND ok),
                count(*) FILTER (WHERE ts >= {TS}), count(*) FILTER (WHERE ts >= {TS} AND ok),
@@ -59,9 +75,9 @@ days AS (SELECT monitor, list({{'day': d, 'runs': n, 'ok': k}} ORDER BY d) AS ba
                       count(*) FILTER (WHERE ok) AS k FROM r GROUP BY ALL)
          GROUP BY monitor)
 SELECT last.*, win.* EXCLUDE (monitor), days.bars
-FROM last JOIN win USING (monitor) JOIN days USING (monitor)
-""", [project_id, day0, now_us - DAY_US, now_us - DAY_US, now_us - 30 * DAY_US,
-      now_us - 30 * DAY_US, now_us - DAY_US, now_us - DAY_US])
+FROM last LEFT JOIN win USING (monitor) LEFT JOIN days USING (monitor)
+""", [project_id, day0, *_span_params(maintenance), now_us - DAY_US, now_us - DAY_US,
+      now_us - 30 * DAY_US, now_us - 30 * DAY_US, now_us - DAY_US, now_us - DAY_US])
     by_name = {r[0]: r for r in rows}
     out = []
     for s in stored:
@@ -72,20 +88,22 @@ FROM last JOIN win USING (monitor) JOIN days USING (monitor)
             else "dashboard", "target": m.target,
             "interval_s": m.interval_s, "enabled": m.enabled}
         if r is None:
-            item.update(status="paused" if not m.enabled else "unknown", last=None,
+            item.update(status="paused" if not m.enabled else "maintenance"
+                        if in_maintenance else "unknown", last=None,
                         availability={"24h": None, "30d": None, "90d": None},
                         p50_ms=None, p95_ms=None, bars=_bars(day0, []))
         else:
             (_, ok, ts, status, duration, failure, location, days_left, not_after, n24, k24,
              n30, k30, n90, k90, p50, p95, bars) = r
             item.update(
-                status="paused" if not m.enabled else ("up" if ok else "down"),
+                status="paused" if not m.enabled else "maintenance" if in_maintenance
+                else ("up" if ok else "down"),
                 last={"ok": ok, "at": iso_utc(int(ts)), "status": status,
                       "duration_ms": duration, "failure": failure, "location": location},
                 availability={"24h": _ratio(k24, n24), "30d": _ratio(k30, n30),
                               "90d": _ratio(k90, n90)},
                 p50_ms=None if p50 is None else round(p50, 1),
-                p95_ms=None if p95 is None else round(p95, 1), bars=_bars(day0, bars))
+                p95_ms=None if p95 is None else round(p95, 1), bars=_bars(day0, bars or []))
             if days_left is not None:  # a tls monitor: the certificate's countdown
                 item["certificate"] = {"days_left": float(days_left), "not_after": not_after}
         out.append(item)
@@ -104,34 +122,39 @@ def _bars(day0: int, bars: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def monitor_detail(store: EventStore, project_id: int, name: str,
-                   rng: TimeRange) -> dict[str, Any]:
+def monitor_detail(store: EventStore, project_id: int, name: str, rng: TimeRange,
+                   maintenance: Spans = ()) -> dict[str, Any]:
     """Response-time percentiles per bucket and location, availability, incidents and
-    the latest runs of one monitor over the range."""
+    the latest runs of one monitor over the range; runs during ``maintenance`` are left
+    out of all of it but the latest runs."""
     bucket_us = rng.bucket_s * 1_000_000
-    params = [project_id, name, rng.start_us, rng.end_us]
+    params = [project_id, name, rng.start_us, rng.end_us, *_span_params(maintenance)]
     series = store.query(f"""
 SELECT location, epoch_us(ts) // {bucket_us} AS b, count(*), count(*) FILTER (WHERE ok),
        quantile_cont(duration_ms, 0.5), quantile_cont(duration_ms, 0.95),
        quantile_cont(duration_ms, 0.99)
 FROM check_results WHERE project_id = ? AND monitor = ? AND ts >= {TS} AND ts < {TS}
+      AND {_OUTSIDE}
 GROUP BY ALL ORDER BY location, b""", params)
     runs = store.query(f"""
-SELECT epoch_us(ts), location, ok, status, duration_ms, failure, steps::VARCHAR, attempts
+SELECT epoch_us(ts), location, ok, status, duration_ms, failure, steps::VARCHAR, attempts,
+       {_OUTSIDE}
 FROM check_results WHERE project_id = ? AND monitor = ? AND ts >= {TS} AND ts < {TS}
-ORDER BY ts""", params)
+ORDER BY ts""", [*params[4:], *params[:4]])
+    counted = [r[:8] for r in runs if r[8]]
     locations: dict[str, list[dict[str, Any]]] = {}
     for location, b, n, k, p50, p95, p99 in series:
         locations.setdefault(location, []).append({
             "t": iso_utc(int(b) * bucket_us), "runs": int(n), "availability": _ratio(k, n),
             "p50_ms": _r(p50), "p95_ms": _r(p95), "p99_ms": _r(p99)})
-    total, passed = len(runs), sum(1 for r in runs if r[2])
+    total, passed = len(counted), sum(1 for r in counted if r[2])
     return {"name": name, "range": rng.as_dict(), "runs": total,
             "availability": _ratio(passed, total), "locations": locations,
-            "incidents": incidents(runs),
+            "incidents": incidents(counted),
             "latest": [{"at": iso_utc(int(t)), "location": loc, "ok": ok, "status": status,
-                        "duration_ms": d, "failure": f, "attempts": a}
-                       for t, loc, ok, status, d, f, _, a in runs[-50:][::-1]]}
+                        "duration_ms": d, "failure": f, "attempts": a,
+                        "maintenance": not outside}
+                       for t, loc, ok, status, d, f, _, a, outside in runs[-50:][::-1]]}
 
 
 def _r(value: float | None) -> float | None:

@@ -126,6 +126,21 @@ monitors = sa.Table(
     sa.UniqueConstraint("project_id", "name"),
 )
 
+# Maintenance windows (issue 7): planned downtime, left out of availability. ``every`` is
+# '' (once), 'day' or 'week'; times are epoch seconds (UTC).
+maintenance = sa.Table(
+    "maintenance", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False,
+              index=True),
+    sa.Column("starts_at", sa.Float, nullable=False),
+    sa.Column("duration_s", sa.Float, nullable=False),
+    sa.Column("every", sa.String(8), nullable=False, server_default=""),
+    sa.Column("note", sa.String(200), nullable=False, server_default=""),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
 # Heartbeat monitors (issue 7): the last pings to a monitor's push URL, one row per
 # monitor (by name: its push token is derived from it), times in epoch seconds.
 heartbeats = sa.Table(
@@ -172,6 +187,7 @@ MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Connection], None]], ...]] = (
     (6, "project base URL (for monitors)", lambda conn: _m6_base_url(conn)),
     (7, "public status page per project", lambda conn: _m7_status_page(conn)),
     (8, "heartbeat pings", lambda conn: heartbeats.create(conn)),
+    (9, "maintenance windows", lambda conn: maintenance.create(conn)),
 )
 
 

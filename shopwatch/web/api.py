@@ -33,6 +33,8 @@ from shopwatch.errors import BadRequest, ConfigError, Forbidden, NotFound, PageN
 from shopwatch.runtime import Runtime
 from shopwatch.settings import parse_duration
 from shopwatch.store.base import EventQuery
+from shopwatch.store.maintenance import add_window, list_windows, remove_window
+from shopwatch.store.maintenance import spans as maintenance_spans
 from shopwatch.store.monitors import delete_monitor, get_monitor, list_monitors, put_monitor
 from shopwatch.store.state import Project
 from shopwatch.web import access, export
@@ -535,8 +537,10 @@ async def get_monitors(request: Request, project: ProjectQuery = None) -> Respon
     principal = access.require_api(request)
     chosen = access.project_for(request, principal, project)
     stored = await asyncio.to_thread(list_monitors, rt.state, chosen.id)
+    now = time.time()
+    spans = maintenance_spans(list_windows(rt.state, chosen.id), now - 91 * 86400, now + 1)
     rows = await asyncio.to_thread(monitors_status, rt.events, chosen.id, stored,
-                                   time.time_ns() // 1000)
+                                   int(now * 1_000_000), spans)
     own = str(request.base_url).rstrip("/")
     for row in rows:
         # Where the shop's job pings: the URL is its secret, for admins and the secret key.
@@ -560,8 +564,10 @@ async def get_monitor_detail(
         stored = await asyncio.to_thread(get_monitor, rt.state, chosen.id, name)
     except NotFound as exc:
         raise PageNotFound(str(exc)) from None
-    body = await asyncio.to_thread(monitor_detail, rt.events, chosen.id, name,
-                                   _range(range_, from_, to))
+    rng = _range(range_, from_, to)
+    spans = maintenance_spans(list_windows(rt.state, chosen.id), rng.start_us / 1e6,
+                              rng.end_us / 1e6)
+    body = await asyncio.to_thread(monitor_detail, rt.events, chosen.id, name, rng, spans)
     body["monitor"] = msgspec.to_builtins(stored.monitor)
     return export.respond(request, body, body["latest"], f"monitor-{name}")
 
@@ -650,3 +656,51 @@ async def run_monitor_route(request: Request, name: str, project: ProjectQuery =
     context = Context(base_url=chosen.base_url or None, policy=rt.checks_policy)
     result = await asyncio.to_thread(run_monitor, stored.monitor, context)
     return Response(_encode(result.as_dict()), media_type="application/json")
+
+
+@router.get("/api/v1/maintenance", tags=["uptime"], summary="Maintenance windows")
+async def get_maintenance(request: Request, project: ProjectQuery = None) -> Response:
+    """The project's maintenance windows: runs during them count in no availability."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    windows = [w.as_dict() for w in list_windows(rt.state, chosen.id)]
+    return Response(_encode({"windows": windows}), media_type="application/json")
+
+
+class WindowBody(msgspec.Struct, forbid_unknown_fields=True):
+    starts_at: str
+    duration: str
+    every: str = ""
+    note: str = ""
+
+
+@router.post("/api/v1/maintenance", tags=["uptime"], summary="Add a maintenance window")
+async def post_maintenance(request: Request, project: ProjectQuery = None) -> Response:
+    """``{"starts_at": RFC 3339, "duration": "1h", "every": "" | "day" | "week", "note"}``.
+    Secret key, or an admin session with its CSRF token."""
+    rt: Runtime = request.app.state.runtime
+    chosen = _monitor_writer(request, project)
+    try:
+        body = msgspec.json.decode(await request.body(), type=WindowBody)
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"body: {exc}") from None
+    try:
+        starts = parse_time(body.starts_at, "starts_at") / 1_000_000
+        window = add_window(rt.state, chosen.id, starts, parse_duration(body.duration),
+                            body.every, body.note)
+    except (ConfigError, ValueError) as exc:
+        raise BadRequest(str(exc)) from None
+    return Response(_encode(window.as_dict()), media_type="application/json")
+
+
+@router.delete("/api/v1/maintenance/{window_id}", tags=["uptime"],
+               summary="Remove a maintenance window")
+async def delete_maintenance(request: Request, window_id: int,
+                             project: ProjectQuery = None) -> Response:
+    rt: Runtime = request.app.state.runtime
+    chosen = _monitor_writer(request, project)
+    try:
+        remove_window(rt.state, chosen.id, window_id)
+    except NotFound as exc:
+        raise PageNotFound(str(exc)) from None
+    return Response(_encode({"deleted": window_id}), media_type="application/json")

@@ -22,6 +22,8 @@ from shopwatch.analytics.timerange import parse_range
 from shopwatch.analytics.uptime import monitor_detail, monitors_status
 from shopwatch.errors import PageNotFound
 from shopwatch.runtime import Runtime
+from shopwatch.store.maintenance import list_windows
+from shopwatch.store.maintenance import spans as maintenance_spans
 from shopwatch.store.monitors import list_monitors
 from shopwatch.store.state import Project
 
@@ -41,12 +43,15 @@ def status_of(rt: Runtime, project: Project) -> dict[str, Any]:
     """What the status page shows (see the module docstring)."""
     now_us = time.time_ns() // 1000
     stored = [s for s in list_monitors(rt.state, project.id) if s.monitor.enabled]
-    rows = monitors_status(rt.events, project.id, stored, now_us)
+    spans = maintenance_spans(list_windows(rt.state, project.id), now_us / 1e6 - 91 * 86400,
+                              now_us / 1e6 + 1)
+    rows = monitors_status(rt.events, project.id, stored, now_us, spans)
     period = parse_range("custom", str((now_us - INCIDENT_DAYS * 86_400_000_000) // 1000),
                          str(now_us // 1000), now_us)
     incidents = []
     for row in rows:
-        for incident in monitor_detail(rt.events, project.id, row["name"], period)["incidents"]:
+        detail = monitor_detail(rt.events, project.id, row["name"], period, spans)
+        for incident in detail["incidents"]:
             incidents.append({"component": row["name"], "started": incident["started"],
                               "ended": incident["ended"], "duration_s": incident["duration_s"]})
     incidents.sort(key=lambda i: str(i["started"]), reverse=True)
