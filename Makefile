@@ -8,7 +8,7 @@ ADMIN ?= admin@example.com
 
 VENDOR := shopwatch/web/static/vendor
 
-.PHONY: run serve test test-fast lint bench-ingest bench-overview bench-backfill bench-queries bench-rum install install-test assets browser clean
+.PHONY: run serve test test-fast lint bench-ingest bench-overview bench-backfill bench-queries bench-rum bench-checks install install-test assets browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,11 @@ bench-queries: install
 
 bench-rum: install
 	$(BIN)/python benchmarks/rum.py
+
+# The baseline, Prometheus's blackbox exporter, comes from the Debian archive.
+bench-checks: install
+	@command -v prometheus-blackbox-exporter >/dev/null || (apt-get update -qq && apt-get install -y -qq prometheus-blackbox-exporter)
+	$(BIN)/python benchmarks/checks.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info node_modules $(VENDOR)
