@@ -620,6 +620,78 @@ def monitors_list(project_ref: str | None, as_json: bool, data_dir: str | None) 
 
 
 @main.group()
+def maintenance() -> None:
+    """Maintenance windows: planned downtime, left out of availability (docs/monitors.md)."""
+
+
+@maintenance.command("add")
+@click.option("--project", "project_ref", help="Project id or name.")
+@click.option("--start", required=True, help="RFC 3339 start, e.g. 2026-11-29T02:00:00Z.")
+@click.option("--duration", required=True, help="How long, e.g. 45m or 2h (at most 7d).")
+@click.option("--every", type=click.Choice(["day", "week"]), default=None,
+              help="Repeat every day or every week from the start.")
+@click.option("--note", default="", help="What the window is for (shown in lists).")
+@data_option
+def maintenance_add(project_ref: str | None, start: str, duration: str, every: str | None,
+                    note: str, data_dir: str | None) -> None:
+    """Add a maintenance window to the project."""
+    from datetime import datetime
+
+    from shopwatch.store.maintenance import add_window
+
+    state = open_state(load_settings(data_dir=data_dir))
+    try:
+        chosen = _project_of(state, project_ref)
+        try:
+            starts = datetime.fromisoformat(start.strip().upper())
+        except ValueError:
+            raise ConfigError(f"--start: {start!r} is not an RFC 3339 time") from None
+        if starts.tzinfo is None:
+            raise ConfigError(f"--start: {start!r} has no time zone (add Z for UTC)")
+        window = add_window(state, chosen.id, starts.timestamp(),
+                            settings_mod.parse_duration(duration), every or "", note)
+    except (NotFound, ConfigError, ValueError) as exc:
+        fail(str(exc))
+    click.echo(f"window {window.id}: {window.as_dict()['starts_at']} for {duration}"
+               + (f", every {every}" if every else "") + (f" ({note})" if note else ""))
+
+
+@maintenance.command("list")
+@click.option("--project", "project_ref", help="Project id or name.")
+@data_option
+def maintenance_list(project_ref: str | None, data_dir: str | None) -> None:
+    """The project's maintenance windows."""
+    from shopwatch.store.maintenance import list_windows
+
+    state = open_state(load_settings(data_dir=data_dir))
+    try:
+        chosen = _project_of(state, project_ref)
+    except NotFound as exc:
+        fail(str(exc))
+    table = Table("id", "starts", "lasts", "repeats", "note")
+    for w in list_windows(state, chosen.id):
+        table.add_row(str(w.id), str(w.as_dict()["starts_at"]), f"{w.duration_s:g} s",
+                      w.every or "once", w.note)
+    console.print(table)
+
+
+@maintenance.command("remove")
+@click.argument("window_id", type=int)
+@click.option("--project", "project_ref", help="Project id or name.")
+@data_option
+def maintenance_remove(window_id: int, project_ref: str | None, data_dir: str | None) -> None:
+    """Remove a maintenance window (by the id `maintenance list` shows)."""
+    from shopwatch.store.maintenance import remove_window
+
+    state = open_state(load_settings(data_dir=data_dir))
+    try:
+        remove_window(state, _project_of(state, project_ref).id, window_id)
+    except NotFound as exc:
+        fail(str(exc))
+    click.echo(f"window {window_id} removed")
+
+
+@main.group()
 def check() -> None:
     """Run monitors once: the pre-release gate (docs/monitors.md)."""
 

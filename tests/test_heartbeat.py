@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -147,3 +148,22 @@ def test_a_heartbeat_waiting_for_its_first_ping_records_nothing(live: Live) -> N
     (0, "0s"), (45, "45s"), (90, "1m 30s"), (420, "7m"), (3900, "1h 5m"), (97200, "1d 3h")])
 def test_durations_read_as_people_write_them(seconds: float, text: str) -> None:
     assert span(seconds) == text
+
+
+def test_deleting_a_heartbeat_forgets_its_pings(tmp_path: Path) -> None:
+    from shopwatch.checks.heartbeat import pings_of, record_ping
+    from shopwatch.checks.monitor import parse_monitors
+    from shopwatch.runtime import open_state
+    from shopwatch.settings import defaults
+    from shopwatch.store import monitors as store
+
+    state = open_state(defaults().replace(data_dir=str(tmp_path)))
+    project = state.create_project("shop")
+    monitor = parse_monitors("monitors: [{name: job, kind: heartbeat, period: 1h}]")[0]
+    store.put_monitor(state, project.id, monitor)
+    record_ping(state, project.id, "job", 1000.0)
+    assert pings_of(state, project.id, "job") is not None
+    store.delete_monitor(state, project.id, "job")
+    store.put_monitor(state, project.id, monitor)
+    assert pings_of(state, project.id, "job") is None
+    state.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +14,7 @@ from shopwatch.errors import ConfigError
 from shopwatch.store import monitors as store
 from shopwatch.store.maintenance import Window, add_window
 from shopwatch.store.state import Project
-from tests.conftest import Live
+from tests.conftest import SHOPWATCH, Live, clean_env
 from tests.test_uptime import write
 
 HOUR = 3600.0
@@ -70,3 +72,23 @@ def test_runs_in_maintenance_count_in_no_availability(live: Live, project: Proje
     assert bad.status_code == 400 and "starts_at" in bad.text
     assert api.delete(f"/api/v1/maintenance/{windows[0]['id']}").status_code == 200
     assert api.delete(f"/api/v1/maintenance/{windows[0]['id']}").status_code == 404
+
+
+def test_maintenance_cli_adds_lists_and_removes(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = clean_env()
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(SHOPWATCH), *args, "--data", str(data)],
+                              capture_output=True, text=True, env=env, timeout=60)
+
+    assert run("project", "create", "shop").returncode == 0
+    added = run("maintenance", "add", "--start", "2026-11-29T02:00:00Z", "--duration", "1h",
+                "--every", "week", "--note", "backups")
+    assert added.returncode == 0 and "every week (backups)" in added.stdout
+    bad = run("maintenance", "add", "--start", "2026-11-29T02:00:00", "--duration", "1h")
+    assert bad.returncode == 1 and "has no time zone" in bad.stderr
+    assert "backups" in run("maintenance", "list").stdout
+    assert run("maintenance", "remove", "1").returncode == 0
+    gone = run("maintenance", "remove", "1")
+    assert gone.returncode == 1 and "no maintenance window 1" in gone.stderr

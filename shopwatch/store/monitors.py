@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from shopwatch.checks.monitor import Monitor
 from shopwatch.errors import NotFound
-from shopwatch.store.state import StateStore, monitors
+from shopwatch.store.state import StateStore, heartbeats, monitors
 
 Source = Literal["code", "ui"]
 
@@ -95,9 +95,13 @@ def put_monitor(state: StateStore, project_id: int, monitor: Monitor,
 
 
 def delete_monitor(state: StateStore, project_id: int, name: str) -> None:
+    """Remove the monitor, and a heartbeat's recorded pings with it (a monitor made again
+    under the name must not inherit them). Its results in the event store stay."""
     with state.engine.begin() as conn:
         deleted = conn.execute(monitors.delete().where(
             (monitors.c.project_id == project_id) & (monitors.c.name == name)))
+        conn.execute(heartbeats.delete().where(
+            (heartbeats.c.project_id == project_id) & (heartbeats.c.monitor == name)))
     if deleted.rowcount == 0:
         raise NotFound(f"no monitor {name!r} in this project")
 
