@@ -8,7 +8,7 @@ ADMIN ?= admin@example.com
 
 VENDOR := shopwatch/web/static/vendor
 
-.PHONY: run serve test test-fast lint bench-ingest bench-overview bench-backfill bench-queries bench-rum bench-checks install install-test assets browser clean
+.PHONY: run serve test test-fast lint bench-ingest bench-overview bench-backfill bench-queries bench-rum bench-checks bench-browser install install-test assets browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,9 @@ bench-rum: install
 bench-checks: install
 	@command -v prometheus-blackbox-exporter >/dev/null || (apt-get update -qq && apt-get install -y -qq prometheus-blackbox-exporter)
 	$(BIN)/python benchmarks/checks.py
+
+bench-browser: install
+	$(BIN)/python benchmarks/browser_flow.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info node_modules $(VENDOR)

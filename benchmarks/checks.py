@@ -156,7 +156,7 @@ def _scheduler_entry(data: str, warmup: float, seconds: float, concurrency: int,
     from prometheus_client import CollectorRegistry
 
     from shopwatch.checks.safety import AddressPolicy
-    from shopwatch.checks.scheduler import SchedulerMetrics
+    from shopwatch.checks.scheduler import SchedulerMetrics, StoredMonitors, writer_sink
     from shopwatch.ingest.writer import Writer
     from shopwatch.store.base import EventBatch
     from shopwatch.store.duckdb import DuckDBEventStore
@@ -174,7 +174,8 @@ def _scheduler_entry(data: str, warmup: float, seconds: float, concurrency: int,
         return writer.submit(batch)
 
     metrics = SchedulerMetrics(CollectorRegistry())
-    scheduler = MeasuredScheduler(state, submit, AddressPolicy.parse(["127.0.0.1"]),
+    scheduler = MeasuredScheduler(StoredMonitors(state), writer_sink(submit),
+                                  AddressPolicy.parse(["127.0.0.1"]),
                                   concurrency=concurrency, metrics=metrics)
 
     def sample(name: str, **labels: str) -> float:

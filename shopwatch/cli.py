@@ -692,6 +692,125 @@ def maintenance_remove(window_id: int, project_ref: str | None, data_dir: str | 
 
 
 @main.group()
+def probes() -> None:
+    """Remote probes: tokens for `shopwatch probe` at other locations (docs/monitors.md)."""
+
+
+@probes.command("add")
+@click.argument("location")
+@click.option("--server-url", default=None,
+              help="The address probes reach this server at (for the printed command).")
+@data_option
+def probes_add(location: str, server_url: str | None, data_dir: str | None) -> None:
+    """Make a probe token for LOCATION (e.g. eu-west) and print the command to run the
+    probe there. The token is shown once; only its hash is stored."""
+    from shopwatch.store.probes import add_probe
+
+    settings = load_settings(data_dir=data_dir)
+    state = open_state(settings)
+    try:
+        made, token = add_probe(state, location, settings.checks_location)
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    server = server_url or f"http://{settings.host}:{settings.port}"
+    click.echo(f"probe {made.id} for location {made.location}; its token (shown only now):")
+    click.echo(f"  {token}")
+    click.echo("Run on the machine at that location:")
+    click.echo(f"  shopwatch probe --server {server} --location {made.location} "
+               f"--token {token}")
+    if server_url is None:
+        click.echo("(with this server's address as the probe reaches it; --server-url "
+                   "prints it here)")
+    click.echo(f"Monitors run there when their locations list {made.location}.")
+
+
+@probes.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the probes as JSON.")
+@click.option("--all", "show_all", is_flag=True, help="Revoked probes too.")
+@data_option
+def probes_list(as_json: bool, show_all: bool, data_dir: str | None) -> None:
+    """The probes: location, when made and last seen."""
+    from shopwatch.store.probes import list_probes
+
+    state = open_state(load_settings(data_dir=data_dir))
+    found = list_probes(state, revoked=show_all)
+    if as_json:
+        click.echo(json.dumps([p.as_dict() for p in found], indent=2))
+        return
+    table = Table("id", "location", "created", "last seen", "state")
+    for p in found:
+        item = p.as_dict()
+        table.add_row(str(p.id), p.location, str(item["created_at"]),
+                      str(item["last_seen_at"] or "never"), "revoked" if p.revoked else "live")
+    console.print(table)
+
+
+@probes.command("revoke")
+@click.argument("ref", metavar="LOCATION|ID")
+@data_option
+def probes_revoke(ref: str, data_dir: str | None) -> None:
+    """Revoke a probe's token (by location or id): the server refuses it at once."""
+    from shopwatch.store.probes import revoke_probe
+
+    state = open_state(load_settings(data_dir=data_dir))
+    try:
+        revoked = revoke_probe(state, ref)
+    except NotFound as exc:
+        fail(str(exc))
+    click.echo(f"probe {revoked.id} ({revoked.location}) revoked")
+
+
+@main.command("probe")
+@click.option("--server", required=True, help="The Shopwatch server's address.")
+@click.option("--token", envvar="SHOPWATCH_PROBE_TOKEN", required=True,
+              help="The probe's token (`shopwatch probes add`) [env SHOPWATCH_PROBE_TOKEN].")
+@click.option("--location", required=True, help="This probe's location (the token's).")
+@click.option("--allow", multiple=True, metavar="CIDR_OR_HOST",
+              help="A private or loopback address, network or host name checks may reach "
+              "(repeat for several); others that are not public are refused.")
+@click.option("--concurrency", type=click.IntRange(1, 500), default=10, show_default=True,
+              help="Most checks running at once.")
+def probe_command(server: str, token: str, location: str, allow: tuple[str, ...],
+                  concurrency: int) -> None:
+    """Run the monitors assigned to LOCATION and send their results to --server, until
+    Ctrl-C or SIGTERM (then the buffered results are sent)."""
+    import signal
+    import threading
+
+    from shopwatch.checks.monitor import check_location
+    from shopwatch.checks.probe import Probe
+    from shopwatch.checks.safety import AddressPolicy
+
+    try:
+        check_location(location, "--location")
+        policy = AddressPolicy.parse(a for entry in allow for a in entry.split(","))
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    if not server.startswith(("http://", "https://")):
+        raise click.UsageError(f"--server: {server!r} is not an address like "
+                               "https://shopwatch.example")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
+                        datefmt="%Y-%m-%d %H:%M:%S")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    runner = Probe(server, token, location, policy, concurrency=concurrency)
+    stopping = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stopping.set())
+    try:
+        runner.start()
+        while not stopping.is_set() and not runner.wait(0.2):
+            pass
+        runner.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if runner.fatal is not None:
+        fail(str(runner.fatal))
+
+
+@main.group()
 def check() -> None:
     """Run monitors once: the pre-release gate (docs/monitors.md)."""
 
@@ -702,7 +821,12 @@ def check() -> None:
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the results as JUnit XML (for CI systems).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def check_run(path: Path, base_url: str | None, junit_path: Path | None, as_json: bool) -> None:
+@click.option("--artifacts", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("shopwatch-artifacts"), show_default=True,
+              help="Where failing browser steps leave a screenshot and the page's HTML "
+                   "(a folder per monitor).")
+def check_run(path: Path, base_url: str | None, junit_path: Path | None, as_json: bool,
+              artifacts: Path) -> None:
     """Run the monitors of PATH (a YAML file or a directory of them) once against
     --base-url. Exits 0 when all pass, 1 when any fails, 2 for a bad monitor file.
 
@@ -729,15 +853,18 @@ def check_run(path: Path, base_url: str | None, junit_path: Path | None, as_json
         if not as_json:
             click.echo(f"SKIP  {monitor.name} ({monitor.kind}): {reason}")
 
-    results = run_all(monitors, Context(base_url=base_url, policy=UNRESTRICTED), show, skip)
+    context = Context(base_url=base_url, policy=UNRESTRICTED, artifacts=artifacts)
+    results = run_all(monitors, context, show, skip)
     if junit_path is not None:
         write_junit(junit_path, results)
     passed = sum(1 for r in results if r.ok)
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in results], indent=2))
     else:
+        kept = any(s.details.get("screenshot") for r in results for s in r.steps)
         click.echo(f"{len(results)} monitors: {passed} passed, {len(results) - passed} failed"
-                   + (f"; JUnit XML in {junit_path}" if junit_path else ""))
+                   + (f"; JUnit XML in {junit_path}" if junit_path else "")
+                   + (f"; screenshots and HTML of failures in {artifacts}/" if kept else ""))
     sys.exit(0 if passed == len(results) else 1)
 
 

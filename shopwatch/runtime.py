@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 from shopwatch.accounts.lockout import LoginThrottle
 from shopwatch.accounts.sessions import Sessions
 from shopwatch.accounts.users import Users
+from shopwatch.checks.monitor import check_location
 from shopwatch.checks.safety import AddressPolicy
-from shopwatch.checks.scheduler import Scheduler, SchedulerMetrics
+from shopwatch.checks.scheduler import Scheduler, SchedulerMetrics, server_scheduler
 from shopwatch.geoip import CountryLookup
 from shopwatch.ingest.pipeline import PipelineConfig
 from shopwatch.ingest.ratelimit import RateLimiter
@@ -34,6 +35,7 @@ from shopwatch.web.auth import KeyCache
 
 EVENTS_FILE = "events.duckdb"
 STATE_FILE = "state.sqlite"
+ARTIFACTS_DIR = "artifacts"  # browser flows' failure screenshots and HTML
 
 
 def ensure_data_dir(path: Path) -> Path:
@@ -66,6 +68,12 @@ class Runtime:
     scheduler: Scheduler | None = None  # with checks_enabled
     checks_policy: AddressPolicy = field(default_factory=AddressPolicy)  # checks_allow
 
+    @property
+    def artifacts(self) -> Path:
+        """Where browser flows keep failure screenshots and HTML: a folder per project
+        (then per monitor) under the data directory."""
+        return self.settings.data_path / ARTIFACTS_DIR
+
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
         """Open (and migrate) both stores and build the writer; call :meth:`start` next."""
@@ -73,6 +81,7 @@ class Runtime:
         # First: a bad database path fails before any store is opened (and left open).
         geoip = CountryLookup(settings.geoip_database) if settings.geoip_database else None
         policy = AddressPolicy.parse(a for a in settings.checks_allow.split(",") if a.strip())
+        check_location(settings.checks_location, "checks_location")
         state = StateStore(data / STATE_FILE)
         store_class: type[EventStoreProcess] | type[DuckDBEventStore] = EventStoreProcess
         if not settings.store_process:
@@ -119,10 +128,11 @@ class Runtime:
         users = Users(state)
         scheduler = None
         if settings.checks_enabled:
-            scheduler = Scheduler(state, writer.submit, policy,
-                                  concurrency=settings.checks_concurrency,
-                                  location=settings.checks_location,
-                                  metrics=SchedulerMetrics(metrics.registry))
+            scheduler = server_scheduler(state, writer.submit, policy,
+                                         concurrency=settings.checks_concurrency,
+                                         location=settings.checks_location,
+                                         artifacts=data / ARTIFACTS_DIR,
+                                         metrics=SchedulerMetrics(metrics.registry))
         return cls(settings, state, events, writer, metrics, KeyCache(state),
                    RateLimiter(settings.ingest_rate_limit), pipeline, users,
                    Sessions(state, users, idle_timeout=settings.session_idle_timeout,

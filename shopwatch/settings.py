@@ -140,7 +140,9 @@ SETTINGS: tuple[Setting, ...] = (
        "Private or loopback addresses, networks (10.0.0.0/8) or host names that monitors "
        "run by the server may reach; all other non-public addresses are refused."),
     _s("checks_location", "local", str, "string",
-       "The location name this server's own check results carry."),
+       "This server's location: its check results carry it, and monitors whose "
+       "`locations` name it run here (1-32 lower-case letters, digits or -; probes "
+       "have other names)."),
     _s("url_query_allow", "", str, "comma list",
        "Query parameters kept in page and referrer URLs besides utm_*; all others are dropped."),
     _s("metrics_token", "", str, "secret",

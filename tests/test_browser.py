@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response
 
 from shopwatch.web.sections import PAGES
-from tests.conftest import ADMIN_EMAIL, PASSWORD, REPO, Live
+from tests.conftest import ADMIN_EMAIL, PASSWORD, REPO, VIEWER_EMAIL, Live
 
 pytestmark = pytest.mark.browser
 SHOTS = REPO / "test-artifacts" / "screenshots"
@@ -429,4 +429,63 @@ def test_public_status_page_renders_without_signing_in(browser: Browser,
     assert page.locator(".component").count() == 3  # the paused monitor is not shown
     watched.shot("status-page")
     assert watched.problems == []
+    context.close()
+
+
+def test_an_admin_adds_and_removes_maintenance_windows_and_a_viewer_only_reads(
+        browser: Browser, signed_in: Watched, dashboard: Live) -> None:
+    from shopwatch.store.maintenance import add_window, list_windows
+
+    state = dashboard.runtime.state
+    project = state.get_project("shop-a")
+    add_window(state, project.id, time.time() - 600, 3600, note="database upgrade")  # open now
+    page = signed_in.page
+    signed_in.open("/reliability/uptime")
+    card = page.locator("#maintenance")
+    assert "in progress" in card.locator("tbody tr", has_text="database upgrade").inner_text()
+    card.locator("summary").click()
+    form = card.locator("form[data-maintenance-form]")
+    form.locator("input[name=note]").fill("nightly backups")
+    form.locator("select[name=every]").select_option("day")
+    form.locator("input[name=starts_at]").fill("2026-01-05T02:00")
+    form.locator("input[name=duration]").fill("0m")
+    form.locator("button[type=submit]").click()
+    error = form.locator("[data-field-error=duration]")
+    error.wait_for()
+    assert "more than 0 s" in error.inner_text()
+    assert form.locator("input[name=duration]").input_value() == "0m"  # kept as typed
+    assert form.locator("input[name=note]").input_value() == "nightly backups"
+    assert all("400" in p for p in signed_in.problems)  # the refusal, as intended
+    signed_in.problems.clear()
+    signed_in.shot("uptime-maintenance-error")
+    form.locator("input[name=duration]").fill("30m")
+    form.locator("button[type=submit]").click()
+    row = card.locator("tbody tr", has_text="nightly backups")
+    row.wait_for()
+    assert "daily 02:00\u201302:30 UTC" in row.inner_text()
+    assert "all monitors" in row.inner_text()
+    assert form.locator("[data-field-error=duration]").inner_text() == ""
+    assert [w.note for w in list_windows(state, project.id)] == ["nightly backups",
+                                                               "database upgrade"]
+    signed_in.shot("uptime-maintenance")
+    page.on("dialog", lambda dialog: dialog.accept())
+    row.locator("button:has-text('Remove')").click()
+    row.wait_for(state="detached")
+    assert [w.note for w in list_windows(state, project.id)] == ["database upgrade"]
+    assert signed_in.problems == []
+
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, locale="en-US",
+                                  timezone_id="UTC")
+    viewer = Watched(context.new_page(), dashboard.base_url)
+    viewer.open("/login")
+    viewer.page.fill("input[name=email]", VIEWER_EMAIL)
+    viewer.page.fill("input[name=password]", PASSWORD)
+    viewer.page.click("button[type=submit]")
+    viewer.page.wait_for_url("**/overview")
+    viewer.open("/reliability/uptime")
+    card = viewer.page.locator("#maintenance")
+    assert "database upgrade" in card.locator("tbody").inner_text()
+    assert card.locator("form, button").count() == 0  # no form, no remove button
+    viewer.shot("uptime-maintenance-viewer")
+    assert viewer.problems == []
     context.close()

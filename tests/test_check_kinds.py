@@ -497,7 +497,7 @@ monitors:
     ("{name: a, kind: heartbeat, period: 5m, url: /}",
      "monitors[0].url: a heartbeat monitor has no url"),
     ("{name: a, kind: smtp}", "monitors[0].kind: invalid enum value 'smtp' (one of http, "
-     "api_flow, tcp, dns, tls, heartbeat)"),
+     "api_flow, browser_flow, tcp, dns, tls, heartbeat)"),
 ])
 def test_new_fields_are_validated_with_their_place(text: str, error: str) -> None:
     with pytest.raises(ConfigError) as caught:

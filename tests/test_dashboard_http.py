@@ -22,8 +22,11 @@ PUBLIC = {("POST", "/api/v1/events"), ("POST", "/api/v1/rum"), ("GET", "/rum.js"
             for p in ("/api/v1/heartbeat/x", "/api/v1/heartbeat/x/fail")),
           ("GET", "/healthz"), ("GET", "/metrics"),
           ("GET", "/login"), ("POST", "/login")}
+# Probe routes take a probe token and nothing else: an ingest key is 401 there too.
+PROBE = {("GET", "/api/v1/probe/assignments"), ("POST", "/api/v1/probe/results")}
 SAMPLE = {"project_id": "1", "kind": "ingest", "action": "rotate", "user_id": "1",
-          "name": "home", "slug": "acme", "token": "x", "window_id": "1"}
+          "name": "home", "slug": "acme", "token": "x", "window_id": "1",
+          "file": "20261122T120000Z-pay.png"}
 
 
 def _routes(routes: list[Any]) -> list[APIRoute]:
@@ -57,6 +60,12 @@ def test_route_sweep_refuses_anonymous_callers_and_ingest_keys(dashboard: Live) 
         if (method, path) in PUBLIC:
             continue
         checked += 1
+        if (method, path) in PROBE:
+            for client in (anonymous, with_ingest_key):
+                response = client.request(method, path)
+                assert response.status_code == 401, (method, path, response.status_code)
+                assert response.json()["error"]["code"] == "unauthorized"
+            continue
         response = anonymous.request(method, path)
         if path.startswith("/api/v1/") or path == "/openapi.json":
             assert response.status_code == 401, (method, path, response.status_code)

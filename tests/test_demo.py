@@ -211,6 +211,7 @@ def _browse(windows: browsing.Windows, user_agent: str, at: float) -> list[RumRo
 
 
 def test_prepare_gives_the_project_the_shops_url_and_its_monitors(tmp_path: Path) -> None:
+    from shopwatch.checks import browser_flow
     from shopwatch.demo.runner import DemoOptions, prepare
     from shopwatch.runtime import open_state
     from shopwatch.settings import defaults
@@ -225,7 +226,9 @@ def test_prepare_gives_the_project_the_shops_url_and_its_monitors(tmp_path: Path
     stored = list_monitors(state, project.id)
     state.close()
     assert project.base_url == "http://127.0.0.1:18601"
-    assert [s.monitor.name for s in stored] == ["checkout", "home", "product image", "search"]
+    browser = ["checkout in a browser"] if browser_flow.unavailable() is None else []
+    assert [s.monitor.name for s in stored] == ["checkout", *browser, "home", "product image",
+                                                "search"]
     assert all(s.source == "code" for s in stored)
 
 

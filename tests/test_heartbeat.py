@@ -14,7 +14,7 @@ from shopwatch.checks import heartbeat
 from shopwatch.checks.heartbeat import evaluate, instance_key, pings_of, push_path, span
 from shopwatch.checks.monitor import Monitor, parse_monitors
 from shopwatch.checks.safety import AddressPolicy
-from shopwatch.checks.scheduler import Scheduler
+from shopwatch.checks.scheduler import server_scheduler
 from shopwatch.store import monitors as store
 from shopwatch.store.base import EventBatch
 from tests.conftest import Live
@@ -102,7 +102,7 @@ def test_a_heartbeat_that_stops_fails_in_the_scheduler(live: Live) -> None:
     project_id, monitor, path = setup(live)
     batches: list[EventBatch] = []
     clock, wall = Clock(), [time.time()]
-    scheduler = Scheduler(live.runtime.state, batches.append,
+    scheduler = server_scheduler(live.runtime.state, batches.append,
                           AddressPolicy.parse(["127.0.0.1"]), clock=clock,
                           wall=lambda: wall[0], offset=lambda interval: 0.0)
     scheduler.reload()
@@ -135,7 +135,7 @@ def test_a_heartbeat_that_stops_fails_in_the_scheduler(live: Live) -> None:
 def test_a_heartbeat_waiting_for_its_first_ping_records_nothing(live: Live) -> None:
     project_id, monitor, _ = setup(live)
     batches: list[EventBatch] = []
-    scheduler = Scheduler(live.runtime.state, batches.append, AddressPolicy(),
+    scheduler = server_scheduler(live.runtime.state, batches.append, AddressPolicy(),
                           offset=lambda interval: 0.0)
     scheduler.reload()
     entry = scheduler._entries[(project_id, monitor.name)]

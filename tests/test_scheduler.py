@@ -12,7 +12,7 @@ import pytest
 
 from shopwatch.checks.monitor import parse_monitors
 from shopwatch.checks.safety import AddressPolicy
-from shopwatch.checks.scheduler import Scheduler
+from shopwatch.checks.scheduler import Scheduler, server_scheduler
 from shopwatch.store import monitors as store
 from shopwatch.store.base import EventBatch
 from tests.conftest import Live
@@ -36,7 +36,7 @@ class Clock:
 
 def manual(live: Live, batches: list[EventBatch], clock: Clock) -> Scheduler:
     """A scheduler driven by the test (no thread), loopback allowed, monitors loaded."""
-    scheduler = Scheduler(live.runtime.state, batches.append,
+    scheduler = server_scheduler(live.runtime.state, batches.append,
                           AddressPolicy.parse(["127.0.0.1"]), clock=clock,
                           offset=lambda interval: 0.0)
     scheduler.reload()
@@ -99,7 +99,7 @@ def test_loopback_targets_are_refused_without_the_allow_list(live: Live,
     store.apply(live.runtime.state, project.id, parse_monitors(
         f"monitors: [{{name: local, kind: http, url: '{target.url}/'}}]"))
     batches: list[EventBatch] = []
-    scheduler = Scheduler(live.runtime.state, batches.append, AddressPolicy(),
+    scheduler = server_scheduler(live.runtime.state, batches.append, AddressPolicy(),
                           offset=lambda interval: 0.0)
     scheduler.reload()
     scheduler._fire(next(iter(scheduler._entries.values())), time.monotonic())
@@ -116,7 +116,7 @@ def test_results_reach_the_event_store_through_the_running_server(
     live.runtime.state.update_project(project.id, base_url=target.url)
     store.apply(live.runtime.state, project.id, parse_monitors(
         "monitors: [{name: home, kind: http, url: /}]"))
-    scheduler = Scheduler(live.runtime.state, live.runtime.writer.submit,
+    scheduler = server_scheduler(live.runtime.state, live.runtime.writer.submit,
                           AddressPolicy.parse(["127.0.0.1"]), reload_s=0.2,
                           offset=lambda interval: 0.0)
     scheduler.start()

@@ -147,3 +147,42 @@ def test_tls_monitors_show_the_certificate_countdown(live: Live, project: Projec
     (row,) = live.client(project.secret_key).get("/api/v1/monitors").json()["monitors"]
     assert row["certificate"] == details
     assert row["target"] == "shop.example:443"
+
+
+@pytest.mark.browser
+def test_a_browser_flow_run_keeps_its_screenshot_for_signed_in_users(server: Any) -> None:
+    from tests.test_browser_flow import Site
+
+    live = server(checks_allow="127.0.0.1")
+    project = live.create_project("shop")
+    site = Site()
+    try:
+        live.runtime.state.update_project(project.id, base_url=site.url)
+        api = live.client(project.secret_key)
+        body = {"kind": "browser_flow", "timeout": "20s", "steps": [
+            {"name": "home", "url": "/", "expect": {"contains": "Little shop"}},
+            {"name": "pay", "url": "/cart", "expect": {"contains": "Order number"}}]}
+        assert api.put("/api/v1/monitors/web flow", json=body).status_code == 200
+        run = api.post("/api/v1/monitors/web flow/run").json()
+        assert run["ok"] is False
+        assert run["failure"] == "step pay: the page does not show 'Order number'"
+        home, pay = run["steps"]
+        assert home["details"]["pages"][0]["lcp_ms"] is not None
+        png = api.get(f"/api/v1/monitors/web flow/artifacts/{pay['details']['screenshot']}")
+        assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+        assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
+        html = api.get(f"/api/v1/monitors/web flow/artifacts/{pay['details']['html']}")
+        # The shop's page is served as text, never as a page of Shopwatch's own origin.
+        assert html.headers["content-type"].startswith("text/plain")
+        assert html.headers["content-security-policy"].startswith("sandbox")
+        assert "marker-7c1f" in html.text
+        for name in ("../../shopwatch.db", "20261122T120000Z-x.png", "x.txt"):
+            assert api.get(f"/api/v1/monitors/web flow/artifacts/{name}").status_code == 404
+        anonymous = live.client(None).get(
+            f"/api/v1/monitors/web flow/artifacts/{pay['details']['screenshot']}")
+        assert anonymous.status_code == 401
+        assert live.client(project.ingest_key).get(
+            f"/api/v1/monitors/web flow/artifacts/{pay['details']['screenshot']}"
+        ).status_code == 403
+    finally:
+        site.close()

@@ -2,8 +2,16 @@
 
 Contract (docs/kpis.md, "Uptime"):
 
-- A monitor's **status** is its last run's outcome (``up`` or ``down``), ``unknown``
-  before its first run, ``paused`` when disabled.
+- A monitor's **status** is judged from the latest run of each of its locations (its
+  ``locations``, or the server's own, ``checks_location``): ``down`` when at least
+  ``min_failed_locations`` of them failed, ``degraded`` when some but fewer did, ``up``
+  when none did. A location whose latest run is older than 3 intervals is *stale* and
+  not counted while another location is not (a probe that stopped reporting does not
+  hold the status); when every location is stale, their latest runs are judged all the
+  same (the best evidence there is: a single-location monitor's status stays its last
+  run's outcome). ``unknown`` before any of its locations ran, ``paused`` when
+  disabled, ``maintenance`` while a window is open. The item lists its locations with
+  their latest run (``locations``).
 - **Availability** over a window is the share of runs in it that passed; a window with no
   run has none (``null``), never 100 %. Runs during maintenance windows
   (:mod:`shopwatch.store.maintenance`) count in no availability, bar, percentile or
@@ -19,17 +27,20 @@ Contract (docs/kpis.md, "Uptime"):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from shopwatch.analytics.sessions import TS
 from shopwatch.analytics.timerange import TimeRange, iso_utc
+from shopwatch.checks.monitor import Monitor
 from shopwatch.store.base import EventStore
 from shopwatch.store.monitors import Stored
 
 DAY_US: Final = 86_400_000_000
 BAR_DAYS: Final = 90
+STALE_INTERVALS: Final = 3  # a location's latest run older than this many intervals
 
 
 def _ratio(ok: int | None, runs: int | None) -> float | None:
@@ -47,10 +58,12 @@ def _span_params(spans: Spans) -> list[list[int]]:
 
 
 def monitors_status(store: EventStore, project_id: int, stored: Sequence[Stored],
-                    now_us: int, maintenance: Spans = ()) -> list[dict[str, Any]]:
-    """Every monitor of the project with its status, availability and 90 daily bars;
-    runs during ``maintenance`` count in neither (the status says ``maintenance`` while a
-    window is open)."""
+                    now_us: int, maintenance: Spans = (), home: str = "local",
+                    ) -> list[dict[str, Any]]:
+    """Every monitor of the project with its status (judged across its locations; a
+    monitor without ``locations`` runs at ``home``, the server's), availability and 90
+    daily bars; runs during ``maintenance`` count in neither (the status says
+    ``maintenance`` while a window is open)."""
     day0 = (now_us // DAY_US - (BAR_DAYS - 1)) * DAY_US
     in_maintenance = any(a * 1e6 <= now_us < b * 1e6 for a, b in maintenance)
     rows = store.query(f"""
@@ -73,9 +86,15 @@ win AS (SELECT monitor,
 days AS (SELECT monitor, list({{'day': d, 'runs': n, 'ok': k}} ORDER BY d) AS bars
          FROM (SELECT monitor, epoch_us(ts) // {DAY_US} AS d, count(*) AS n,
                       count(*) FILTER (WHERE ok) AS k FROM r GROUP BY ALL)
+         GROUP BY monitor),
+locs AS (SELECT monitor, list({{'name': location, 'ok': ok, 'at': last_at, 'failure': failure}})
+                    AS latest
+         FROM (SELECT monitor, location, arg_max(ok, ts) AS ok, epoch_us(max(ts)) AS last_at,
+                      arg_max(failure, ts) AS failure FROM every_run GROUP BY ALL)
          GROUP BY monitor)
-SELECT last.*, win.* EXCLUDE (monitor), days.bars
+SELECT last.*, win.* EXCLUDE (monitor), days.bars, locs.latest
 FROM last LEFT JOIN win USING (monitor) LEFT JOIN days USING (monitor)
+     LEFT JOIN locs USING (monitor)
 """, [project_id, day0, *_span_params(maintenance), now_us - DAY_US, now_us - DAY_US,
       now_us - 30 * DAY_US, now_us - 30 * DAY_US, now_us - DAY_US, now_us - DAY_US])
     by_name = {r[0]: r for r in rows}
@@ -87,6 +106,8 @@ FROM last LEFT JOIN win USING (monitor) LEFT JOIN days USING (monitor)
             "name": m.name, "kind": m.kind, "managed_in": "code" if s.source == "code"
             else "dashboard", "target": m.target,
             "interval_s": m.interval_s, "enabled": m.enabled}
+        judged, locations = _across(m, r[-1] if r is not None else None, home, now_us)
+        item["locations"] = locations
         if r is None:
             item.update(status="paused" if not m.enabled else "maintenance"
                         if in_maintenance else "unknown", last=None,
@@ -94,10 +115,10 @@ FROM last LEFT JOIN win USING (monitor) LEFT JOIN days USING (monitor)
                         p50_ms=None, p95_ms=None, bars=_bars(day0, []))
         else:
             (_, ok, ts, status, duration, failure, location, days_left, not_after, n24, k24,
-             n30, k30, n90, k90, p50, p95, bars) = r
+             n30, k30, n90, k90, p50, p95, bars, _latest) = r
             item.update(
                 status="paused" if not m.enabled else "maintenance" if in_maintenance
-                else ("up" if ok else "down"),
+                else judged,
                 last={"ok": ok, "at": iso_utc(int(ts)), "status": status,
                       "duration_ms": duration, "failure": failure, "location": location},
                 availability={"24h": _ratio(k24, n24), "30d": _ratio(k30, n30),
@@ -108,6 +129,29 @@ FROM last LEFT JOIN win USING (monitor) LEFT JOIN days USING (monitor)
                 item["certificate"] = {"days_left": float(days_left), "not_after": not_after}
         out.append(item)
     return out
+
+
+def _across(monitor: Monitor, latest: Sequence[dict[str, Any]] | None, home: str,
+            now_us: int) -> tuple[str, list[dict[str, Any]]]:
+    """The status judged from the latest run of each of the monitor's locations, and
+    those locations (``ok`` and ``at`` are null before a location's first run)."""
+    runs = {r["name"]: r for r in latest or ()}
+    stale_us = STALE_INTERVALS * monitor.interval_s * 1_000_000
+    out = []
+    for name in monitor.locations or [home]:
+        run = runs.get(name)
+        if run is None:
+            out.append({"name": name, "ok": None, "at": None, "failure": None,
+                        "stale": False})
+            continue
+        out.append({"name": name, "ok": bool(run["ok"]), "at": iso_utc(int(run["at"])),
+                    "failure": run["failure"], "stale": now_us - int(run["at"]) > stale_us})
+    ran = [item for item in out if item["ok"] is not None]
+    counted = [item for item in ran if not item["stale"]] or ran
+    failed = sum(1 for item in counted if not item["ok"])
+    status = ("unknown" if not counted else "down" if failed >= monitor.min_failed_locations
+              else "degraded" if failed else "up")
+    return status, out
 
 
 def _bars(day0: int, bars: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -153,8 +197,9 @@ ORDER BY ts""", [*params[4:], *params[:4]])
             "incidents": incidents(counted),
             "latest": [{"at": iso_utc(int(t)), "location": loc, "ok": ok, "status": status,
                         "duration_ms": d, "failure": f, "attempts": a,
-                        "maintenance": not outside}
-                       for t, loc, ok, status, d, f, _, a, outside in runs[-50:][::-1]]}
+                        "maintenance": not outside,
+                        "steps": json.loads(steps) if steps else None}
+                       for t, loc, ok, status, d, f, steps, a, outside in runs[-50:][::-1]]}
 
 
 def _r(value: float | None) -> float | None:

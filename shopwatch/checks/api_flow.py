@@ -58,7 +58,7 @@ class ApiFlowKind:
         results: list[StepResult] = []
         with client:
             for i, step in enumerate(monitor.steps):
-                result, response = exchange(client, dns, step, step.name, flow)
+                result, response = exchange(client, dns, step.request(), step.name, flow)
                 results.append(result)
                 if result.ok and response is not None:
                     values, missing = extract(step, response)
@@ -67,7 +67,7 @@ class ApiFlowKind:
                         result.fail(reason)
                 if not result.ok:
                     for later in monitor.steps[i + 1:]:
-                        skipped = StepResult(name=later.name, url=later.url,
+                        skipped = StepResult(name=later.name, url=later.url or "",
                                              method=later.method.upper(), ok=False)
                         skipped.failures.append("skipped: an earlier step failed")
                         results.append(skipped)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from shopwatch.checks.http import Context
 from shopwatch.checks.kinds import run_monitor
@@ -55,6 +56,32 @@ def summary_lines(result: CheckResult) -> list[str]:
         lines.append(prefix + detail)
         for failure in step.failures:
             lines.append(f"        ✗ {failure}")
+        lines.extend(_browser_lines(step.details))
+    return lines
+
+
+def _vitals(page: dict[str, Any]) -> str:
+    parts = [f"{label} {page[key]:.0f} ms" for key, label in
+             (("ttfb_ms", "TTFB"), ("fcp_ms", "FCP"), ("lcp_ms", "LCP"), ("inp_ms", "INP"))
+             if page.get(key) is not None]
+    if page.get("cls") is not None:
+        parts.append(f"CLS {page['cls']:.3f}")
+    return " · ".join(parts)
+
+
+def _browser_lines(details: dict[str, Any]) -> list[str]:
+    """A browser step's pages (with their Web Vitals), errors and failure artifacts."""
+    lines = [f"        page {page.get('url')}: {_vitals(page)}"
+             for page in details.get("pages", [])]
+    for key, label in (("console_errors", "console error"), ("failed_requests",
+                                                              "failed request")):
+        items = details.get(key) or []
+        lines.extend(f"        {label}: {item}" for item in items[:3])
+        if len(items) > 3:
+            lines.append(f"        … and {len(items) - 3} more {label}s")
+    for key in ("screenshot", "html"):
+        if details.get(key):
+            lines.append(f"        {key}: {details[key]}")
     return lines
 
 

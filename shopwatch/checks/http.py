@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urljoin
 
@@ -48,12 +49,14 @@ def ssl_context() -> ssl.SSLContext:
 @dataclass
 class Context:
     """What a check runs with: the base URL relative URLs join, the address policy and
-    resolver, and the variables a flow has extracted so far."""
+    resolver, the variables a flow has extracted so far, and the directory where a
+    browser flow keeps the screenshot and HTML of a failure (``None``: not kept)."""
 
     base_url: str | None = None
     policy: AddressPolicy = field(default_factory=AddressPolicy)
     resolver: Resolver = system_resolver
     variables: dict[str, str] = field(default_factory=dict)
+    artifacts: Path | None = None
 
     def client(self, timeout: float) -> tuple[httpx.Client, dict[str, float]]:
         """A fresh client and the dict its DNS time is written into."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Final, Protocol
 
 from shopwatch.checks.api_flow import ApiFlowKind
+from shopwatch.checks.browser_flow import BrowserFlowKind
 from shopwatch.checks.dns import DnsKind
 from shopwatch.checks.heartbeat import HeartbeatKind
 from shopwatch.checks.http import Context, HttpKind
@@ -24,6 +25,7 @@ class Kind(Protocol):
 # heartbeat: the scheduler judges its pings (heartbeat.evaluate); run directly, as by
 # the pre-release gate, it has nothing to probe and says so.
 KINDS: Final[dict[str, Kind]] = {"http": HttpKind(), "api_flow": ApiFlowKind(),
+                                 "browser_flow": BrowserFlowKind(),
                                  "tcp": TcpKind(), "dns": DnsKind(), "tls": TlsKind(),
                                  "heartbeat": HeartbeatKind()}
 

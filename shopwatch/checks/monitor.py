@@ -26,13 +26,19 @@ from msgspec import Meta
 
 from shopwatch.errors import ConfigError
 
-KINDS: Final = ("http", "api_flow", "tcp", "dns", "tls", "heartbeat")  # one module each
+KINDS: Final = ("http", "api_flow", "browser_flow", "tcp", "dns", "tls",
+                "heartbeat")  # one module each
 MIN_INTERVAL_S: Final = 20.0
 MAX_STEPS: Final = 50
+DEFAULT_TIMEOUT_S: Final = 10.0
+BROWSER_TIMEOUT_S: Final = 60.0  # a browser flow's default: the whole flow, launch included
+DEVICES: Final = ("desktop", "mobile")
 MIN_PERIOD_S: Final = 20.0  # a heartbeat's period: no finer than it is judged (interval)
 MAX_PERIOD_S: Final = 366 * 86400.0
 DNS_RECORDS: Final = ("A", "AAAA", "CNAME", "MX", "TXT", "NS")
 NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.\-]{0,99}")
+# Where checks run from: the server's own location (checks_location) or a probe's.
+LOCATION_RE: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 _DURATION_RE: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
 _UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _LABEL: Final = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
@@ -89,7 +95,12 @@ class Expect(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     3xx); ``contains``/``not_contains``: text in the body; ``regex``/``not_regex``: a
     pattern searched in the body; ``json``: JSON paths and the values they must have;
     ``max_ms``: the longest the whole request may take; ``headers``: header values that
-    must be present (case-insensitive names, exact values)."""
+    must be present (case-insensitive names, exact values).
+
+    In a ``browser_flow`` step: ``status`` is the status of the page the step navigated
+    to; ``contains``/``regex`` and their negations apply to the page's visible text;
+    ``max_ms`` to the whole step; ``visible`` is a selector that must be visible and
+    ``url_contains`` text the page's URL must contain."""
 
     status: int | list[int] | None = None
     contains: str | None = None
@@ -99,6 +110,8 @@ class Expect(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     json: dict[str, Scalar] | None = None
     max_ms: Annotated[float, Meta(gt=0)] | None = None
     headers: dict[str, str] | None = None
+    visible: str | None = None
+    url_contains: str | None = None
 
 
 class Exchange(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
@@ -120,29 +133,56 @@ class Request(Exchange, kw_only=True):
     url: str
 
 
-class Step(Request, kw_only=True):
-    """One step of an ``api_flow``. ``extract`` names variables: ``"$.cart.id"`` (a JSON
-    path into the response body), ``"regex:<pattern>"`` (the first group, or the whole
-    match), ``"header:<name>"`` or ``"cookie:<name>"``. Cookies carry over between steps."""
+class Step(Exchange, kw_only=True):
+    """One step of an ``api_flow`` or a ``browser_flow``.
+
+    In an ``api_flow`` a step is a request (``url`` required). ``extract`` names
+    variables: ``"$.cart.id"`` (a JSON path into the response body),
+    ``"regex:<pattern>"`` (the first group, or the whole match), ``"header:<name>"`` or
+    ``"cookie:<name>"``. Cookies carry over between steps.
+
+    In a ``browser_flow`` a step acts on the page, in this order: ``url`` (go to it),
+    ``fill`` (selector: text), ``select`` (selector: option value), ``check`` (a
+    checkbox's selector), ``click`` (a selector), ``press`` (a key, e.g. ``Enter``, on
+    the focused element), ``wait_for`` (a selector that must appear); then ``expect``.
+    Selectors are Playwright's (CSS, ``text=Add to cart``, ``role=button[name=Pay]``)."""
 
     name: str
+    url: str | None = None
     extract: dict[str, str] | None = None
+    fill: dict[str, str] | None = None
+    select: dict[str, str] | None = None
+    check: str | None = None
+    click: str | None = None
+    press: str | None = None
+    wait_for: str | None = None
+
+    def request(self) -> Request:
+        """The step's request (``api_flow``; ``url`` is set there)."""
+        assert self.url is not None
+        return Request(url=self.url, method=self.method, headers=self.headers, body=self.body,
+                       json=self.json, form=self.form, follow_redirects=self.follow_redirects,
+                       expect=self.expect)
 
 
 class Monitor(Exchange, kw_only=True):
     """One monitor as written in YAML (the fields of every kind; each kind uses its own:
     an ``http`` monitor is one request, an ``api_flow`` a list of steps, ``tcp`` and
     ``tls`` a ``host`` and ``port`` (or a ``url``), ``dns`` a ``host``, ``record`` and
-    ``expected`` answers, ``heartbeat`` a ``period`` and ``grace``)."""
+    ``expected`` answers, ``heartbeat`` a ``period`` and ``grace``, ``browser_flow`` a
+    list of page steps, a ``device`` and extra ``headers``). ``timeout`` bounds one run:
+    10 s by default, 60 s for a ``browser_flow`` (the whole flow, a hard limit)."""
 
     name: str
-    kind: Literal["http", "api_flow", "tcp", "dns", "tls", "heartbeat"]
+    kind: Literal["http", "api_flow", "browser_flow", "tcp", "dns", "tls", "heartbeat"]
     url: str | None = None
     steps: Annotated[list[Step], Meta(max_length=MAX_STEPS)] | None = None
     interval: Duration = "60s"
-    timeout: Duration = "10s"
+    timeout: Duration | None = None
     retries: Annotated[int, Meta(ge=0, le=10)] = 0
     locations: list[str] | None = None
+    # down when at least this many of its locations' latest runs failed (docs/monitors.md)
+    min_failed_locations: Annotated[int, Meta(ge=1)] = 1
     enabled: bool = True
     # tcp, tls, dns: what to reach (tcp and tls: or a url, whose host and port are taken)
     host: str | None = None
@@ -157,6 +197,8 @@ class Monitor(Exchange, kw_only=True):
     # heartbeat: how often the shop's job pings, and how late a ping may be
     period: Duration | None = None
     grace: Duration = "1m"
+    # browser_flow: the viewport and user agent of a desktop or a phone
+    device: Literal["desktop", "mobile"] = "desktop"
 
     @property
     def interval_s(self) -> float:
@@ -164,6 +206,8 @@ class Monitor(Exchange, kw_only=True):
 
     @property
     def timeout_s(self) -> float:
+        if self.timeout is None:
+            return BROWSER_TIMEOUT_S if self.kind == "browser_flow" else DEFAULT_TIMEOUT_S
         return seconds(self.timeout, f"{self.name}: timeout")
 
     @property
@@ -178,7 +222,7 @@ class Monitor(Exchange, kw_only=True):
     @property
     def target(self) -> str:
         """What the monitor watches, in a few words (for lists and pages)."""
-        if self.kind == "api_flow":
+        if self.kind in ("api_flow", "browser_flow"):
             return f"{len(self.steps or [])} steps"
         if self.kind == "dns":
             return f"{(self.record or 'A').upper()} {self.host}"
@@ -209,10 +253,16 @@ _KIND_FIELDS: Final[dict[str, frozenset[str]]] = {
     "dns": frozenset({"host", "record", "expected", "resolver", "expect"}),
     "tls": frozenset({"host", "port", "url", "verify", "warn_days", "expect"}),
     "heartbeat": frozenset({"period", "grace"}),
+    "browser_flow": frozenset({"steps", "headers", "device"}),
 }
 _COMMON: Final = frozenset({"name", "kind", "interval", "timeout", "retries", "locations",
-                            "enabled"})
-_NEW_FIELDS: Final = frozenset().union(*_KIND_FIELDS.values()) - {"url", "expect"}
+                            "min_failed_locations", "enabled"})
+# What http and api_flow monitors may not set: the other kinds' own fields.
+_NEW_FIELDS: Final = frozenset().union(*_KIND_FIELDS.values()) - {
+    "url", "expect", "steps", "headers"}
+_BROWSER_ACTIONS: Final = ("url", "fill", "select", "check", "click", "press", "wait_for")
+_BROWSER_EXPECT: Final = frozenset({"status", "contains", "not_contains", "regex",
+                                    "not_regex", "max_ms", "visible", "url_contains"})
 
 
 def _a(kind: str) -> str:
@@ -235,9 +285,11 @@ def _check(monitor: Monitor, where: str) -> None:
     if interval < MIN_INTERVAL_S:
         raise ConfigError(f"{where}.interval: {interval:g}s is under the minimum of "
                           f"{MIN_INTERVAL_S:g}s")
-    timeout = seconds(monitor.timeout, f"{where}.timeout")
+    timeout = seconds(monitor.timeout, f"{where}.timeout") if monitor.timeout is not None \
+        else monitor.timeout_s
     if not 0 < timeout <= 120:
         raise ConfigError(f"{where}.timeout: {timeout:g}s must be over 0 and at most 120s")
+    _check_locations(monitor, where)
     kind = monitor.kind
     allowed = _KIND_FIELDS.get(kind)
     for name in _set_fields(monitor):
@@ -247,6 +299,9 @@ def _check(monitor: Monitor, where: str) -> None:
                               "(see docs/monitors.md)")
     if kind in ("http", "api_flow"):
         _check_http(monitor, where)
+        return
+    if kind == "browser_flow":
+        _check_browser(monitor, where)
         return
     if kind in ("tcp", "dns", "tls") and monitor.expect is not None:
         extra = [f for f in _set_expect(monitor.expect) if f != "max_ms"]
@@ -259,6 +314,38 @@ def _check(monitor: Monitor, where: str) -> None:
         _check_dns(monitor, where)
     else:
         _check_heartbeat(monitor, where)
+
+
+def check_location(name: str, where: str) -> str:
+    """A location name: 1 to 32 lower-case letters, digits and dashes (``eu-west``)."""
+    if not LOCATION_RE.fullmatch(name):
+        raise ConfigError(f"{where}: {name!r} must be 1-32 lower-case letters, digits or -, "
+                          "starting and ending with a letter or digit (e.g. eu-west)")
+    return name
+
+
+def _check_locations(monitor: Monitor, where: str) -> None:
+    """``locations`` (unique names; none for a heartbeat) and ``min_failed_locations``
+    (at most the number of locations; without ``locations``, the server's own one)."""
+    locations = monitor.locations
+    if locations is not None:
+        if monitor.kind == "heartbeat":
+            raise ConfigError(f"{where}.locations: a heartbeat monitor is pinged by the "
+                              "shop's jobs; it has no locations to run from")
+        if not locations:
+            raise ConfigError(f"{where}.locations: give at least one location (or leave it "
+                              "out: the server's own)")
+        for i, name in enumerate(locations):
+            check_location(name, f"{where}.locations[{i}]")
+            if locations.index(name) != i:
+                raise ConfigError(f"{where}.locations[{i}]: {name!r} is listed twice")
+    count = len(locations) if locations else 1
+    if monitor.min_failed_locations > count:
+        what = (f"the {count} locations" if locations and count > 1 else
+                "the 1 location" if locations else
+                "the 1 location (without locations: the server's own)")
+        raise ConfigError(f"{where}.min_failed_locations: {monitor.min_failed_locations} is "
+                          f"more than {what}")
 
 
 def _set_expect(expect: Expect) -> list[str]:
@@ -356,6 +443,59 @@ def _check_heartbeat(monitor: Monitor, where: str) -> None:
         raise ConfigError(f"{where}.retries: a heartbeat monitor has nothing to retry")
 
 
+def _step_fields(step: Step) -> list[str]:
+    """The fields of ``step`` that differ from their defaults."""
+    return [f.name for f in msgspec.structs.fields(Step)
+            if f.default is not msgspec.NODEFAULT and getattr(step, f.name) != f.default]
+
+
+def _check_browser(monitor: Monitor, where: str) -> None:
+    """A browser_flow: page steps (actions and expectations) only."""
+    if monitor.url:
+        raise ConfigError(f"{where}.url: a browser_flow monitor has a url per step")
+    if monitor.expect is not None:
+        raise ConfigError(f"{where}.expect: a browser_flow monitor has an expect per step")
+    if not monitor.steps:
+        raise ConfigError(f"{where}.steps: a browser_flow monitor needs at least one step")
+    names = [s.name for s in monitor.steps]
+    for i, step in enumerate(monitor.steps):
+        place = f"{where}.steps[{i}]"
+        if step.name in names[:i]:
+            raise ConfigError(f"{place}.name: {step.name!r} is used twice")
+        for name in _step_fields(step):
+            if name not in _BROWSER_ACTIONS and name not in ("name", "expect"):
+                raise ConfigError(f"{place}.{name}: a browser step has no {name} (it acts "
+                                  f"with {', '.join(_BROWSER_ACTIONS)}; see docs/monitors.md)")
+        if not any(getattr(step, a) is not None for a in _BROWSER_ACTIONS) \
+                and step.expect is None:
+            raise ConfigError(f"{place}: a browser step needs an action "
+                              f"({', '.join(_BROWSER_ACTIONS)}) or an expect")
+        for attr in ("check", "click", "press", "wait_for"):
+            value = getattr(step, attr)
+            if value is not None and not value.strip():
+                raise ConfigError(f"{place}.{attr}: empty")
+        for attr in ("fill", "select"):
+            for selector in (getattr(step, attr) or {}):
+                if not selector.strip():
+                    raise ConfigError(f"{place}.{attr}: an empty selector")
+        if step.expect is not None:
+            for name in _set_expect(step.expect):
+                if name not in _BROWSER_EXPECT:
+                    raise ConfigError(f"{place}.expect.{name}: not for a browser step (it "
+                                      f"checks {', '.join(sorted(_BROWSER_EXPECT))})")
+            _check_patterns(step.expect, f"{place}.expect")
+
+
+def _check_patterns(expect: Expect, where: str) -> None:
+    for attr in ("regex", "not_regex"):
+        pattern = getattr(expect, attr)
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(f"{where}.{attr}: {exc}") from None
+
+
 def _check_http(monitor: Monitor, where: str) -> None:
     """The http and api_flow kinds (unchanged since issue 7's first kinds)."""
     requests: list[tuple[str, Request]] = []
@@ -374,7 +514,13 @@ def _check_http(monitor: Monitor, where: str) -> None:
         for i, step in enumerate(monitor.steps):
             if names.count(step.name) > 1:
                 raise ConfigError(f"{where}.steps[{i}].name: {step.name!r} is used twice")
-            requests.append((f"{where}.steps[{i}]", step))
+            if step.url is None:
+                raise ConfigError(f"{where}.steps[{i}].url: an api_flow step needs a url")
+            extra = [f for f in _step_fields(step) if f in _BROWSER_ACTIONS and f != "url"]
+            if extra:
+                raise ConfigError(f"{where}.steps[{i}].{extra[0]}: only a browser_flow "
+                                  "step acts on a page")
+            requests.append((f"{where}.steps[{i}]", step.request()))
             for var, spec in (step.extract or {}).items():
                 if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
                     raise ConfigError(f"{where}.steps[{i}].extract: {var!r} is not a "
@@ -388,13 +534,11 @@ def _check_http(monitor: Monitor, where: str) -> None:
             raise ConfigError(f"{place}.method: {req.method!r} is not an HTTP method")
         expect = req.expect
         if expect is not None:
-            for attr in ("regex", "not_regex"):
-                pattern = getattr(expect, attr)
-                if pattern is not None:
-                    try:
-                        re.compile(pattern)
-                    except re.error as exc:
-                        raise ConfigError(f"{place}.expect.{attr}: {exc}") from None
+            for attr in ("visible", "url_contains"):
+                if getattr(expect, attr) is not None:
+                    raise ConfigError(f"{place}.expect.{attr}: only a browser_flow step "
+                                      "has a page")
+            _check_patterns(expect, f"{place}.expect")
             for path in (expect.json or {}):
                 _check_path(path, f"{place}.expect.json")
 
@@ -454,6 +598,8 @@ def parse_monitors(text: str, source: str = "<text>") -> list[Monitor]:
             text_ = "unknown field (see docs/monitors.md)"
         elif path.endswith("kind") and text_.startswith("Invalid enum value"):
             text_ += f" (one of {', '.join(KINDS)})"
+        elif path.endswith("device") and text_.startswith("Invalid enum value"):
+            text_ += f" (one of {', '.join(DEVICES)})"
         raise ConfigError(f"{source}: {path or 'file'}: {text_[:1].lower()}{text_[1:]}") from None
     for i, monitor in enumerate(parsed.monitors):
         _check(monitor, f"{source}: monitors[{i}]")

@@ -83,6 +83,9 @@ class AddressPolicy:
     networks: tuple[IPNetwork, ...] = ()
     hosts: frozenset[str] = frozenset()
     unrestricted: bool = False
+    # Who runs the checks and how to allow more, for the refusal's message.
+    runner: str = ("checks run by the server reach only public addresses unless an admin "
+                   "allow-lists it")
 
     @classmethod
     def parse(cls, entries: Iterable[str]) -> AddressPolicy:
@@ -118,8 +121,7 @@ class AddressPolicy:
         if host.lower().rstrip(".") in self.hosts or any(ip in net for net in self.networks):
             return None
         shown = host if host == address else f"{host} ({address})"
-        return (f"refused: {shown} is a {_kind(ip)} address; checks run by the server reach "
-                "only public addresses unless an admin allow-lists it")
+        return f"refused: {shown} is a {_kind(ip)} address; {self.runner}"
 
 
 UNRESTRICTED = AddressPolicy(unrestricted=True)

@@ -1,8 +1,15 @@
-"""Running every monitor on its interval, in the server (``shopwatch serve``).
+"""Running every monitor on its interval: in the server (``shopwatch serve``) and in a
+remote probe (``shopwatch probe``, :mod:`shopwatch.checks.probe`).
+
+The scheduler takes its monitors from a *source* and hands its results to a *sink*. The
+server's source is the state store (:class:`StoredMonitors`: the enabled monitors that
+run at the server's own location) and its sink the event store's writer
+(:func:`writer_sink`); :func:`server_scheduler` puts them together. A probe's source is
+the assignments it polls from the server, and its sink a buffer it posts from.
 
 Contract:
 
-- Monitors are re-read from the state store every ``reload_s`` (10 s), so ``shopwatch
+- Monitors are re-read from the source every ``reload_s`` (10 s), so ``shopwatch
   monitors apply`` and dashboard edits reach a running server within that time.
 - Each monitor runs every ``interval`` at a fixed offset inside the interval, drawn at
   random when the scheduler first sees it (jitter: monitors with the same interval do not
@@ -11,11 +18,13 @@ Contract:
   A due check waits for a free slot; the wait shows as schedule drift.
 - No pile-up: a monitor whose previous run has not finished when it is due again skips
   that turn (counted in ``shopwatch_checks_skipped_total``) and runs at the next one.
-- Results are written to the event store's ``check_results`` table through the writer,
-  gathered into one batch a second; a check is judged against the server's address
-  policy (:mod:`shopwatch.checks.safety`): only public addresses and the allow-list.
+- Results go to the sink gathered per project, once a second (the server's: the event
+  store's ``check_results`` table, through the writer); each carries ``location``. A
+  check is judged against the runner's address policy (:mod:`shopwatch.checks.safety`):
+  only public addresses and the allow-list.
 - A ``heartbeat`` monitor probes nothing: its turn judges the pings stored for it
-  (:func:`shopwatch.checks.heartbeat.evaluate`, against ``wall``, the epoch clock).
+  (``judge``: :func:`shopwatch.checks.heartbeat.evaluate`, against ``wall``, the epoch
+  clock). Only the server has them: a heartbeat has no locations.
 """
 
 from __future__ import annotations
@@ -24,9 +33,11 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import msgspec
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -36,12 +47,79 @@ from shopwatch.checks.http import Context
 from shopwatch.checks.kinds import run_monitor
 from shopwatch.checks.monitor import Monitor
 from shopwatch.checks.record import CheckRow, row_of
+from shopwatch.checks.result import CheckResult
 from shopwatch.checks.safety import AddressPolicy, Resolver, system_resolver
 from shopwatch.store.base import EventBatch
 from shopwatch.store.state import StateStore
 
 log = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A monitor to run: its project, and the base URL its relative URLs join."""
+
+    project_id: int
+    monitor: Monitor
+    base_url: str
+
+
+# Where the monitors come from, and where their results go (rows of one project).
+Source = Callable[[], Iterable[Assignment]]
+Sink = Callable[[int, list[CheckRow]], object]
+# A heartbeat's judgement: (project id, monitor, epoch now) -> result, or None (no ping
+# expected yet).
+Judge = Callable[[int, Monitor, float], CheckResult | None]
+
+
+def runs_at(monitor: Monitor, location: str, home: str) -> bool:
+    """Whether ``monitor`` runs at ``location``: one of its ``locations``, or, when it has
+    none, the server's own (``home``, ``checks_location``)."""
+    return location in monitor.locations if monitor.locations else location == home
+
+
+class StoredMonitors:
+    """The server's source: the enabled monitors in the state store that run at
+    ``location`` (the server's own), with their project's base URL."""
+
+    def __init__(self, state: StateStore, location: str = "local") -> None:
+        self._state = state
+        self._location = location
+
+    def __call__(self) -> list[Assignment]:
+        from shopwatch.store.monitors import list_monitors
+
+        projects = {p.id: p for p in self._state.list_projects()}
+        out = []
+        for stored in list_monitors(self._state):
+            project = projects.get(stored.project_id)
+            if project is None or not stored.monitor.enabled or not runs_at(
+                    stored.monitor, self._location, self._location):
+                continue
+            out.append(Assignment(stored.project_id, stored.monitor, project.base_url))
+        return out
+
+
+def writer_sink(submit: Callable[[EventBatch], object]) -> Sink:
+    """The server's sink: the rows of one project as one batch for the writer."""
+    def sink(project_id: int, rows: list[CheckRow]) -> object:
+        return submit(EventBatch(project_id, time.time_ns() // 1000, b"[]", 0, [],
+                                 checks=_encode(rows), n_checks=len(rows)))
+    return sink
+
+
+def server_scheduler(state: StateStore, submit: Callable[[EventBatch], object],
+                     policy: AddressPolicy, *, location: str = "local",
+                     **options: Any) -> Scheduler:
+    """The scheduler of ``shopwatch serve``: monitors from the state store that run at
+    ``location``, results to the writer (``submit``), heartbeats judged from their pings.
+    ``options`` are :class:`Scheduler`'s."""
+    def judge(project_id: int, monitor: Monitor, now: float) -> CheckResult | None:
+        return heartbeat.evaluate(state, project_id, monitor, now)
+
+    return Scheduler(StoredMonitors(state, location), writer_sink(submit), policy,
+                     location=location, judge=judge, **options)
 
 
 @dataclass
@@ -76,22 +154,26 @@ class SchedulerMetrics:
 
 
 class Scheduler:
-    """See the module docstring. ``submit`` hands a batch of rows to the writer."""
+    """See the module docstring: monitors from ``source``, results to ``sink``, each
+    tagged with ``location``."""
 
-    def __init__(self, state: StateStore, submit: Callable[[EventBatch], object],
-                 policy: AddressPolicy, *, concurrency: int = 50, location: str = "local",
+    def __init__(self, source: Source, sink: Sink, policy: AddressPolicy, *,
+                 concurrency: int = 50, location: str = "local", judge: Judge | None = None,
                  reload_s: float = 10.0, resolver: Resolver = system_resolver,
+                 artifacts: Path | None = None,
                  metrics: SchedulerMetrics | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
                  offset: Callable[[float], float] = lambda interval: random.uniform(
                      0, interval)) -> None:
-        self._state = state
-        self._submit = submit
+        self._source = source
+        self._sink = sink
+        self._judge = judge
         self._policy = policy
         self._location = location
         self._reload_s = reload_s
         self._resolver = resolver
+        self._artifacts = artifacts  # browser flows' failure screenshots, per project
         self._metrics = metrics
         self._clock = clock
         self._wall = wall
@@ -110,7 +192,7 @@ class Scheduler:
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop scheduling, let running checks finish, hand their results to the writer."""
+        """Stop scheduling, let running checks finish, hand their results to the sink."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
@@ -146,27 +228,24 @@ class Scheduler:
             self._stop.wait(max(0.0, min(wake, next_flush, next_reload) - self._clock()))
 
     def reload(self) -> None:
-        """Bring the schedule in line with the stored monitors."""
-        from shopwatch.store.monitors import list_monitors
-
-        projects = {p.id: p for p in self._state.list_projects()}
+        """Bring the schedule in line with the source's monitors."""
         seen: set[tuple[int, str]] = set()
         now = self._clock()
-        for stored in list_monitors(self._state):
-            monitor = stored.monitor
-            project = projects.get(stored.project_id)
-            if project is None or not monitor.enabled:
+        for assignment in self._source():
+            monitor = assignment.monitor
+            if not monitor.enabled:
                 continue
-            key = (stored.project_id, monitor.name)
+            key = (assignment.project_id, monitor.name)
             seen.add(key)
             entry = self._entries.get(key)
             if entry is None:
-                self._entries[key] = _Entry(stored.project_id, monitor, project.base_url,
+                self._entries[key] = _Entry(assignment.project_id, monitor,
+                                            assignment.base_url,
                                             now + self._offset(monitor.interval_s))
             else:
                 if entry.monitor.interval_s != monitor.interval_s:
                     entry.due = min(entry.due, now + self._offset(monitor.interval_s))
-                entry.monitor, entry.base_url = monitor, project.base_url
+                entry.monitor, entry.base_url = monitor, assignment.base_url
         for key in set(self._entries) - seen:
             del self._entries[key]
 
@@ -189,13 +268,17 @@ class Scheduler:
     def _check(self, project_id: int, monitor: Monitor, base_url: str) -> None:
         try:
             if monitor.kind == "heartbeat":
-                judged = heartbeat.evaluate(self._state, project_id, monitor, self._wall())
+                if self._judge is None:
+                    return  # a probe has no pings to judge (and is never assigned one)
+                judged = self._judge(project_id, monitor, self._wall())
                 if judged is None:
                     return  # waiting for its first ping: nothing to record yet
                 result = judged
             else:
                 context = Context(base_url=base_url or None, policy=self._policy,
-                                  resolver=self._resolver)
+                                  resolver=self._resolver,
+                                  artifacts=self._artifacts / str(project_id)
+                                  if self._artifacts is not None else None)
                 result = run_monitor(monitor, context)
             row = row_of(result, self._location)
             if self._metrics is not None:
@@ -210,10 +293,8 @@ class Scheduler:
     def _flush(self) -> None:
         with self._rows_lock:
             rows, self._rows = self._rows, {}
-        now_us = time.time_ns() // 1000
         for project_id, batch in rows.items():
             try:
-                self._submit(EventBatch(project_id, now_us, b"[]", 0, [],
-                                        checks=_encode(batch), n_checks=len(batch)))
+                self._sink(project_id, batch)
             except Exception as exc:  # overload: these results are lost, the next come
                 log.warning("could not store %d check results: %s", len(batch), exc)

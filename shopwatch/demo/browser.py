@@ -35,12 +35,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import json
 import logging
 import random
 import re
-import shutil
 import signal
 import sys
 import threading
@@ -50,6 +48,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
+from shopwatch.checks.browser_flow import CHROMIUM_FLAGS, find_chromium, unavailable
+
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page, Playwright
 
@@ -57,11 +57,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# As the browser tests launch it (tests/conftest.py): no sandbox (containers), no GPU,
-# nothing fetched in the background.
-CHROMIUM_FLAGS: Final = ("--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--disable-background-networking", "--disable-component-update",
-                         "--disable-default-apps", "--no-first-run")
 USER_AGENTS: Final = {
     "desktop": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
                "Chrome/{major}.0.0.0 Safari/537.36",
@@ -77,20 +72,6 @@ STEP_TIMEOUT_MS: Final = 20_000
 MAX_FAILURES: Final = 5  # visits failing in a row before the browser gives up
 MAX_SESSIONS_KEPT: Final = 500
 STOP_GRACE: Final = 45.0  # seconds the demo waits for the visit under way to end
-
-
-def find_chromium() -> str | None:
-    """The system Chromium's path, if there is one on the ``PATH``."""
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def unavailable() -> str | None:
-    """Why the scripted browser cannot run here, or ``None`` if it can."""
-    if importlib.util.find_spec("playwright") is None:
-        return "Playwright is not installed"
-    if find_chromium() is None:
-        return "no system Chromium on the PATH (install the `chromium` package)"
-    return None
 
 
 # --- in the demo's process ---------------------------------------------------------------

@@ -38,6 +38,7 @@ from typing import Any
 import uvicorn
 
 from shopwatch.accounts.users import Users
+from shopwatch.checks.browser_flow import unavailable as browser_flow_unavailable
 from shopwatch.checks.monitor import load_monitors
 from shopwatch.errors import ConfigError
 from shopwatch.runtime import Runtime, ensure_data_dir, open_state
@@ -79,6 +80,7 @@ def shop_origins(port: int) -> list[str]:
 
 
 MONITORS_FILE = Path(__file__).with_name("monitors.yml")
+BROWSER_MONITORS_FILE = Path(__file__).with_name("monitors-browser.yml")
 
 
 def prepare(settings: Settings, opts: DemoOptions) -> dict[str, Any]:
@@ -108,7 +110,10 @@ def prepare(settings: Settings, opts: DemoOptions) -> dict[str, Any]:
             _write_private(marker, record)
         project = state.update_project(PROJECT, rum_origins=shop_origins(opts.port),
                                        base_url=f"http://127.0.0.1:{opts.port + 1}")
-        apply_monitors(state, project.id, load_monitors(MONITORS_FILE))
+        monitors = load_monitors(MONITORS_FILE)
+        if browser_flow_unavailable() is None:  # the browser checkout needs Chromium
+            monitors += load_monitors(BROWSER_MONITORS_FILE)
+        apply_monitors(state, project.id, monitors)
     finally:
         state.close()
     record["project_id"] = project.id

@@ -153,6 +153,18 @@ heartbeats = sa.Table(
     sa.Column("fails", sa.Integer, nullable=False, server_default="0"),
 )
 
+# Remote probes (issue 7): one row per probe token, instance-wide. Only the SHA-256 of the
+# token is kept (a copy of this table lets no probe in), and no client address.
+probes = sa.Table(
+    "probes", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("location", sa.String(32), nullable=False, index=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+)
+
 
 def _m1_initial(conn: Connection) -> None:
     # The version-1 shape of ``projects``, frozen here: later migrations alter it.
@@ -188,6 +200,7 @@ MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Connection], None]], ...]] = (
     (7, "public status page per project", lambda conn: _m7_status_page(conn)),
     (8, "heartbeat pings", lambda conn: heartbeats.create(conn)),
     (9, "maintenance windows", lambda conn: maintenance.create(conn)),
+    (10, "remote probes", lambda conn: probes.create(conn)),
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
@@ -25,7 +26,7 @@ from shopwatch.analytics.timerange import TimeRange, parse_range
 from shopwatch.analytics.timeseries import timeseries
 from shopwatch.analytics.uptime import monitor_detail, monitors_status
 from shopwatch.analytics.vitals import resources, vitals
-from shopwatch.checks import heartbeat
+from shopwatch.checks import browser_flow, heartbeat
 from shopwatch.checks.http import Context
 from shopwatch.checks.kinds import run_monitor
 from shopwatch.checks.monitor import Monitor, parse_monitors
@@ -540,7 +541,7 @@ async def get_monitors(request: Request, project: ProjectQuery = None) -> Respon
     now = time.time()
     spans = maintenance_spans(list_windows(rt.state, chosen.id), now - 91 * 86400, now + 1)
     rows = await asyncio.to_thread(monitors_status, rt.events, chosen.id, stored,
-                                   int(now * 1_000_000), spans)
+                                   int(now * 1_000_000), spans, rt.settings.checks_location)
     own = str(request.base_url).rstrip("/")
     for row in rows:
         # Where the shop's job pings: the URL is its secret, for admins and the secret key.
@@ -653,9 +654,37 @@ async def run_monitor_route(request: Request, name: str, project: ProjectQuery =
                                      "duration_ms": 0, "steps": []}),
                             media_type="application/json")
         return Response(_encode(judged.as_dict()), media_type="application/json")
-    context = Context(base_url=chosen.base_url or None, policy=rt.checks_policy)
+    context = Context(base_url=chosen.base_url or None, policy=rt.checks_policy,
+                      artifacts=rt.artifacts / str(chosen.id))
     result = await asyncio.to_thread(run_monitor, stored.monitor, context)
     return Response(_encode(result.as_dict()), media_type="application/json")
+
+
+_ARTIFACT_RE = re.compile(r"\d{8}T\d{6}Z-[A-Za-z0-9_.-]{1,60}\.(png|html)")
+
+
+@router.get("/api/v1/monitors/{name}/artifacts/{file}", tags=["uptime"],
+            summary="A browser flow's failure screenshot or HTML")
+async def get_artifact(request: Request, name: str, file: str,
+                       project: ProjectQuery = None) -> Response:
+    """The screenshot (PNG) or page HTML a failing ``browser_flow`` step kept, by the file
+    name its run's step names (``details.screenshot``/``details.html``). The HTML is the
+    shop's page, served as plain text so it never runs here."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    match = _ARTIFACT_RE.fullmatch(file)
+    if match is None or ".." in file:
+        raise PageNotFound(f"no artifact {file!r}")
+    path = rt.artifacts / str(chosen.id) / browser_flow.slug(name) / file
+    try:
+        content = await asyncio.to_thread(path.read_bytes)
+    except OSError:
+        raise PageNotFound(f"no artifact {file!r} for monitor {name!r} (only the newest "
+                           f"{browser_flow.KEEP_ARTIFACTS} files are kept)") from None
+    media = "image/png" if match.group(1) == "png" else "text/plain; charset=utf-8"
+    return Response(content, media_type=media, headers={
+        "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox",
+        "Cache-Control": "private, max-age=3600"})
 
 
 @router.get("/api/v1/maintenance", tags=["uptime"], summary="Maintenance windows")

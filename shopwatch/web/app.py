@@ -29,6 +29,7 @@ from shopwatch.web.heartbeat import router as heartbeat_router
 from shopwatch.web.ops import router as ops_router
 from shopwatch.web.pages import router as pages_router
 from shopwatch.web.pages import templates
+from shopwatch.web.probes import router as probes_router
 from shopwatch.web.snippet import router as snippet_router
 from shopwatch.web.status import router as status_router
 
@@ -131,6 +132,7 @@ def create_api(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     app.include_router(rum_router)
     app.include_router(api_router)
     app.include_router(heartbeat_router)
+    app.include_router(probes_router)
     app.include_router(ops_router)
     app.include_router(pages_router)
     app.include_router(snippet_router)

@@ -45,7 +45,8 @@ def status_of(rt: Runtime, project: Project) -> dict[str, Any]:
     stored = [s for s in list_monitors(rt.state, project.id) if s.monitor.enabled]
     spans = maintenance_spans(list_windows(rt.state, project.id), now_us / 1e6 - 91 * 86400,
                               now_us / 1e6 + 1)
-    rows = monitors_status(rt.events, project.id, stored, now_us, spans)
+    rows = monitors_status(rt.events, project.id, stored, now_us, spans,
+                           rt.settings.checks_location)
     period = parse_range("custom", str((now_us - INCIDENT_DAYS * 86_400_000_000) // 1000),
                          str(now_us // 1000), now_us)
     incidents = []
@@ -60,7 +61,8 @@ def status_of(rt: Runtime, project: Project) -> dict[str, Any]:
                                     "90d": r["availability"]["90d"]},
                    "bars": r["bars"]} for r in rows]
     down = sum(1 for c in components if c["status"] == "down")
-    overall = ("unknown" if not components else "operational" if not down
+    degraded = sum(1 for c in components if c["status"] == "degraded")
+    overall = ("unknown" if not components else "operational" if not down + degraded
                else "outage" if down == len(components) else "degraded")
     return {"name": project.name, "status": overall, "components": components,
             "incidents": incidents[:50], "updated_at": time.strftime(

@@ -160,10 +160,11 @@ class Shop:
                status: int = 200, headers: Mapping[str, str] | None = None,
                **context: Any) -> HTMLResponse:
         """A page from ``templates/`` with the layout's context (nothing is tracked on
-        the server; the page's RUM snippet reports from the browser)."""
+        the server; the page's RUM snippet reports from the browser). A monitor's page
+        has no snippet: a browser flow is not a shopper."""
         customer = self.customers.get(session.customer_id) if session else None
         rum = (self.browser_tag.html(session, customer.id if customer else None)
-               if self.browser_tag is not None else "")
+               if self.browser_tag is not None and not synthetic(request) else "")
         html = self.templates.get_template(template).render(
             categories=CATEGORIES, customer=customer, currency=self.currency, rum=rum,
             cart_count=session.cart.count if session else 0, path=request.url.path,

@@ -125,7 +125,9 @@
       axes: [{show: false}, {show: false}], series: series}, data, el);
     charts.set(el, plot);
   }
-  function timeseries(el, xs, lines) {
+  // span: [from, to] in epoch seconds, the x axis's extent (else the data's: a single point
+  // would be stretched over years).
+  function timeseries(el, xs, lines, span) {
     if (!window.uPlot || !el) return;
     const old = charts.get(el); if (old) old.destroy();
     el.textContent = "";
@@ -133,7 +135,8 @@
       return {label: l.label, stroke: l.color, width: l.dash ? 1.25 : 2, dash: l.dash,
               value: function (u, v) { return v == null ? "–" : fmtInt.format(v); }};
     }));
-    const plot = new uPlot({width: chartWidth(el), height: 260, series: series,
+    const scales = span ? {x: {time: true, range: function () { return span; }}} : undefined;
+    const plot = new uPlot({width: chartWidth(el), height: 260, series: series, scales: scales,
       // Wide enough for "1,000,000": uPlot's default cuts off the leading digits.
       axes: [{}, {size: 64, values: function (u, vals) { return vals.map(function (v) { return fmtInt.format(v); }); }}]},
       [xs].concat(lines.map(function (l) { return l.values; })), el);
@@ -748,8 +751,37 @@
   };
 
   // --- uptime ---------------------------------------------------------------------------------
-  const STATUS_CLASS = {up: "rating-good", down: "rating-poor", unknown: "", paused: ""};
+  const STATUS_CLASS = {up: "rating-good", down: "rating-poor", degraded: "rating-needs-improvement", unknown: "", paused: ""};
   function pctOrDash(v) { return v == null ? "–" : fmtPct(v); }
+  // Where a monitor runs from several locations: one badge each, with its latest run.
+  function locationBadges(m) {
+    const list = document.createElement("div"); list.className = "locs";
+    m.locations.forEach(function (l) {
+      const badge = document.createElement("span");
+      const state = l.ok == null ? "none" : l.stale ? "stale" : l.ok ? "up" : "down";
+      badge.className = "loc loc-" + state; badge.dataset.location = l.name;
+      badge.textContent = l.name + (state === "up" ? " ✓" : state === "down" ? " ✗" : state === "stale" ? " (stale)" : "");
+      badge.title = l.ok == null ? l.name + ": no run yet" : l.name + ": " + (l.ok ? "passed" : "failed") + " at " + fmtTime(l.at)
+        + (l.stale ? " (stale: not counted)" : "") + (l.failure ? " — " + l.failure : "");
+      list.appendChild(badge);
+    });
+    return list;
+  }
+  renderers.probes = function (panel, d) {
+    const table = panel.querySelector("[data-probes]"), tbody = table.querySelector("tbody");
+    tbody.textContent = "";
+    text(panel.querySelector("[data-server-location]"), d.server_location);
+    d.probes.forEach(function (p) {
+      const tr = document.createElement("tr");
+      cell(tr, p.location);
+      const seen = p.last_seen_at ? Date.parse(p.last_seen_at) : null;
+      cell(tr, seen == null ? "never" : fmtTime(p.last_seen_at));
+      if (seen == null || Date.now() - seen > 120000) tr.lastChild.classList.add("rating-poor");
+      cell(tr, p.monitors.length ? p.monitors.map(function (m) { return m.name; }).join(", ") : "none");
+      tbody.appendChild(tr);
+    });
+    fillEmpty(panel, table, d.probes.length);
+  };
   renderers.monitors = function (panel, d) {
     const table = panel.querySelector("[data-monitors]"), tbody = table.querySelector("tbody");
     tbody.textContent = "";
@@ -761,6 +793,7 @@
       hint.textContent = m.kind + " · " + m.target + " · every " + fmtInt.format(m.interval_s) + " s" + (m.push_url ? " · ping " + m.push_url : "");
       tr.lastChild.appendChild(hint);
       cell(tr, m.status); if (STATUS_CLASS[m.status]) tr.lastChild.classList.add(STATUS_CLASS[m.status]);
+      if (m.locations && m.locations.length > 1) tr.lastChild.appendChild(locationBadges(m));
       cell(tr, m.last ? fmtTime(m.last.at) + (m.last.failure ? " — " + m.last.failure : "") : "never");
       if (m.certificate) {
         const cert = document.createElement("div"), days = m.certificate.days_left;
@@ -799,7 +832,8 @@
                     values: first.map(function (p) { return byT[p.t] ? byT[p.t][k] : null; })});
       });
     });
-    timeseries(panel.querySelector("[data-chart=monitor]"), secondsOf(first.map(function (p) { return p.t; })), lines);
+    timeseries(panel.querySelector("[data-chart=monitor]"), secondsOf(first.map(function (p) { return p.t; })), lines,
+               secondsOf([d.range.from, d.range.to]));
     const inc = panel.querySelector("[data-incidents] tbody"); inc.textContent = "";
     d.incidents.forEach(function (i) {
       const tr = document.createElement("tr");
@@ -813,10 +847,204 @@
       cell(tr, fmtTime(r.at)); cell(tr, r.location);
       cell(tr, r.ok ? "passed" + (r.status ? " (" + r.status + ")" : "") : "failed" + (r.failure ? ": " + r.failure : ""));
       tr.lastChild.classList.add(r.ok ? "rating-good" : "rating-poor");
+      if (r.steps && (r.steps.length > 1 || r.steps.some(function (s) { return s.details && (s.details.pages || s.details.screenshot); }))) {
+        tr.lastChild.appendChild(runSteps(d.name, r.steps));
+      }
       cell(tr, fmtInt.format(r.duration_ms) + " ms", {num: true});
       runs.appendChild(tr);
     });
   };
+  // A flow's steps, folded under its run: timings, each page's Web Vitals, console errors,
+  // failed requests and, for a failed browser step, its screenshot and HTML.
+  function runSteps(monitor, steps) {
+    const box = document.createElement("details"), summary = document.createElement("summary");
+    box.className = "run-steps";
+    summary.textContent = plural(steps.length, "step");
+    box.appendChild(summary);
+    const list = document.createElement("ol");
+    steps.forEach(function (s) {
+      const li = document.createElement("li"), head = document.createElement("div");
+      head.className = s.ok ? "rating-good" : "rating-poor";
+      head.textContent = s.name + " — " + (s.method ? s.method + " " : "") + (s.url || "") +
+        (s.status ? " → " + s.status : "") + " · " + fmtInt.format(s.duration_ms) + " ms" +
+        (s.failures && s.failures.length ? " · " + s.failures.join("; ") : "");
+      li.appendChild(head);
+      const det = s.details || {};
+      (det.pages || []).forEach(function (p) {
+        const line = document.createElement("div"), parts = [];
+        [["ttfb_ms", "TTFB"], ["fcp_ms", "FCP"], ["lcp_ms", "LCP"], ["inp_ms", "INP"]].forEach(function (k) {
+          if (p[k[0]] != null) parts.push(k[1] + " " + fmtInt.format(p[k[0]]) + " ms");
+        });
+        if (p.cls != null) parts.push("CLS " + p.cls.toFixed(3));
+        line.className = "hint"; line.textContent = p.url + ": " + parts.join(" · ");
+        li.appendChild(line);
+      });
+      [["console_errors", "console error"], ["failed_requests", "failed request"]].forEach(function (k) {
+        (det[k[0]] || []).forEach(function (msg) {
+          const line = document.createElement("div"); line.className = "hint"; line.textContent = k[1] + ": " + msg;
+          li.appendChild(line);
+        });
+      });
+      [["screenshot", "screenshot"], ["html", "page HTML"]].forEach(function (k) {
+        if (!det[k[0]]) return;
+        const a = document.createElement("a");
+        a.href = apiUrl("/api/v1/monitors/" + encodeURIComponent(monitor) + "/artifacts/" + encodeURIComponent(det[k[0]]));
+        a.target = "_blank"; a.rel = "noopener"; a.textContent = k[1];
+        li.appendChild(a); li.appendChild(document.createTextNode(" "));
+      });
+      list.appendChild(li);
+    });
+    box.appendChild(list);
+    return box;
+  }
+
+  // --- maintenance windows (times in UTC: a window repeats every 24 h or 7 days exactly) --------
+  const EVERY_WORDS = {day: "daily", week: "weekly"};
+  function pad2(n) { return (n < 10 ? "0" : "") + n; }
+  function utcClock(ms) { const d = new Date(ms); return pad2(d.getUTCHours()) + ":" + pad2(d.getUTCMinutes()); }
+  function utcDay(ms) {
+    const d = new Date(ms), opts = {timeZone: "UTC", day: "numeric", month: "short"};
+    if (d.getUTCFullYear() !== new Date().getUTCFullYear()) opts.year = "numeric";
+    return d.toLocaleDateString(locale, opts);
+  }
+  function utcWeekday(ms) { return new Date(ms).toLocaleDateString(locale, {timeZone: "UTC", weekday: "short"}); }
+  function fmtLength(s) {
+    const d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.round(s % 3600 / 60);
+    return [d ? d + " d" : "", h ? h + " h" : "", m ? m + " min" : ""].filter(Boolean).join(" ") || fmtInt.format(s) + " s";
+  }
+  function fmtIn(ms) {
+    const rel = new Intl.RelativeTimeFormat(locale, {numeric: "auto"}), s = ms / 1000;
+    if (Math.abs(s) < 3600) return rel.format(Math.round(s / 60), "minute");
+    if (Math.abs(s) < 2 * 86400) return rel.format(Math.round(s / 3600), "hour");
+    return rel.format(Math.round(s / 86400), "day");
+  }
+  function windowSchedule(w) {
+    const start = Date.parse(w.starts_at), end = start + w.duration_s * 1000;
+    const sameDay = new Date(start).getUTCDate() === new Date(end).getUTCDate() && w.duration_s < 86400;
+    if (!w.every) {
+      return "once, " + utcDay(start) + " " + utcClock(start) + (sameDay ? "–" : " – " + utcDay(end) + " ") + utcClock(end) + " UTC";
+    }
+    if (w.every === "week") {
+      return "weekly on " + utcWeekday(start) + " " + utcClock(start) + (sameDay ? "–" : " – " + utcWeekday(end) + " ") + utcClock(end) + " UTC";
+    }
+    return "daily " + utcClock(start) + "–" + utcClock(end) + " UTC";
+  }
+  // The occurrence open now or next ([from, to) in ms), as Window.occurrences computes it.
+  function windowNext(w, now) {
+    const start = Date.parse(w.starts_at), length = w.duration_s * 1000;
+    const period = {day: 86400000, week: 604800000}[w.every] || 0;
+    let first = start;
+    if (period && first + length <= now) first += (Math.floor((now - first - length) / period) + 1) * period;
+    return first + length <= now ? null : {from: first, to: first + length};
+  }
+  renderers.maintenance = function (panel, d) {
+    const table = panel.querySelector("[data-windows]"), tbody = table.querySelector("tbody");
+    const now = Date.now(), canEdit = panel.hasAttribute("data-can-edit");
+    tbody.textContent = "";
+    // Open ones first, then by their next occurrence; ended ones last.
+    const rows = d.windows.map(function (w) { return {w: w, next: windowNext(w, now)}; });
+    rows.sort(function (a, b) { return (a.next ? a.next.from : Infinity) - (b.next ? b.next.from : Infinity); });
+    rows.forEach(function (item) {
+      const w = item.w, next = item.next, tr = document.createElement("tr");
+      tr.dataset.window = w.id;
+      cell(tr, w.note || "Maintenance");
+      const hint = document.createElement("div"); hint.className = "hint";
+      hint.textContent = "all monitors · lasts " + fmtLength(w.duration_s);
+      tr.lastChild.appendChild(hint);
+      cell(tr, windowSchedule(w));
+      const td = document.createElement("td");
+      if (!next) {
+        td.className = "muted"; td.textContent = "ended " + utcDay(Date.parse(w.starts_at) + w.duration_s * 1000);
+      } else if (next.from <= now) {
+        const badge = document.createElement("span"); badge.className = "pill warn"; badge.textContent = "in progress";
+        const until = document.createElement("span"); until.className = "nowrap";
+        until.textContent = "until " + utcClock(next.to) + " UTC";
+        td.appendChild(badge); td.appendChild(document.createTextNode(" ")); td.appendChild(until);
+        const when = document.createElement("div"); when.className = "hint"; when.textContent = "ends " + fmtIn(next.to - now);
+        td.appendChild(when);
+      } else {
+        td.textContent = utcDay(next.from) + " " + utcClock(next.from) + " UTC"; td.className = "nowrap";
+        const when = document.createElement("div"); when.className = "hint"; when.textContent = fmtIn(next.from - now);
+        td.appendChild(when);
+      }
+      tr.appendChild(td);
+      if (canEdit) {
+        const actions = document.createElement("td"), remove = document.createElement("button");
+        actions.className = "num";
+        remove.type = "button"; remove.className = "button small danger"; remove.textContent = "Remove";
+        remove.addEventListener("click", function () { removeWindow(w, remove); });
+        actions.appendChild(remove); tr.appendChild(actions);
+      }
+      tbody.appendChild(tr);
+    });
+    fillEmpty(panel, table, d.windows.length);
+  };
+  function csrfHeaders() { return JSON.parse(body.getAttribute("hx-headers") || "{}"); }
+  function apiError(r) {  // the message of a Shopwatch error answer, or the status
+    return r.json().catch(function () { return {}; }).then(function (d) {
+      return (d.error && d.error.message) || ("HTTP " + r.status);
+    });
+  }
+  const mwForm = document.querySelector("form[data-maintenance-form]");
+  const mwError = document.querySelector("[data-maintenance-error]");
+  function showWindowError(field, message) {
+    const slot = field && mwForm.querySelector("[data-field-error=" + field + "]");
+    if (slot) {
+      slot.textContent = message;
+      mwForm.elements[field].setAttribute("aria-invalid", "true");
+    } else {
+      mwError.textContent = message; mwError.hidden = false;
+    }
+  }
+  function removeWindow(w, button) {
+    const label = (w.note ? "“" + w.note + "” " : "") + "(" + windowSchedule(w) + ")";
+    if (!window.confirm("Remove the maintenance window " + label + "? Runs during its past occurrences count in availability again.")) return;
+    button.disabled = true;
+    const url = apiUrl("/api/v1/maintenance/" + encodeURIComponent(w.id));
+    fetch(url, {method: "DELETE", headers: csrfHeaders(), credentials: "same-origin"})
+      .then(function (r) {
+        if (r.ok) { loadPanels(); return; }
+        return apiError(r).then(function (message) {
+          button.disabled = false;
+          if (mwError) { mwError.textContent = message; mwError.hidden = false; }
+        });
+      });
+  }
+  if (mwForm) {
+    mwForm.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      mwError.hidden = true; mwError.textContent = "";
+      mwForm.querySelectorAll("[data-field-error]").forEach(function (el) { el.textContent = ""; });
+      mwForm.querySelectorAll("[aria-invalid]").forEach(function (el) { el.removeAttribute("aria-invalid"); });
+      const f = mwForm.elements;
+      const utc = function (v) { return v.length === 16 ? v + ":00Z" : v + "Z"; };  // datetime-local, read as UTC
+      const byEnd = f.ends_at.value !== "";
+      let duration = f.duration.value.trim();
+      if (byEnd && duration) return showWindowError("duration", "give a duration or an end, not both");
+      if (!byEnd && !duration) return showWindowError("duration", "how long: e.g. 30m, 1h, 2d (or give an end)");
+      if (byEnd) {
+        const seconds = (Date.parse(utc(f.ends_at.value)) - Date.parse(utc(f.starts_at.value))) / 1000;
+        if (!(seconds > 0)) return showWindowError("ends_at", "the end is not after the start");
+        duration = seconds + "s";
+      }
+      const payload = {starts_at: utc(f.starts_at.value), duration: duration, every: f.every.value, note: f.note.value.trim()};
+      const headers = csrfHeaders(); headers["Content-Type"] = "application/json";
+      const button = mwForm.querySelector("button[type=submit]");
+      button.disabled = true;
+      fetch(apiUrl("/api/v1/maintenance"), {method: "POST", headers: headers, body: JSON.stringify(payload), credentials: "same-origin"})
+        .then(function (r) {
+          if (r.ok) { mwForm.reset(); loadPanels(); return; }
+          return apiError(r).then(function (message) {
+            // "field: reason" names what to fix; the API's duration is the end when one was given.
+            const m = /^(starts_at|duration|every|note): ([\s\S]*)$/.exec(message);
+            if (!m) return showWindowError(null, message);
+            showWindowError(m[1] === "duration" && byEnd ? "ends_at" : m[1], m[2]);
+          });
+        })
+        .catch(function (e) { showWindowError(null, "Could not save the window: " + e.message); })
+        .finally(function () { button.disabled = false; });
+    });
+  }
 
   // --- sortable tables --------------------------------------------------------------------
   document.addEventListener("click", function (ev) {
