@@ -364,6 +364,73 @@ def test_uptime_page_shows_status_bars_and_one_monitor(signed_in: Watched,
     assert signed_in.problems == []
 
 
+def test_checks_page_shows_each_flow_step_by_step(signed_in: Watched, dashboard: Live) -> None:
+    from shopwatch.checks.browser_flow import slug
+    from shopwatch.checks.monitor import parse_monitors
+    from shopwatch.checks.record import row_of
+    from shopwatch.store import monitors as store
+    from tests.test_flows import BROWSER, FLOWS, browser_run
+    from tests.test_uptime import write
+
+    state = dashboard.runtime.state
+    project = state.get_project("shop-a")
+    store.apply(state, project.id, parse_monitors(FLOWS))
+    start = time.time() - 3600
+    # Runs 0..7: pay fails in runs 1, 3 and 7, add to cart in run 5 (pay skipped).
+    write(dashboard, project.id, [row_of(browser_run(k, start + k * 300), "local")
+                                  for k in range(8)])
+    # Run 7's screenshot, where the server keeps a browser flow's artifacts.
+    folder = dashboard.runtime.artifacts / str(project.id) / slug(BROWSER)
+    folder.mkdir(parents=True)
+    (folder / "20261122T120000Z-pay7.png").write_bytes(signed_in.page.screenshot())
+    page = signed_in.page
+    signed_in.open("/reliability/checks?range=24h")
+    assert page.locator("[data-flow]").count() == 3  # the http monitor is no flow
+    card = page.locator(f"[data-flow='{BROWSER}']")
+    head = card.locator(".flow-head").inner_text()
+    assert "browser flow" in head and "failing" in head
+    assert card.locator("[data-fact=pass_rate]").inner_text() == "50%"
+    assert card.locator("[data-fact=runs]").inner_text() == "8"
+    rows = card.locator("[data-flow-steps] tbody tr")
+    assert rows.count() == 3
+    assert [rows.nth(i).locator("td.step").inner_text() for i in range(3)] == [
+        "home", "add to cart", "pay"]
+    pay = card.locator("tr[data-step=pay]").locator("td")
+    assert pay.nth(2).inner_text() == "7\n1 skipped"
+    assert pay.nth(3).inner_text() == "3 (42.9%)"
+    assert "Thank you for your order" in pay.nth(6).inner_text()
+    assert pay.nth(10).inner_text() == "3" and pay.nth(11).inner_text() == "6"
+    assert card.locator("th[data-browser]").count() == 5
+    assert card.locator("[data-chart=flow] canvas").count() == 1
+    failure = card.locator("[data-failure]")
+    assert failure.locator("[data-failure-step]").inner_text() == "pay"
+    assert "GET https://pay.example/sdk.js: 503" in failure.inner_text()
+    shot = failure.locator("img")
+    shot.scroll_into_view_if_needed()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                           arg=shot.element_handle())
+    assert "/artifacts/20261122T120000Z-pay7.png" in (shot.get_attribute("src") or "")
+    link = card.locator("[data-flow-uptime]").get_attribute("href") or ""
+    assert link.startswith("/reliability/uptime?") and "monitor=checkout+in+a+browser" in link
+    # An API flow without runs: its steps, no browser columns, nothing failed.
+    api = page.locator("[data-flow='checkout api']")
+    assert "not run yet" in api.inner_text()
+    assert api.locator("th[data-browser]").count() == 0
+    assert api.locator("[data-flow-steps] tbody tr").count() == 2
+    assert api.locator("[data-flow-nofailure]").is_visible()
+    page.evaluate("window.scrollTo(0, 0)")  # the sidebar sticks to where the page is
+    signed_in.shot("checks-with-data")
+    # A project without flows says how to add one.
+    other = dashboard.create_project("no flows")
+    signed_in.open(f"/reliability/checks?project={other.id}")
+    empty = page.locator("[data-flows-empty]")
+    assert empty.is_visible() and page.locator("[data-flow]").count() == 0
+    assert "kind: browser_flow" in empty.inner_text()
+    assert "shopwatch monitors apply" in empty.inner_text()
+    signed_in.shot("checks-empty")
+    assert signed_in.problems == []
+
+
 def test_an_admin_adds_runs_edits_and_deletes_a_monitor(signed_in: Watched,
                                                        dashboard: Live) -> None:
     from tests.test_checks import Target

@@ -48,12 +48,15 @@ def _ratio(ok: int | None, runs: int | None) -> float | None:
 
 
 Spans = Sequence[tuple[float, float]]  # maintenance: [from, to) in epoch seconds
-# Runs outside maintenance: a CTE over parameters (starts, ends) in epoch microseconds.
-_OUTSIDE = ("NOT EXISTS (SELECT 1 FROM (SELECT unnest(?::BIGINT[]) AS s, "
-            "unnest(?::BIGINT[]) AS e) mw WHERE epoch_us(ts) >= mw.s AND epoch_us(ts) < mw.e)")
+# Runs outside maintenance: a condition on ``ts`` over two parameters, the windows'
+# starts and ends in epoch microseconds (span_params); also used by flows.py.
+OUTSIDE: Final = ("NOT EXISTS (SELECT 1 FROM (SELECT unnest(?::BIGINT[]) AS s, "
+                  "unnest(?::BIGINT[]) AS e) mw "
+                  "WHERE epoch_us(ts) >= mw.s AND epoch_us(ts) < mw.e)")
 
 
-def _span_params(spans: Spans) -> list[list[int]]:
+def span_params(spans: Spans) -> list[list[int]]:
+    """The parameters of :data:`OUTSIDE` for maintenance ``spans``."""
     return [[int(a * 1_000_000) for a, _ in spans], [int(b * 1_000_000) for _, b in spans]]
 
 
@@ -68,7 +71,7 @@ def monitors_status(store: EventStore, project_id: int, stored: Sequence[Stored]
     in_maintenance = any(a * 1e6 <= now_us < b * 1e6 for a, b in maintenance)
     rows = store.query(f"""
 WITH every_run AS (SELECT * FROM check_results WHERE project_id = ? AND ts >= {TS}),
-r AS (SELECT * FROM every_run WHERE {_OUTSIDE}),
+r AS (SELECT * FROM every_run WHERE {OUTSIDE}),
 last AS (SELECT monitor, arg_max(ok, ts), epoch_us(max(ts)), arg_max(status, ts),
                 arg_max(duration_ms, ts), arg_max(failure, ts), arg_max(location, ts),
                 arg_max(steps->>'$[0].details.days_left', ts)
@@ -95,7 +98,7 @@ locs AS (SELECT monitor, list({{'name': location, 'ok': ok, 'at': last_at, 'fail
 SELECT last.*, win.* EXCLUDE (monitor), days.bars, locs.latest
 FROM last LEFT JOIN win USING (monitor) LEFT JOIN days USING (monitor)
      LEFT JOIN locs USING (monitor)
-""", [project_id, day0, *_span_params(maintenance), now_us - DAY_US, now_us - DAY_US,
+""", [project_id, day0, *span_params(maintenance), now_us - DAY_US, now_us - DAY_US,
       now_us - 30 * DAY_US, now_us - 30 * DAY_US, now_us - DAY_US, now_us - DAY_US])
     by_name = {r[0]: r for r in rows}
     out = []
@@ -172,17 +175,17 @@ def monitor_detail(store: EventStore, project_id: int, name: str, rng: TimeRange
     the latest runs of one monitor over the range; runs during ``maintenance`` are left
     out of all of it but the latest runs."""
     bucket_us = rng.bucket_s * 1_000_000
-    params = [project_id, name, rng.start_us, rng.end_us, *_span_params(maintenance)]
+    params = [project_id, name, rng.start_us, rng.end_us, *span_params(maintenance)]
     series = store.query(f"""
 SELECT location, epoch_us(ts) // {bucket_us} AS b, count(*), count(*) FILTER (WHERE ok),
        quantile_cont(duration_ms, 0.5), quantile_cont(duration_ms, 0.95),
        quantile_cont(duration_ms, 0.99)
 FROM check_results WHERE project_id = ? AND monitor = ? AND ts >= {TS} AND ts < {TS}
-      AND {_OUTSIDE}
+      AND {OUTSIDE}
 GROUP BY ALL ORDER BY location, b""", params)
     runs = store.query(f"""
 SELECT epoch_us(ts), location, ok, status, duration_ms, failure, steps::VARCHAR, attempts,
-       {_OUTSIDE}
+       {OUTSIDE}
 FROM check_results WHERE project_id = ? AND monitor = ? AND ts >= {TS} AND ts < {TS}
 ORDER BY ts""", [*params[4:], *params[:4]])
     counted = [r[:8] for r in runs if r[8]]

@@ -15,7 +15,7 @@ import httpx
 
 from shopwatch.checks.http import Context, exchange
 from shopwatch.checks.monitor import Monitor, Step, first_match
-from shopwatch.checks.result import CheckResult, StepResult
+from shopwatch.checks.result import SKIPPED, CheckResult, StepResult
 
 
 def extract(step: Step, response: httpx.Response) -> tuple[dict[str, str], list[str]]:
@@ -69,7 +69,7 @@ class ApiFlowKind:
                     for later in monitor.steps[i + 1:]:
                         skipped = StepResult(name=later.name, url=later.url or "",
                                              method=later.method.upper(), ok=False)
-                        skipped.failures.append("skipped: an earlier step failed")
+                        skipped.failures.append(SKIPPED)
                         results.append(skipped)
                     break
         check = CheckResult.of(monitor, results)

@@ -39,7 +39,7 @@ from shopwatch.checks.browser_flow import CHROMIUM_FLAGS
 from shopwatch.checks.http import CHECK_HEADERS, absolute
 from shopwatch.checks.monitor import Monitor, Step
 from shopwatch.checks.proxy import REFUSED_HEADER, GuardedProxy
-from shopwatch.checks.result import StepResult
+from shopwatch.checks.result import SKIPPED, StepResult
 from shopwatch.checks.safety import AddressPolicy
 
 if TYPE_CHECKING:
@@ -78,7 +78,9 @@ VITALS_JS: Final = """(() => {
           {durationThreshold: 16});
   Object.defineProperty(window, '__shopwatchVitals', {value: v});
 })();"""
-_VITALS_READ: Final = """() => {
+# Read after two animation frames: a page just loaded has painted by then (FCP, LCP).
+_VITALS_READ: Final = """async () => {
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
   const v = window.__shopwatchVitals || {};
   const n = performance.getEntriesByType('navigation')[0];
   const r = x => (x === null || x === undefined) ? null : Math.round(x * 10) / 10;
@@ -397,7 +399,7 @@ async def run(job: Job) -> Report:
                     for later in monitor.steps[i + 1:]:
                         skipped = StepResult(name=later.name, url=later.url or "",
                                              method=_action(later), ok=False)
-                        skipped.failures.append("skipped: an earlier step failed")
+                        skipped.failures.append(SKIPPED)
                         results.append(skipped)
                     break
             recorder.step = None

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from shopwatch.checks.monitor import Monitor
+
+# The one failure of a flow's step that did not run because an earlier one failed.
+SKIPPED: Final = "skipped: an earlier step failed"
 
 
 @dataclass

@@ -16,6 +16,7 @@ from shopwatch import spend
 from shopwatch.analytics.acquisition import acquisition, add_spend
 from shopwatch.analytics.carts import carts
 from shopwatch.analytics.counts import event_counts
+from shopwatch.analytics.flows import flows
 from shopwatch.analytics.funnel import dropped_sessions, funnel, parse_steps, session_events
 from shopwatch.analytics.journey import journey, recent_sessions
 from shopwatch.analytics.jserrors import error_groups
@@ -571,6 +572,29 @@ async def get_monitor_detail(
     body = await asyncio.to_thread(monitor_detail, rt.events, chosen.id, name, rng, spans)
     body["monitor"] = msgspec.to_builtins(stored.monitor)
     return export.respond(request, body, body["latest"], f"monitor-{name}")
+
+
+@router.get("/api/v1/checks", tags=["uptime"], summary="Flows step by step")
+async def get_checks(
+    request: Request, project: ProjectQuery = None,
+    range_: RangeParam = None, from_: FromParam = None, to: ToParam = None,
+) -> Response:
+    """Every ``api_flow`` and ``browser_flow`` monitor over the range: its last run, pass
+    rate and duration percentiles; per step runs, failures, p50/p95 duration, the most
+    frequent failure reason and (browser flows) Web Vitals, console errors and failed
+    requests; step durations per bucket; the latest failure with its screenshot."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    stored = await asyncio.to_thread(list_monitors, rt.state, chosen.id)
+    rng = _range(range_, from_, to)
+    spans = maintenance_spans(list_windows(rt.state, chosen.id), rng.start_us / 1e6,
+                              rng.end_us / 1e6)
+    body = await asyncio.to_thread(flows, rt.events, chosen.id, stored, rng, spans)
+    rows = [{"flow": f["name"], "kind": f["kind"], **{k: v for k, v in step.items()
+                                                    if k != "top_failure"},
+             "top_failure": (step["top_failure"] or {}).get("reason")}
+            for f in body["flows"] for step in f["steps"]]
+    return export.respond(request, body, rows, "checks")
 
 
 def _monitor_writer(request: Request, project: str | None) -> Project:

@@ -224,7 +224,8 @@ def _section(request: Request) -> Response:
                 "/marketing/spend": "acquisition.html",
                 "/behaviour/real-users": "vitals.html", "/reliability/errors": "errors.html",
                 "/behaviour/session-journeys": "journeys.html",
-                "/reliability/uptime": "uptime.html"}.get(
+                "/reliability/uptime": "uptime.html",
+                "/reliability/checks": "checks.html"}.get(
         page.path, "section.html")
     return _render(request, template, _context(
         request, principal, page=page, cards=KPI_CARDS.get(page.path, ()),

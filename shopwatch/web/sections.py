@@ -43,9 +43,9 @@ LAYERS: Final[tuple[Layer, ...]] = (
              "Whether the shop answers, and how fast: every monitor's status, availability "
              "per day and over 30 and 90 days, response times and incidents.", built=True),
         Page("/reliability/checks", "Checks",
-             "Scripted purchase flows (search, cart, checkout, payment) run in a real "
-             "browser, with per-step timings and screenshots of failures.",
-             fills_from="API and browser flow monitors", issue=7),
+             "Scripted purchase flows (search, cart, checkout, payment), through the API or "
+             "in a real browser, step by step: timings, failures and their reasons, Web "
+             "Vitals, and screenshots of failures.", built=True),
         Page("/reliability/errors", "Errors",
              "JavaScript errors in shoppers' browsers, grouped, and resources that failed "
              "to load (payment provider, CDN, maps), with the sessions they hit.", built=True),

@@ -126,17 +126,17 @@
     charts.set(el, plot);
   }
   // span: [from, to] in epoch seconds, the x axis's extent (else the data's: a single point
-  // would be stretched over years).
-  function timeseries(el, xs, lines, span) {
+  // would be stretched over years); height in pixels, 260 unless given.
+  function timeseries(el, xs, lines, span, height) {
     if (!window.uPlot || !el) return;
     const old = charts.get(el); if (old) old.destroy();
     el.textContent = "";
     const series = [{}].concat(lines.map(function (l) {
       return {label: l.label, stroke: l.color, width: l.dash ? 1.25 : 2, dash: l.dash,
-              value: function (u, v) { return v == null ? "–" : fmtInt.format(v); }};
+              value: l.value || function (u, v) { return v == null ? "–" : fmtInt.format(v); }};
     }));
     const scales = span ? {x: {time: true, range: function () { return span; }}} : undefined;
-    const plot = new uPlot({width: chartWidth(el), height: 260, series: series, scales: scales,
+    const plot = new uPlot({width: chartWidth(el), height: height || 260, series: series, scales: scales,
       // Wide enough for "1,000,000": uPlot's default cuts off the leading digits.
       axes: [{}, {size: 64, values: function (u, vals) { return vals.map(function (v) { return fmtInt.format(v); }); }}]},
       [xs].concat(lines.map(function (l) { return l.values; })), el);
@@ -897,6 +897,147 @@
     box.appendChild(list);
     return box;
   }
+
+  // --- checks: flows step by step --------------------------------------------------------------
+  const FLOW_KINDS = {api_flow: "API flow", browser_flow: "browser flow"};
+  const FLOW_STATUS = {passed: "rating-good", failed: "rating-poor"};
+  const STEP_COLORS = ["#1f6feb", "#8250df", "#1a7f37", "#9a6700", "#cf222e", "#0a7ea4", "#bf3989", "#57606a"];
+  function fmtMs(v) { return v == null ? "–" : fmtVital("dur", v); }
+  function artifactUrl(monitor, file) {
+    return apiUrl("/api/v1/monitors/" + encodeURIComponent(monitor) + "/artifacts/" + encodeURIComponent(file)).toString();
+  }
+  function uptimeHref(monitor) {
+    const url = new URL("/reliability/uptime", location.origin);
+    ["project", "range", "from", "to"].forEach(function (k) { if (page.get(k)) url.searchParams.set(k, page.get(k)); });
+    if (!url.searchParams.get("project") && body.dataset.project) url.searchParams.set("project", body.dataset.project);
+    url.searchParams.set("monitor", monitor);
+    return url.pathname + url.search;
+  }
+  renderers.checks = function (panel, d) {
+    const list = panel.querySelector("[data-flows]"), template = document.querySelector("template[data-flow-template]");
+    // Cards are rebuilt on every refresh: let go of the old charts (uPlot listens on window).
+    list.querySelectorAll(".chart").forEach(function (el) { const plot = charts.get(el); if (plot) plot.destroy(); });
+    list.textContent = "";
+    panel.querySelector("[data-flows-empty]").hidden = d.flows.length > 0;
+    const failing = d.flows.filter(function (f) { return f.status === "failed"; }).length;
+    text(panel.querySelector("[data-flows-summary]"), d.flows.length ? plural(d.flows.length, "flow") + " · " +
+      (failing ? fmtInt.format(failing) + " failing now" : "none failing now") + " · figures over the " +
+      (RANGE_LABELS[d.range.label] || d.range.label) : "");
+    const span = secondsOf([d.range.from, d.range.to]);
+    d.flows.forEach(function (f) {
+      const card = template.content.firstElementChild.cloneNode(true);
+      const browser = f.kind === "browser_flow";
+      card.dataset.flow = f.name;
+      list.appendChild(card);  // before the chart: uPlot sizes it from its width
+      text(card.querySelector("[data-flow-name]"), f.name);
+      text(card.querySelector("[data-flow-kind]"), (FLOW_KINDS[f.kind] || f.kind) + (f.device && f.device !== "desktop" ? " · " + f.device : ""));
+      const status = card.querySelector("[data-flow-status]");
+      status.textContent = f.status === "passed" ? "✓ passing" : f.status === "failed" ? "✗ failing" : f.status === "paused" ? "paused" : "not run yet";
+      if (FLOW_STATUS[f.status]) status.classList.add(FLOW_STATUS[f.status]);
+      card.querySelector("[data-flow-uptime]").href = uptimeHref(f.name);
+      const fact = function (k) { return card.querySelector("[data-fact=" + k + "]"); };
+      text(fact("pass_rate"), pctOrDash(f.pass_rate));
+      if (f.pass_rate != null) fact("pass_rate").classList.add(f.pass_rate >= 0.99 ? "rating-good" : f.pass_rate >= 0.9 ? "rating-needs-improvement" : "rating-poor");
+      text(fact("runs"), fmtInt.format(f.runs));
+      if (f.maintenance_runs) {
+        const more = document.createElement("span"); more.className = "hint";
+        more.textContent = " +" + fmtInt.format(f.maintenance_runs) + " in maintenance, not counted";
+        fact("runs").appendChild(more);
+      }
+      text(fact("p50_ms"), fmtMs(f.p50_ms));
+      text(fact("p95_ms"), fmtMs(f.p95_ms));
+      const last = fact("last");
+      if (f.last) {
+        last.textContent = (f.last.ok ? "passed " : "failed ") + fmtIn(Date.parse(f.last.at) - Date.now()) + " · " + f.last.location + " · " + fmtMs(f.last.duration_ms);
+        last.title = fmtTime(f.last.at) + (f.last.failure ? " — " + f.last.failure : "");
+        last.classList.add(f.last.ok ? "rating-good" : "rating-poor");
+      } else {
+        last.textContent = "never"; last.classList.add("muted");
+      }
+      const table = card.querySelector("[data-flow-steps]"), tbody = table.querySelector("tbody");
+      if (!browser) table.querySelectorAll("th[data-browser]").forEach(function (th) { th.remove(); });
+      f.steps.forEach(function (s) {
+        const tr = document.createElement("tr");
+        tr.dataset.step = s.name;
+        cell(tr, fmtInt.format(s.index + 1), {num: true});
+        cell(tr, s.name);
+        tr.lastChild.className = "step";
+        cell(tr, fmtInt.format(s.runs), {num: true});
+        if (s.skipped) {
+          const hint = document.createElement("div"); hint.className = "hint";
+          hint.textContent = fmtInt.format(s.skipped) + " skipped";
+          hint.title = "not run: an earlier step failed";
+          tr.lastChild.appendChild(hint);
+        }
+        cell(tr, s.failures ? fmtInt.format(s.failures) + " (" + fmtPct(s.failure_rate) + ")" : s.runs ? "0" : "–", {num: true});
+        if (s.failures) tr.lastChild.classList.add("rating-poor");
+        cell(tr, fmtMs(s.p50_ms), {num: true});
+        cell(tr, fmtMs(s.p95_ms), {num: true});
+        cell(tr, s.top_failure ? s.top_failure.reason : "");
+        tr.lastChild.className = "reason";
+        if (s.top_failure && s.top_failure.count < s.failures) {
+          const n = document.createElement("span"); n.className = "hint";
+          n.textContent = " · " + fmtInt.format(s.top_failure.count) + " of " + fmtInt.format(s.failures);
+          tr.lastChild.appendChild(n);
+        }
+        if (browser) {
+          [["lcp_p75_ms", "lcp_rating", "lcp"], ["ttfb_p75_ms", "ttfb_rating", "ttfb"], ["cls_max", "cls_rating", "cls"]].forEach(function (k) {
+            vitalCell(tr, k[2], {p75: s[k[0]], rating: s[k[1]]});
+          });
+          cell(tr, fmtInt.format(s.console_errors), {num: true});
+          if (s.console_errors) tr.lastChild.classList.add("rating-poor");
+          cell(tr, fmtInt.format(s.failed_requests), {num: true});
+          if (s.failed_requests) tr.lastChild.classList.add("rating-poor");
+        }
+        tbody.appendChild(tr);
+      });
+      const chart = card.querySelector("[data-chart=flow]");
+      card.querySelector("[data-flow-nochart]").hidden = f.series.t.length > 0;
+      chart.hidden = f.series.t.length === 0;
+      if (f.series.t.length) {
+        timeseries(chart, secondsOf(f.series.t), f.series.steps.map(function (s, i) {
+          return {label: s.name, color: STEP_COLORS[i % STEP_COLORS.length], values: s.p50_ms,
+                  value: function (u, v) { return fmtMs(v); }};
+        }), span, 200);
+      }
+      const fail = f.latest_failure, box = card.querySelector("[data-failure]");
+      card.querySelector("[data-flow-nofailure]").hidden = !!fail;
+      box.hidden = !fail;
+      if (!fail) return;
+      const at = box.querySelector("[data-failure-at]");
+      at.textContent = fmtTime(fail.at); at.dateTime = fail.at;
+      text(box.querySelector("[data-failure-where]"), "from " + fail.location + " · " + fmtMs(fail.duration_ms) +
+        (fail.attempts > 1 ? " · after " + plural(fail.attempts, "attempt") : ""));
+      text(box.querySelector("[data-failure-step]"), fail.step);
+      text(box.querySelector("[data-failure-reason]"), fail.reason);
+      text(box.querySelector("[data-failure-url]"), fail.url || "");
+      const notes = box.querySelector("[data-failure-notes]");
+      [["console_errors", "console error"], ["failed_requests", "failed request"]].forEach(function (k) {
+        fail[k[0]].forEach(function (msg) {
+          const li = document.createElement("li"); li.textContent = k[1] + ": " + msg;
+          notes.appendChild(li);
+        });
+      });
+      const files = box.querySelector("[data-failure-artifacts]");
+      if (fail.screenshot) {
+        const a = document.createElement("a"), img = document.createElement("img");
+        a.href = artifactUrl(f.name, fail.screenshot); a.target = "_blank"; a.rel = "noopener";
+        a.className = "shot"; a.title = "Open the full-page screenshot";
+        img.src = a.href; img.alt = "Screenshot of the page when step " + fail.step + " failed";
+        // Only the newest files of a monitor are kept: an older failure's may be gone.
+        img.addEventListener("error", function () {
+          a.replaceWith(Object.assign(document.createElement("span"), {className: "muted", textContent: "The screenshot is no longer kept."}));
+        });
+        a.appendChild(img); files.appendChild(a);
+      }
+      if (fail.html) {
+        const a = document.createElement("a");
+        a.href = artifactUrl(f.name, fail.html); a.target = "_blank"; a.rel = "noopener";
+        a.textContent = "Page HTML at the failure";
+        files.appendChild(a);
+      }
+    });
+  };
 
   // --- maintenance windows (times in UTC: a window repeats every 24 h or 7 days exactly) --------
   const EVERY_WORDS = {day: "daily", week: "weekly"};
