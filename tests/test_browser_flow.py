@@ -240,3 +240,105 @@ def test_without_chromium_the_check_says_what_is_missing(monkeypatch: pytest.Mon
     assert not result.ok
     assert result.failure == ("cannot run a browser flow: no system Chromium on the PATH "
                               "(install the `chromium` package)")
+
+
+# --- Playwright scripts ------------------------------------------------------------------
+
+SCRIPT = '''import re
+
+from playwright.async_api import expect
+
+
+async def flow(page, step):
+    async with step("home"):
+        await page.goto("/")
+        await expect(page.locator("h1")).to_have_text("Little shop")
+    async with step("cart", max_ms=20000):
+        await page.click("#next")
+        await expect(page).to_have_url(re.compile("/cart$"))
+        await page.fill("input", "ada")
+        await page.click("#pay")
+        await expect(page.locator("#done")).to_have_text("Paid by ada")
+    async with step("receipt"):
+        await expect(page.locator("text=Receipt number")).to_be_visible(timeout=500)
+    async with step("never"):
+        pass
+'''
+
+
+def script_monitor(tmp_path: Path, source: str, extra: str = "") -> Monitor:
+    (tmp_path / "flows").mkdir(exist_ok=True)
+    (tmp_path / "flows" / "shop.py").write_text(source)
+    (tmp_path / "m.yml").write_text(
+        "monitors:\n  - {name: scripted, kind: browser_flow, script: flows/shop.py"
+        f"{extra}}}\n")
+    (monitor,) = load_monitors(tmp_path / "m.yml")
+    return monitor
+
+
+@pytest.mark.parametrize(("source", "yaml_extra", "error"), [
+    ("async def flow(page, step):\n    pass\n", ", steps: [{name: a, url: /}]",
+     "m.yml: monitors[0].steps: give steps or a script, not both"),
+    ("def flow(page, step):\n    pass\n", "",
+     "m.yml: monitors[0].script: flows/shop.py defines no `async def flow(page, step)`"),
+    ("async def flow(page, step):\n    async with step('a')\n", "",
+     "m.yml: monitors[0].script: flows/shop.py:2: expected ':'"),
+    ("async def flow(page, step):\n    pass\n", ", script_source: x",
+     "m.yml: monitors[0].script_source: set by Shopwatch from script"),
+])
+def test_scripts_are_checked_when_loaded(tmp_path: Path, source: str, yaml_extra: str,
+                                         error: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        script_monitor(tmp_path, source, yaml_extra)
+    assert error in str(info.value)
+
+
+def test_scripts_come_only_from_files(tmp_path: Path) -> None:
+    text = "monitors: [{name: s, kind: browser_flow, script: shop.py}]"
+    with pytest.raises(ConfigError) as info:
+        parse_monitors(text, "body")  # the API and the dashboard's form
+    assert str(info.value) == (
+        "body: monitors[0].script: a browser script is Python that the server runs: it is "
+        "applied only from files, by an operator (shopwatch monitors apply; see "
+        "docs/monitors.md)")
+    with pytest.raises(ConfigError, match="cannot read"):
+        parse_monitors(text, "m.yml", tmp_path)
+    monitor = script_monitor(tmp_path, SCRIPT)
+    assert monitor.script_source == SCRIPT and monitor.target == "script flows/shop.py"
+
+
+@pytest.mark.browser
+def test_a_script_runs_step_by_step_and_fails_at_its_line(site: Site, tmp_path: Path) -> None:
+    monitor = script_monitor(tmp_path, SCRIPT, ", timeout: 30s")
+    result = run_monitor(monitor, Context(base_url=site.url, policy=UNRESTRICTED,
+                                          artifacts=tmp_path / "art"))
+    assert [s.name for s in result.steps] == ["home", "cart", "receipt"]
+    home, cart, receipt = result.steps
+    assert home.ok and cart.ok and not receipt.ok
+    assert home.status == 200 and home.details["pages"][0]["url"] == site.url + "/"
+    assert cart.url == site.url + "/cart" and cart.status == 200
+    assert receipt.failures[0] == ("flows/shop.py:17: AssertionError: Locator expected to "
+                                   "be visible")
+    assert home.details["console_errors"] == [
+        f"checkout widget failed to start ({site.url}/)"]
+    png = tmp_path / "art" / "scripted" / receipt.details["screenshot"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.browser
+def test_a_script_that_breaks_or_hangs_says_where(site: Site, tmp_path: Path) -> None:
+    broken = script_monitor(tmp_path, "async def flow(page, step):\n"
+                                      "    async with step('home'):\n"
+                                      "        await page.goto('/')\n"
+                                      "    undefined_name()\n")
+    result = run_monitor(broken, Context(base_url=site.url, policy=UNRESTRICTED))
+    home, script = result.steps
+    assert home.ok and script.name == "script"
+    assert script.failures == [
+        "flows/shop.py:4: NameError: name 'undefined_name' is not defined"]
+    hanging = script_monitor(tmp_path, "async def flow(page, step):\n"
+                                       "    async with step('stuck'):\n"
+                                       "        await page.goto('/hang')\n", ", timeout: 4s")
+    result = run_monitor(hanging, Context(base_url=site.url, policy=UNRESTRICTED))
+    (stuck,) = result.steps
+    assert stuck.failures == ["timed out: the flow's timeout is 4s"]

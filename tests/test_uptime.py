@@ -163,6 +163,11 @@ def test_a_browser_flow_run_keeps_its_screenshot_for_signed_in_users(server: Any
             {"name": "home", "url": "/", "expect": {"contains": "Little shop"}},
             {"name": "pay", "url": "/cart", "expect": {"contains": "Order number"}}]}
         assert api.put("/api/v1/monitors/web flow", json=body).status_code == 200
+        # A script is code the server runs: never accepted through the API.
+        scripted = api.put("/api/v1/monitors/scripted", json={
+            "kind": "browser_flow", "script": "flow.py"})
+        assert scripted.status_code == 400
+        assert "applied only from files, by an operator" in scripted.json()["error"]["message"]
         run = api.post("/api/v1/monitors/web flow/run").json()
         assert run["ok"] is False
         assert run["failure"] == "step pay: the page does not show 'Order number'"

@@ -26,9 +26,11 @@ each action is given the time left, and a step that runs out fails with "timed o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -76,21 +78,24 @@ VITALS_JS: Final = """(() => {
   });
   observe('event', e => { if (e.interactionId) v.inp = Math.max(v.inp || 0, e.duration); },
           {durationThreshold: 16});
-  Object.defineProperty(window, '__shopwatchVitals', {value: v});
+  const r = x => (x === null || x === undefined) ? null : Math.round(x * 10) / 10;
+  const read = () => {
+    const n = performance.getEntriesByType('navigation')[0];
+    return {doc: performance.timeOrigin, url: location.href,
+            ttfb_ms: n ? r(n.responseStart) : null,
+            load_ms: n && n.loadEventEnd ? r(n.loadEventEnd) : null,
+            fcp_ms: r(v.fcp), lcp_ms: r(v.lcp), cls: Math.round(v.cls * 10000) / 10000,
+            inp_ms: r(v.inp)};
+  };
+  Object.defineProperty(window, '__shopwatchRead', {value: read});
 })();"""
 # Read after two animation frames: a page just loaded has painted by then (FCP, LCP).
 _VITALS_READ: Final = """async () => {
   await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
-  const v = window.__shopwatchVitals || {};
-  const n = performance.getEntriesByType('navigation')[0];
-  const r = x => (x === null || x === undefined) ? null : Math.round(x * 10) / 10;
-  return {doc: performance.timeOrigin, url: location.href,
-          ttfb_ms: n ? r(n.responseStart) : null,
-          load_ms: n && n.loadEventEnd ? r(n.loadEventEnd) : null,
-          fcp_ms: r(v.fcp), lcp_ms: r(v.lcp),
-          cls: v.cls === undefined ? null : Math.round(v.cls * 10000) / 10000,
-          inp_ms: r(v.inp)};
+  return window.__shopwatchRead ? window.__shopwatchRead() : null;
 }"""
+# Read at once: the page is about to be left (a navigation request has just gone out).
+_VITALS_READ_NOW: Final = "() => window.__shopwatchRead ? window.__shopwatchRead() : null"
 
 
 class Job(msgspec.Struct):
@@ -123,6 +128,7 @@ class _Recorder:
     step: StepResult | None = None
     pages: dict[float, dict[str, Any]] = field(default_factory=dict)
     main_frame: Any = None
+    on_leave: Any = None  # called when the main frame starts navigating away
     nav_status: int | None = None  # of the last page the main frame navigated to
     refused: bool = False  # the proxy refused the last navigation's target
 
@@ -132,6 +138,20 @@ class _Recorder:
         items = self.step.details.setdefault(key, [])
         if len(items) < MAX_MESSAGES:
             items.append(text[:MAX_MESSAGE])
+
+    def page_read(self, found: Any) -> None:
+        """File a reading of a document's vitals: a page first read joins the current
+        step's ``pages``; a page read again has its figures updated."""
+        if not isinstance(found, dict) or not str(found.get("url", "")).startswith("http"):
+            return
+        doc = float(found.pop("doc"))
+        known = self.pages.get(doc)
+        if known is None:
+            self.pages[doc] = found
+            if self.step is not None:
+                self.step.details.setdefault("pages", []).append(found)
+        else:
+            known.update(found)
 
     def console(self, message: ConsoleMessage) -> None:
         # "Failed to load resource" repeats what failed_requests says.
@@ -145,6 +165,11 @@ class _Recorder:
     def request_failed(self, request: PwRequest) -> None:
         if not _ignored(request.url):
             self.add("failed_requests", f"{request.method} {request.url}: {request.failure}")
+
+    def request(self, request: PwRequest) -> None:
+        if (self.on_leave is not None and request.is_navigation_request()
+                and request.frame == self.main_frame):
+            self.on_leave()
 
     def response(self, response: Response) -> None:
         request = response.request
@@ -183,9 +208,26 @@ class Flow:
         self.recorder = recorder
         self.proxy = proxy
         self.deadline = time.monotonic() + job.timeout_s
+        self.reads: set[asyncio.Future[None]] = set()
+        recorder.on_leave = self.leaving
 
     def left_ms(self) -> float:
         return max(1.0, (self.deadline - time.monotonic()) * 1000)
+
+    def leaving(self) -> None:
+        """The page is about to be left: read its vitals while it is still there (a
+        click or a script's goto in the middle of a step)."""
+        async def read() -> None:
+            with contextlib.suppress(Exception):
+                self.recorder.page_read(await asyncio.wait_for(
+                    self.page.evaluate(_VITALS_READ_NOW), 2))
+        self.reads.add(asyncio.ensure_future(read()))
+
+    async def settle(self) -> None:
+        """Wait for the readings of pages left (they are quick, or they failed)."""
+        reads, self.reads = self.reads, set()
+        if reads:
+            await asyncio.wait(reads, timeout=3)
 
     async def snapshot(self) -> None:
         """Read the current document's vitals (kept per document, newest reading)."""
@@ -193,16 +235,7 @@ class Flow:
             found = await asyncio.wait_for(self.page.evaluate(_VITALS_READ), 2)
         except Exception:  # a page mid-navigation has no document to read
             return
-        if not isinstance(found, dict) or not str(found.get("url", "")).startswith("http"):
-            return
-        doc = float(found.pop("doc"))
-        known = self.recorder.pages.get(doc)
-        if known is None:
-            self.recorder.pages[doc] = found
-            if self.recorder.step is not None:
-                self.recorder.step.details.setdefault("pages", []).append(found)
-        else:
-            known.update(found)
+        self.recorder.page_read(found)
 
     async def run_step(self, step: Step, result: StepResult) -> None:
         page = self.page
@@ -234,6 +267,7 @@ class Flow:
         if step.wait_for is not None:
             await page.wait_for_selector(step.wait_for, state="visible")
         result.url = page.url
+        await self.settle()
         await self.snapshot()
         await self.expect(step, result)
 
@@ -340,12 +374,145 @@ def _reason(exc: BaseException, left_ms: float, timeout_s: float, step: Step,
     return _first_line(exc)
 
 
+def _finish(flow: Flow, result: StepResult, started: float, max_ms: float | None) -> None:
+    """What every step ends with: its duration, the proxy's refusals, its first page's
+    timings, and ``max_ms``."""
+    proxy, recorder = flow.proxy, flow.recorder
+    result.duration_ms = round((time.perf_counter() - started) * 1000, 1)
+    if proxy is not None and proxy.refusals:
+        for refusal in dict.fromkeys(proxy.refusals):
+            recorder.add("failed_requests", refusal)
+        proxy.refusals.clear()
+    first = (result.details.get("pages") or [{}])[0]
+    result.timings = {k: first[k] for k in ("ttfb_ms", "load_ms") if first.get(k) is not None}
+    if max_ms is not None and result.duration_ms > max_ms:
+        result.fail(f"took {result.duration_ms:.0f} ms, over max_ms {max_ms:g}")
+
+
+async def _run_steps(flow: Flow, steps: list[Step], results: list[StepResult]) -> None:
+    """The YAML steps, in order; the first failure ends the flow."""
+    job, page, recorder = flow.job, flow.page, flow.recorder
+    for i, step in enumerate(steps):
+        result = StepResult(name=step.name, url=step.url or page.url, method=_action(step))
+        recorder.step = result
+        results.append(result)
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(flow.run_step(step, result), flow.left_ms() / 1000)
+        except Exception as exc:
+            result.fail(_reason(exc, flow.left_ms(), job.timeout_s, step, flow.proxy))
+        _finish(flow, result, started, step.expect.max_ms if step.expect else None)
+        if not result.ok:
+            await flow.keep_artifacts(result)
+            for later in steps[i + 1:]:
+                skipped = StepResult(name=later.name, url=later.url or "",
+                                     method=_action(later), ok=False)
+                skipped.failures.append(SKIPPED)
+                results.append(skipped)
+            return
+
+
+class _StepFailed(Exception):
+    """A script's step failed: the flow stops (the step holds the reason)."""
+
+
+def _script_reason(exc: BaseException, script: str) -> str:
+    """An exception of a script, with the script's line it was raised at."""
+    import traceback
+
+    line = next((f.lineno for f in reversed(traceback.extract_tb(exc.__traceback__))
+                 if f.filename == script), None)
+    where = f"{script}:{line}: " if line else ""
+    return f"{where}{type(exc).__name__}: {_first_line(exc)}"
+
+
+class ScriptSteps:
+    """The ``step`` a script's ``flow(page, step)`` is given: ``async with step("pay"):``
+    times what it wraps as one step, files the page's messages under it, and on an
+    exception fails it (with the script's line), keeps the screenshot and HTML, and
+    ends the flow."""
+
+    def __init__(self, flow: Flow, results: list[StepResult], script: str) -> None:
+        self.flow = flow
+        self.results = results
+        self.script = script
+        self.current: tuple[StepResult, float] | None = None
+
+    @contextlib.asynccontextmanager
+    async def __call__(self, name: str, *, max_ms: float | None = None
+                       ) -> AsyncIterator[StepResult]:
+        flow = self.flow
+        if self.current is not None:
+            raise RuntimeError(f"step {name!r} started inside step "
+                               f"{self.current[0].name!r}: steps do not nest")
+        result = StepResult(name=str(name)[:100], url=flow.page.url, method="SCRIPT")
+        self.results.append(result)
+        flow.recorder.step = result
+        flow.recorder.nav_status = None
+        await flow.snapshot()
+        started = time.perf_counter()
+        self.current = (result, started)
+        try:
+            yield result
+            flow.refused()
+        except _StepFailed:
+            raise
+        except Exception as exc:
+            reason = (flow.proxy.refusals[0] if isinstance(exc, Refused) and flow.proxy
+                      and flow.proxy.refusals else _script_reason(exc, self.script))
+            result.fail(reason)
+        self.current = None
+        result.url, result.status = flow.page.url, flow.recorder.nav_status
+        await flow.settle()
+        if result.ok and result.status is not None and result.status >= 400:
+            result.fail(f"the page answered HTTP {result.status}")
+        await flow.snapshot()
+        _finish(flow, result, started, max_ms)
+        if not result.ok:
+            await flow.keep_artifacts(result)
+            raise _StepFailed(result.name)
+
+
+async def _run_script(flow: Flow, monitor: Monitor, results: list[StepResult]) -> None:
+    """The monitor's Playwright script: its ``async def flow(page, step)``."""
+    assert monitor.script is not None and monitor.script_source is not None
+    name = monitor.script
+    steps = ScriptSteps(flow, results, name)
+    try:
+        namespace: dict[str, Any] = {"__name__": "shopwatch_flow"}
+        # The operator's own code: scripts come only from files applied by an operator
+        # (monitor.SCRIPT_ONLY_FROM_FILES), never from the API or the dashboard.
+        exec(compile(monitor.script_source, name, "exec"), namespace)
+        await asyncio.wait_for(namespace["flow"](flow.page, steps), flow.left_ms() / 1000)
+    except _StepFailed:
+        return
+    except TimeoutError:
+        if steps.current is not None:  # cancelled inside a step: that step timed out
+            result, started = steps.current
+            result.fail(f"timed out: the flow's timeout is {flow.job.timeout_s:g}s")
+            _finish(flow, result, started, None)
+            await flow.keep_artifacts(result)
+            return
+        failed = StepResult(name="script", url=flow.page.url, method="SCRIPT")
+        failed.fail(f"timed out between steps: the flow's timeout is "
+                    f"{flow.job.timeout_s:g}s")
+        results.append(failed)
+    except Exception as exc:  # outside any step: the script's own fault
+        failed = StepResult(name="script", url=flow.page.url, method="SCRIPT")
+        failed.fail(_script_reason(exc, name))
+        results.append(failed)
+        await flow.keep_artifacts(failed)
+    if not results:
+        empty = StepResult(name="script", url=flow.page.url, method="SCRIPT")
+        empty.fail("the script ran no step: wrap its actions in `async with step(...)`")
+        results.append(empty)
+
+
 async def run(job: Job) -> Report:
     """Run the job's flow; see the module docstring. Never raises for the site's faults."""
     from playwright.async_api import async_playwright
 
     monitor = job.monitor
-    assert monitor.steps is not None
     policy = _policy(job)
     proxy = GuardedProxy(policy) if policy is not None else None
     args = list(FLOW_FLAGS)
@@ -360,48 +527,24 @@ async def run(job: Job) -> Report:
                 executable_path=job.chromium, headless=True, args=args,
                 handle_sigint=False, handle_sigterm=False, handle_sighup=False)
             context = await browser.new_context(
-                **DEVICES[monitor.device], service_workers="block",
+                **DEVICES[monitor.device], service_workers="block", base_url=job.base_url,
                 extra_http_headers={"X-Shopwatch-Check": CHECK_HEADERS["X-Shopwatch-Check"],
                                     **(monitor.headers or {})})
+            recorder = _Recorder()
             await context.add_init_script(VITALS_JS)
             page = await context.new_page()
-            recorder = _Recorder(main_frame=page.main_frame)
+            recorder.main_frame = page.main_frame
             page.on("console", recorder.console)
             page.on("pageerror", recorder.page_error)
             page.on("requestfailed", recorder.request_failed)
             page.on("response", recorder.response)
+            page.on("request", recorder.request)
             flow = Flow(job, page, recorder, proxy)
-            for i, step in enumerate(monitor.steps):
-                result = StepResult(name=step.name, url=step.url or page.url,
-                                    method=_action(step))
-                recorder.step = result
-                results.append(result)
-                started = time.perf_counter()
-                try:
-                    await asyncio.wait_for(flow.run_step(step, result), flow.left_ms() / 1000)
-                except Exception as exc:
-                    result.fail(_reason(exc, flow.left_ms(), job.timeout_s, step, proxy))
-                result.duration_ms = round((time.perf_counter() - started) * 1000, 1)
-                if proxy is not None and proxy.refusals:
-                    for refusal in dict.fromkeys(proxy.refusals):
-                        recorder.add("failed_requests", refusal)
-                    proxy.refusals.clear()
-                first = (result.details.get("pages") or [{}])[0]
-                result.timings = {k: first[k] for k in ("ttfb_ms", "load_ms")
-                                  if first.get(k) is not None}
-                want = step.expect
-                if want is not None and want.max_ms is not None \
-                        and result.duration_ms > want.max_ms:
-                    result.fail(f"took {result.duration_ms:.0f} ms, over max_ms "
-                                f"{want.max_ms:g}")
-                if not result.ok:
-                    await flow.keep_artifacts(result)
-                    for later in monitor.steps[i + 1:]:
-                        skipped = StepResult(name=later.name, url=later.url or "",
-                                             method=_action(later), ok=False)
-                        skipped.failures.append(SKIPPED)
-                        results.append(skipped)
-                    break
+            if monitor.script_source is not None:
+                await _run_script(flow, monitor, results)
+            else:
+                assert monitor.steps is not None
+                await _run_steps(flow, monitor.steps, results)
             recorder.step = None
             await browser.close()
     except Exception as exc:

@@ -33,6 +33,10 @@ MAX_STEPS: Final = 50
 DEFAULT_TIMEOUT_S: Final = 10.0
 BROWSER_TIMEOUT_S: Final = 60.0  # a browser flow's default: the whole flow, launch included
 DEVICES: Final = ("desktop", "mobile")
+MAX_SCRIPT_BYTES: Final = 256 * 1024
+SCRIPT_ONLY_FROM_FILES: Final = (
+    "a browser script is Python that the server runs: it is applied only from files, by "
+    "an operator (shopwatch monitors apply; see docs/monitors.md)")
 MIN_PERIOD_S: Final = 20.0  # a heartbeat's period: no finer than it is judged (interval)
 MAX_PERIOD_S: Final = 366 * 86400.0
 DNS_RECORDS: Final = ("A", "AAAA", "CNAME", "MX", "TXT", "NS")
@@ -199,6 +203,10 @@ class Monitor(Exchange, kw_only=True):
     grace: Duration = "1m"
     # browser_flow: the viewport and user agent of a desktop or a phone
     device: Literal["desktop", "mobile"] = "desktop"
+    # browser_flow: a Playwright script (path relative to the YAML file) instead of steps;
+    # its source is read when the file is loaded and kept with the monitor
+    script: str | None = None
+    script_source: str | None = None
 
     @property
     def interval_s(self) -> float:
@@ -222,6 +230,8 @@ class Monitor(Exchange, kw_only=True):
     @property
     def target(self) -> str:
         """What the monitor watches, in a few words (for lists and pages)."""
+        if self.kind == "browser_flow" and self.script is not None:
+            return f"script {self.script}"
         if self.kind in ("api_flow", "browser_flow"):
             return f"{len(self.steps or [])} steps"
         if self.kind == "dns":
@@ -253,7 +263,7 @@ _KIND_FIELDS: Final[dict[str, frozenset[str]]] = {
     "dns": frozenset({"host", "record", "expected", "resolver", "expect"}),
     "tls": frozenset({"host", "port", "url", "verify", "warn_days", "expect"}),
     "heartbeat": frozenset({"period", "grace"}),
-    "browser_flow": frozenset({"steps", "headers", "device"}),
+    "browser_flow": frozenset({"steps", "headers", "device", "script", "script_source"}),
 }
 _COMMON: Final = frozenset({"name", "kind", "interval", "timeout", "retries", "locations",
                             "min_failed_locations", "enabled"})
@@ -455,8 +465,16 @@ def _check_browser(monitor: Monitor, where: str) -> None:
         raise ConfigError(f"{where}.url: a browser_flow monitor has a url per step")
     if monitor.expect is not None:
         raise ConfigError(f"{where}.expect: a browser_flow monitor has an expect per step")
+    if monitor.script is not None or monitor.script_source is not None:
+        if monitor.steps:
+            raise ConfigError(f"{where}.steps: give steps or a script, not both")
+        if monitor.script is None or monitor.script_source is None:
+            raise ConfigError(f"{where}.script: {SCRIPT_ONLY_FROM_FILES}")
+        check_script(monitor.script_source, monitor.script, f"{where}.script")
+        return
     if not monitor.steps:
-        raise ConfigError(f"{where}.steps: a browser_flow monitor needs at least one step")
+        raise ConfigError(f"{where}.steps: a browser_flow monitor needs at least one step "
+                          "(or a script)")
     names = [s.name for s in monitor.steps]
     for i, step in enumerate(monitor.steps):
         place = f"{where}.steps[{i}]"
@@ -484,6 +502,52 @@ def _check_browser(monitor: Monitor, where: str) -> None:
                     raise ConfigError(f"{place}.expect.{name}: not for a browser step (it "
                                       f"checks {', '.join(sorted(_BROWSER_EXPECT))})")
             _check_patterns(step.expect, f"{place}.expect")
+
+
+def check_script(source: str, name: str, where: str) -> None:
+    """A browser script must compile and define ``async def flow(page, step)`` at its top
+    level; ConfigError naming the script's line otherwise."""
+    import ast
+
+    if len(source.encode()) > MAX_SCRIPT_BYTES:
+        raise ConfigError(f"{where}: {name} is larger than {MAX_SCRIPT_BYTES // 1024} KiB")
+    try:
+        tree = ast.parse(source, filename=name)
+    except SyntaxError as exc:
+        raise ConfigError(f"{where}: {name}:{exc.lineno}: {exc.msg}") from None
+    if not any(isinstance(node, ast.AsyncFunctionDef) and node.name == "flow"
+               for node in tree.body):
+        raise ConfigError(f"{where}: {name} defines no `async def flow(page, step)` (see "
+                          "docs/monitors.md)")
+
+
+def _read_scripts(data: Any, base_dir: Path | None, source: str) -> None:
+    """Fill ``script_source`` of the browser flows in ``data`` (the YAML's list) from the
+    files their ``script`` names, relative to ``base_dir``; refuse scripts (and sources)
+    without one: only files applied by an operator may carry code."""
+    if not isinstance(data, dict) or not isinstance(data.get("monitors"), list):
+        return
+    for i, item in enumerate(data["monitors"]):
+        if not isinstance(item, dict):
+            continue
+        where = f"{source}: monitors[{i}]"
+        if "script_source" in item:
+            raise ConfigError(f"{where}.script_source: set by Shopwatch from script; give "
+                              "script: (a file name) instead")
+        script = item.get("script")
+        if script is None:
+            continue
+        if base_dir is None:
+            raise ConfigError(f"{where}.script: {SCRIPT_ONLY_FROM_FILES}")
+        if not isinstance(script, str) or not script.endswith(".py"):
+            raise ConfigError(f"{where}.script: {script!r} must name a .py file, relative "
+                              "to this YAML file")
+        path = base_dir / script
+        try:
+            item["script_source"] = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{where}.script: cannot read {path}: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
 def _check_patterns(expect: Expect, where: str) -> None:
@@ -578,14 +642,18 @@ def _check_extract(spec: str, where: str) -> None:
                           "header:<name> or cookie:<name>")
 
 
-def parse_monitors(text: str, source: str = "<text>") -> list[Monitor]:
-    """The monitors of one YAML document; ConfigError naming ``source`` and the place."""
+def parse_monitors(text: str, source: str = "<text>",
+                   base_dir: Path | None = None) -> list[Monitor]:
+    """The monitors of one YAML document; ConfigError naming ``source`` and the place.
+    ``base_dir`` is the directory of the file, where browser ``script`` files are read
+    from; without it (the API, the dashboard's form) a script is refused."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
     if data is None:
         return []
+    _read_scripts(data, base_dir, source)
     try:
         parsed = msgspec.convert(data, MonitorFile)
     except msgspec.ValidationError as exc:
@@ -620,7 +688,7 @@ def load_monitors(path: Path) -> list[Monitor]:
     monitors: list[Monitor] = []
     seen: dict[str, str] = {}
     for file in files:
-        for monitor in parse_monitors(file.read_text(), file.name):
+        for monitor in parse_monitors(file.read_text(), file.name, file.parent):
             if monitor.name in seen:
                 raise ConfigError(f"{file.name}: monitor {monitor.name!r} is also defined in "
                                   f"{seen[monitor.name]}")

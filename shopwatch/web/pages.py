@@ -263,7 +263,13 @@ def _monitor_yaml(request: Request, project: Project | None) -> str:
     except NotFound:
         return _EXAMPLE_MONITOR
     spec = msgspec.to_builtins(stored.monitor)
-    return str(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
+    text = str(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
+    if spec.pop("script_source", None) is not None:  # code: not editable here
+        text = (f"# A Playwright script flow: its code is in {stored.monitor.script}, applied "
+                "from files with\n# `shopwatch monitors apply`; change it there (the "
+                "dashboard cannot save scripts).\n"
+                + str(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)))
+    return text
 
 
 def _uptime_page(request: Request, principal: Principal, project: Project, text: str,
