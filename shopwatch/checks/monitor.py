@@ -253,7 +253,9 @@ class Monitor(Exchange, kw_only=True):
 
 
 class MonitorFile(msgspec.Struct, forbid_unknown_fields=True):
-    monitors: list[Monitor]
+    monitors: list[Monitor] = msgspec.field(default_factory=list)
+    # Alert rules live in the same files; shopwatch.alerts.rules reads and checks them.
+    rules: list[Any] | None = None
 
 
 # The fields each kind added by issue 7 uses (besides name, kind, interval, timeout,
