@@ -692,6 +692,134 @@ def maintenance_remove(window_id: int, project_ref: str | None, data_dir: str | 
 
 
 @main.group()
+def channels() -> None:
+    """Notification channels of a project: webhook, email, Apprise (docs/alerts.md)."""
+
+
+def _notify_env(settings: settings_mod.Settings) -> Any:
+    from shopwatch.checks.safety import AddressPolicy
+    from shopwatch.runtime import notify_environment
+
+    policy = AddressPolicy.parse(a for a in settings.checks_allow.split(",") if a.strip())
+    return notify_environment(settings, policy)
+
+
+@channels.command("add")
+@click.argument("name")
+@click.option("--project", "project_ref", help="Project id or name.")
+@click.option("--kind", type=click.Choice(["webhook", "email", "apprise"]), required=True)
+@click.option("--url", "urls", multiple=True, metavar="URL",
+              help="webhook: the receiver's http(s) URL; apprise: an Apprise URL "
+              "(repeatable).")
+@click.option("--to", "to", multiple=True, metavar="ADDRESS",
+              help="email: a recipient (repeatable).")
+@click.option("--secret", default=None,
+              help="webhook: the signing secret (default: a new random one, printed).")
+@data_option
+def channels_add(name: str, project_ref: str | None, kind: str, urls: tuple[str, ...],
+                 to: tuple[str, ...], secret: str | None, data_dir: str | None) -> None:
+    """Add a notification channel NAME to the project."""
+    from shopwatch.alerts.channels import create
+
+    settings = load_settings(data_dir=data_dir)
+    state = open_state(settings)
+    config: dict[str, Any] = {}
+    if kind == "webhook":
+        if len(urls) != 1:
+            fail("--url: a webhook channel takes exactly one URL", 2)
+        config = {"url": urls[0]}
+        if secret:
+            config["secret"] = secret
+    elif kind == "email":
+        config = {"to": list(to)}
+    else:
+        config = {"urls": list(urls)}
+    try:
+        made = create(state, _project_of(state, project_ref).id, name, kind, config,
+                      _notify_env(settings))
+    except (NotFound, ConfigError) as exc:
+        message = str(exc)  # name the flag where the API names the field
+        for field, flag in (("urls", "--url"), ("url", "--url"), ("to", "--to")):
+            if message.startswith((f"{field}:", f"{field}[")):
+                message = flag + message[len(field):]
+                break
+        fail(message, 2)
+    click.echo(f"channel {made.id} {made.name} ({made.kind}) added")
+    if made.kind == "webhook":
+        click.echo("Signing secret (verify X-Shopwatch-Signature with it; "
+                   "`channels list --show-secrets` shows it again):")
+        click.echo(f"  {made.config['secret']}")
+
+
+@channels.command("list")
+@click.option("--project", "project_ref", help="Project id or name.")
+@click.option("--json", "as_json", is_flag=True, help="Print the channels as JSON.")
+@click.option("--show-secrets", is_flag=True, help="Show signing secrets and Apprise URLs.")
+@data_option
+def channels_list(project_ref: str | None, as_json: bool, show_secrets: bool,
+                  data_dir: str | None) -> None:
+    """The project's notification channels."""
+    from shopwatch.alerts.channels import present
+    from shopwatch.store.channels import list_channels
+
+    state = open_state(load_settings(data_dir=data_dir))
+    try:
+        chosen = _project_of(state, project_ref)
+    except NotFound as exc:
+        fail(str(exc))
+    shown = [present(c, reveal=show_secrets) for c in list_channels(state, chosen.id)]
+    if as_json:
+        click.echo(json.dumps(shown, indent=2))
+        return
+    table = Table("id", "name", "kind", "config", "enabled")
+    for c in shown:
+        table.add_row(str(c["id"]), c["name"], c["kind"], json.dumps(c["config"]),
+                      "yes" if c["enabled"] else "no")
+    console.print(table)
+
+
+@channels.command("remove")
+@click.argument("ref", metavar="NAME|ID")
+@click.option("--project", "project_ref", help="Project id or name.")
+@data_option
+def channels_remove(ref: str, project_ref: str | None, data_dir: str | None) -> None:
+    """Remove a channel and its delivery history."""
+    from shopwatch.store.channels import remove_channel
+
+    state = open_state(load_settings(data_dir=data_dir))
+    try:
+        gone = remove_channel(state, _project_of(state, project_ref).id, ref)
+    except NotFound as exc:
+        fail(str(exc))
+    click.echo(f"channel {gone.id} {gone.name} removed")
+
+
+@channels.command("test")
+@click.argument("ref", metavar="NAME|ID")
+@click.option("--project", "project_ref", help="Project id or name.")
+@data_option
+def channels_test(ref: str, project_ref: str | None, data_dir: str | None) -> None:
+    """Send a test notification through a channel now; exit 1 with the reason if it
+    was not delivered."""
+    from shopwatch.alerts.channels import sample_notification
+    from shopwatch.alerts.delivery import Outbox
+    from shopwatch.store.channels import get_channel
+
+    settings = load_settings(data_dir=data_dir)
+    state = open_state(settings)
+    try:
+        chosen = _project_of(state, project_ref)
+        found = get_channel(state, chosen.id, ref)
+    except NotFound as exc:
+        fail(str(exc))
+    outcome = Outbox(state, _notify_env(settings)).send_now(
+        found.id, sample_notification(chosen.id, found.name))
+    if not outcome.ok:
+        fail(f"channel {found.name}: not delivered: {outcome.error}")
+    click.echo(f"channel {found.name}: test notification delivered")
+
+
+@main.group()
 def probes() -> None:
     """Remote probes: tokens for `shopwatch probe` at other locations (docs/monitors.md)."""
 

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 from shopwatch.accounts.lockout import LoginThrottle
 from shopwatch.accounts.sessions import Sessions
 from shopwatch.accounts.users import Users
+from shopwatch.alerts.channels import Environment, Smtp
+from shopwatch.alerts.delivery import Outbox
 from shopwatch.checks.monitor import check_location
 from shopwatch.checks.safety import AddressPolicy
 from shopwatch.checks.scheduler import Scheduler, SchedulerMetrics, server_scheduler
@@ -51,6 +53,13 @@ def open_state(settings: Settings) -> StateStore:
     return StateStore(ensure_data_dir(settings.data_path) / STATE_FILE)
 
 
+def notify_environment(settings: Settings, policy: AddressPolicy) -> Environment:
+    """What notification channels need from the settings (smtp_*, notify_timeout)."""
+    return Environment(policy=policy, timeout=settings.notify_timeout, smtp=Smtp(
+        settings.smtp_host, settings.smtp_port, settings.smtp_username,
+        settings.smtp_password, settings.smtp_from, settings.smtp_security))
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -67,6 +76,7 @@ class Runtime:
     geoip: CountryLookup | None = None  # only when the admin configured a database
     scheduler: Scheduler | None = None  # with checks_enabled
     checks_policy: AddressPolicy = field(default_factory=AddressPolicy)  # checks_allow
+    outbox: Outbox | None = None  # notifications' deliveries (alerts/delivery.py)
 
     @property
     def artifacts(self) -> Path:
@@ -133,6 +143,7 @@ class Runtime:
                                          location=settings.checks_location,
                                          artifacts=data / ARTIFACTS_DIR,
                                          metrics=SchedulerMetrics(metrics.registry))
+        outbox = Outbox(state, notify_environment(settings, policy))
         return cls(settings, state, events, writer, metrics, KeyCache(state),
                    RateLimiter(settings.ingest_rate_limit), pipeline, users,
                    Sessions(state, users, idle_timeout=settings.session_idle_timeout,
@@ -140,17 +151,21 @@ class Runtime:
                    LoginThrottle(state, pipeline.pseudonym_key,
                                  max_failures=settings.login_max_failures,
                                  window=settings.login_failure_window),
-                   geoip, scheduler, policy)
+                   geoip, scheduler, policy, outbox)
 
     def start(self) -> None:
         self.writer.start()
         if self.scheduler is not None:
             self.scheduler.start()
+        if self.outbox is not None:
+            self.outbox.start()
 
     def close(self) -> None:
         """Stop the checks, commit what is queued, then close both stores."""
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.outbox is not None:
+            self.outbox.stop()
         self.writer.stop()
         self.events.close()
         self.state.close()

@@ -160,6 +160,21 @@ SETTINGS: tuple[Setting, ...] = (
     _s("cookie_secure", "auto", _choice("auto", "always", "never"), "auto|always|never",
        "The session cookie's `Secure` flag: `auto` sets it when the request came over "
        "HTTPS (directly, or `X-Forwarded-Proto: https` from a proxy on 127.0.0.1)."),
+    _s("smtp_host", "", str, "string",
+       "SMTP server that sends `email` notification channels' messages. Empty: no e-mail "
+       "channels (Apprise `mailto://` URLs carry their own server)."),
+    _s("smtp_port", 587, int, "integer",
+       "TCP port of `smtp_host` (587 for starttls, 465 for tls, 25 for none)."),
+    _s("smtp_username", "", str, "string", "User name to sign in to `smtp_host`; empty: none."),
+    _s("smtp_password", "", str, "secret", "Password to sign in to `smtp_host`."),
+    _s("smtp_from", "Shopwatch <shopwatch@localhost>", str, "string",
+       "The From address of notification e-mails."),
+    _s("smtp_security", "starttls", _choice("none", "starttls", "tls"), "none|starttls|tls",
+       "How the SMTP connection is encrypted: `starttls` upgrades a plain connection, "
+       "`tls` is TLS from the start, `none` is plain text (a relay on localhost only)."),
+    _s("notify_timeout", 10.0, parse_duration, "duration",
+       "How long one notification attempt (webhook, SMTP, each Apprise service) may take "
+       "before it counts as failed and is retried."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -165,6 +165,44 @@ probes = sa.Table(
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
 )
 
+# Notification channels and their deliveries (issue 8, alerts/channels, alerts/delivery):
+# ``config`` is the kind's JSON, secrets included (webhook signing secrets, Apprise URLs
+# with tokens). A delivery is one notification to one channel; times are epoch seconds.
+channels = sa.Table(
+    "channels", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("config", sa.Text, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("project_id", "name"),
+)
+deliveries = sa.Table(
+    "deliveries", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("channel_id", sa.Integer, sa.ForeignKey("channels.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False,
+              index=True),
+    sa.Column("notification", sa.Text, nullable=False),
+    sa.Column("alert", sa.String(200), nullable=True, index=True),
+    sa.Column("status", sa.String(8), nullable=False),  # pending|sending|sent|failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    # pending: when it is due; sending: when its lease ends (then it is due again).
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("sent_at", sa.Float, nullable=True),
+    sa.Index("deliveries_due", "status", "next_attempt_at"),
+)
+
+
+def _m11_channels(conn: Connection) -> None:
+    channels.create(conn)
+    deliveries.create(conn)
+
 
 def _m1_initial(conn: Connection) -> None:
     # The version-1 shape of ``projects``, frozen here: later migrations alter it.
@@ -201,6 +239,8 @@ MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Connection], None]], ...]] = (
     (8, "heartbeat pings", lambda conn: heartbeats.create(conn)),
     (9, "maintenance windows", lambda conn: maintenance.create(conn)),
     (10, "remote probes", lambda conn: probes.create(conn)),
+    (11, "notification channels and deliveries",
+     lambda conn: _m11_channels(conn)),
 )
 
 

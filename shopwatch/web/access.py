@@ -18,7 +18,9 @@ Contract for every route except ingest, ``/healthz``, ``/metrics``, ``/login`` a
 from __future__ import annotations
 
 import hmac
+import json
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 
@@ -141,3 +143,15 @@ def project_for(request: Request, principal: Principal, ref: str | None) -> Proj
         raise BadRequest("project: there is no project yet; an admin can create one in "
                          "Settings → Projects")
     return projects[0]
+
+
+async def json_body(request: Request, limit: int) -> Any:
+    """The request's body as JSON (``None`` when empty); BadRequest when it is larger
+    than ``limit`` bytes or not JSON."""
+    raw = await request.body()
+    if len(raw) > limit:
+        raise BadRequest(f"body: larger than {limit // 1024} KiB")
+    try:
+        return json.loads(raw or b"null")
+    except ValueError as exc:
+        raise BadRequest(f"body is not JSON: {exc}") from None

@@ -631,13 +631,7 @@ async def put_monitor_route(request: Request, name: str, project: ProjectQuery =
     Secret key, or an admin session with its CSRF token."""
     rt: Runtime = request.app.state.runtime
     chosen = _monitor_writer(request, project)
-    raw = await request.body()
-    if len(raw) > 256 * 1024:
-        raise BadRequest("body: larger than 256 KiB")
-    try:
-        data = json.loads(raw or b"null")
-    except ValueError as exc:
-        raise BadRequest(f"body is not JSON: {exc}") from None
+    data = await access.json_body(request, 256 * 1024)
     monitor = parse_monitor(data, name)
     stored = await asyncio.to_thread(put_monitor, rt.state, chosen.id, monitor, "ui")
     return Response(_encode({"name": stored.monitor.name, "managed_in": "dashboard",

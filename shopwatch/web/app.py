@@ -24,6 +24,7 @@ from shopwatch.ingest.rum import router as rum_router
 from shopwatch.runtime import Runtime
 from shopwatch.web import access
 from shopwatch.web.api import router as api_router
+from shopwatch.web.channels import router as channels_router
 from shopwatch.web.frontdoor import FrontDoor
 from shopwatch.web.heartbeat import router as heartbeat_router
 from shopwatch.web.ops import router as ops_router
@@ -133,6 +134,7 @@ def create_api(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     app.include_router(api_router)
     app.include_router(heartbeat_router)
     app.include_router(probes_router)
+    app.include_router(channels_router)
     app.include_router(ops_router)
     app.include_router(pages_router)
     app.include_router(snippet_router)
