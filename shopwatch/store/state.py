@@ -197,6 +197,28 @@ deliveries = sa.Table(
     sa.Column("sent_at", sa.Float, nullable=True),
     sa.Index("deliveries_due", "status", "next_attempt_at"),
 )
+# Alerts (issue 8): one row per alert of a rule, from its first breach. At most one open
+# (pending or firing) per project and rule; resolved ones are the history. A pending
+# alert that clears before firing is deleted: it never happened for anyone.
+alerts = sa.Table(
+    "alerts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("rule", sa.String(100), nullable=False),
+    sa.Column("phase", sa.String(8), nullable=False),  # pending|firing|resolved
+    sa.Column("severity", sa.String(8), nullable=False),
+    sa.Column("since", sa.Float, nullable=False),  # first breach (epoch seconds)
+    sa.Column("fired_at", sa.Float, nullable=True),
+    sa.Column("resolved_at", sa.Float, nullable=True),
+    sa.Column("notified_at", sa.Float, nullable=True),
+    sa.Column("clear_since", sa.Float, nullable=True),
+    sa.Column("acknowledged_at", sa.Float, nullable=True),
+    sa.Column("acknowledged_by", sa.String(200), nullable=True),
+    sa.Column("worst", sa.Float, nullable=True),
+    sa.Column("last_value", sa.Float, nullable=True),
+    sa.Column("evaluated_at", sa.Float, nullable=False),
+    sa.Index("alerts_open", "project_id", "rule", "phase"),
+)
 
 
 def _m11_channels(conn: Connection) -> None:
@@ -241,6 +263,7 @@ MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Connection], None]], ...]] = (
     (10, "remote probes", lambda conn: probes.create(conn)),
     (11, "notification channels and deliveries",
      lambda conn: _m11_channels(conn)),
+    (12, "alerts: each rule's pending, firing and resolved alerts", alerts.create),
 )
 
 

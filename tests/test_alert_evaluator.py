@@ -1,0 +1,130 @@
+"""The evaluator end to end: crafted series through the rule's lifecycle into stored
+alerts and signed webhook notifications received on loopback (real SQLite state, real
+outbox, real HTTP). The series reader is the seam: its SQL is tested on its own."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shopwatch.alerts import channels as kinds
+from shopwatch.alerts.delivery import Outbox
+from shopwatch.alerts.evaluator import Evaluator
+from shopwatch.alerts.rules import Rule, parse_rules
+from shopwatch.errors import NotFound
+from shopwatch.store import alerts as store
+from shopwatch.store.state import StateStore
+from tests.test_channels import Receiver, env, expected_signature, receiver  # noqa: F401
+
+RULES = """
+rules:
+  - {name: checkout errors, kind: threshold, series: error_rate, window: 5m, op: ">",
+     threshold: 0.05, clear: 0.04, for: 2m, renotify: 10m, severity: critical,
+     channels: [ops, nowhere]}
+  - {name: tracking stopped, kind: no_data, series: events, window: 15m}
+"""
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[StateStore]:
+    opened = StateStore(tmp_path / "state.sqlite")
+    opened.create_project("shop")
+    yield opened
+    opened.close()
+
+
+class Series:
+    """The values the rules read, by rule name and evaluation time (epoch seconds)."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, float], float | None] = {}
+        self.windows: list[tuple[str, int, int]] = []
+
+    def read(self, project_id: int, rule: Rule, start_us: int, end_us: int) -> float | None:
+        self.windows.append((rule.name, start_us, end_us))
+        return self.values.get((rule.name, end_us / 1e6))
+
+
+def test_a_breach_fires_once_reminds_and_resolves_with_signed_webhooks(
+        state: StateStore, receiver: Receiver) -> None:  # noqa: F811
+    rules = parse_rules(RULES, "alerts.yml")
+    hook = kinds.create(state, 1, "ops", "webhook", {"url": receiver.url + "/hook"}, env())
+    outbox = Outbox(state, env())
+    series = Series()
+    evaluator = Evaluator(state, lambda: [(1, rules[0])], series.read, outbox.enqueue,
+                          link=lambda pid, rule: f"http://sw.example/alerts?rule={rule}")
+    # One evaluation a minute: a breach from 1 min (firing at 3, after `for: 2m`),
+    # hovering in the band (0.045) from 5 to 12, breaching at 13 (a reminder: 10 min
+    # after firing), clear at 14.
+    values = {1: 0.06, 2: 0.08, 3: 0.07, 4: 0.06, 13: 0.09, 14: 0.01,
+              **{m: 0.045 for m in range(5, 13)}}
+    t0 = 1_800_000_000.0
+    events = []
+    for minute in range(0, 16):
+        series.values[("checkout errors", t0 + 60 * minute)] = values.get(minute, 0.0)
+        for outcome in evaluator.evaluate(t0 + 60 * minute):
+            if outcome.event:
+                events.append((minute, outcome.event))
+    assert events == [(3, "firing"), (13, "renotify"), (14, "resolved")]
+    # Each evaluation read the rule's window, [now - 5 min, now).
+    assert series.windows[0] == ("checkout errors", int((t0 - 300) * 1e6), int(t0 * 1e6))
+    (stored,) = store.list_alerts(state, 1)
+    assert (stored.phase, stored.since, stored.fired_at, stored.resolved_at, stored.worst) \
+        == ("resolved", t0 + 60, t0 + 180, t0 + 840, 0.09)
+    outcomes = outbox.run_once()
+    assert [o.ok for o in outcomes] == [True, True, True]
+    bodies = [json.loads(r.body) for r in receiver.requests]
+    assert [b["event"] for b in bodies] == ["firing", "reminder", "resolved"]
+    first = bodies[0]
+    assert first["title"] == "[firing] checkout errors"
+    assert first["text"] == "error_rate is 0.07 (> 0.05 over 5m)"
+    assert first["severity"] == "critical"
+    assert first["url"] == "http://sw.example/alerts?rule=checkout errors"
+    assert first["alert"] == f"checkout errors#{stored.id}"
+    got = receiver.requests[0]
+    assert got.headers["x-shopwatch-signature"] == expected_signature(
+        hook.config["secret"], got.headers["x-shopwatch-timestamp"], got.body)
+
+
+def test_acknowledging_stops_reminders_and_a_short_breach_leaves_nothing(
+        state: StateStore) -> None:
+    rule = parse_rules(RULES)[0]
+    series = Series()
+    sent: list[str] = []
+    evaluator = Evaluator(state, lambda: [(1, rule)], series.read,
+                          lambda notification, ids: sent.append(notification.event))
+    t0 = 1_800_000_000.0
+    # A one-minute blip under `for: 2m`: pending, then cleared — nothing stored or sent.
+    for minute, value in enumerate((0.09, 0.0)):
+        series.values[("checkout errors", t0 + 60 * minute)] = value
+        evaluator.evaluate(t0 + 60 * minute)
+    assert store.list_alerts(state, 1) == [] and sent == []
+    # No channel of the project is named: the alert still fires and is stored.
+    for minute in range(10, 14):
+        series.values[("checkout errors", t0 + 60 * minute)] = 0.2
+        evaluator.evaluate(t0 + 60 * minute)
+    (firing,) = store.list_alerts(state, 1)
+    assert firing.phase == "firing" and sent == []
+    acked = store.acknowledge(state, 1, firing.id, "ops@example.com", t0 + 800)
+    assert acked.acknowledged_by == "ops@example.com"
+    outcomes = [evaluator.evaluate(t0 + 60 * m) for m in range(14, 40)]
+    assert all(o.event is None for batch in outcomes for o in batch)  # no reminders
+    with pytest.raises(NotFound):
+        store.acknowledge(state, 1, 9999, "x", t0)
+
+
+def test_no_data_rules_fire_on_missing_readings(state: StateStore) -> None:
+    rule = parse_rules(RULES)[1]
+    series = Series()
+    evaluator = Evaluator(state, lambda: [(1, rule)], series.read, lambda n, ids: None)
+    t0 = 1_800_000_000.0
+    series.values[("tracking stopped", t0)] = 120.0
+    (ok,) = evaluator.evaluate(t0)
+    series.values[("tracking stopped", t0 + 60)] = 0.0  # nothing arrived in the window
+    (gone,) = evaluator.evaluate(t0 + 60)
+    series.values[("tracking stopped", t0 + 120)] = 3.0
+    (back,) = evaluator.evaluate(t0 + 120)
+    assert (ok.event, gone.event, back.event) == (None, "firing", "resolved")
