@@ -557,12 +557,16 @@ def monitors_apply(path: Path, project_ref: str | None, dry_run: bool,
                    data_dir: str | None) -> None:
     """Make the project's monitors-as-code match PATH (a YAML file or a directory):
     create, update and remove them. Monitors made in the dashboard are left alone.
+    The alert rules of the same files (rules:) are applied too, exactly.
     A running server picks the changes up within its next scheduling round."""
+    from shopwatch.alerts.rules import load_rules
     from shopwatch.checks.monitor import load_monitors
     from shopwatch.store import monitors as store
+    from shopwatch.store.rules import apply_rules
 
     try:
         wanted = load_monitors(path)
+        wanted_rules = load_rules(path)
     except ConfigError as exc:
         fail(str(exc), 2)
     state = open_state(load_settings(data_dir=data_dir))
@@ -578,8 +582,18 @@ def monitors_apply(path: Path, project_ref: str | None, dry_run: bool,
     counts = {a: sum(1 for c in changes if c.action == a)
               for a in ("create", "update", "remove")}
     verb = "would " if dry_run else ""
+    rule_changes = apply_rules(state, chosen.id, wanted_rules, dry_run=dry_run)
+    for rc in rule_changes:
+        if rc.action != "keep":
+            detail = f" ({', '.join(rc.fields)})" if rc.fields else ""
+            click.echo(f"{_MARKS[rc.action]} rule {rc.name} ({rc.kind}){detail}")
+    rule_counts = {a: sum(1 for c in rule_changes if c.action == a)
+                   for a in ("create", "update", "remove")}
     click.echo(f"project {chosen.name}: {verb}create {counts['create']}, {verb}update "
                f"{counts['update']}, {verb}remove {counts['remove']}"
+               + (f"; rules: {verb}create {rule_counts['create']}, {verb}update "
+                  f"{rule_counts['update']}, {verb}remove {rule_counts['remove']}"
+                  if rule_changes else "")
                + (" (dry run: nothing changed)" if dry_run else ""))
 
 

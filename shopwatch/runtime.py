@@ -18,6 +18,8 @@ from shopwatch.accounts.sessions import Sessions
 from shopwatch.accounts.users import Users
 from shopwatch.alerts.channels import Environment, Smtp
 from shopwatch.alerts.delivery import Outbox
+from shopwatch.alerts.evaluator import AlertLoop, Evaluator
+from shopwatch.alerts.reader import series_reader
 from shopwatch.checks.monitor import check_location
 from shopwatch.checks.safety import AddressPolicy
 from shopwatch.checks.scheduler import Scheduler, SchedulerMetrics, server_scheduler
@@ -29,6 +31,7 @@ from shopwatch.metrics import Metrics
 from shopwatch.settings import Settings
 from shopwatch.store.base import EventStore, files_bytes
 from shopwatch.store.process import EventStoreProcess
+from shopwatch.store.rules import list_rules
 from shopwatch.store.state import StateStore
 
 if TYPE_CHECKING:
@@ -77,6 +80,7 @@ class Runtime:
     scheduler: Scheduler | None = None  # with checks_enabled
     checks_policy: AddressPolicy = field(default_factory=AddressPolicy)  # checks_allow
     outbox: Outbox | None = None  # notifications' deliveries (alerts/delivery.py)
+    alerts: AlertLoop | None = None  # rule evaluation (alerts/evaluator.py), alerts_interval
 
     @property
     def artifacts(self) -> Path:
@@ -144,6 +148,14 @@ class Runtime:
                                          artifacts=data / ARTIFACTS_DIR,
                                          metrics=SchedulerMetrics(metrics.registry))
         outbox = Outbox(state, notify_environment(settings, policy))
+        alert_loop = None
+        if settings.alerts_interval > 0:
+            public = settings.public_url.rstrip("/")
+            evaluator = Evaluator(
+                state, lambda: list_rules(state), series_reader(events, state),
+                outbox.enqueue,
+                link=lambda pid, rule: f"{public}/alerts?project={pid}" if public else "")
+            alert_loop = AlertLoop(evaluator, settings.alerts_interval)
         return cls(settings, state, events, writer, metrics, KeyCache(state),
                    RateLimiter(settings.ingest_rate_limit), pipeline, users,
                    Sessions(state, users, idle_timeout=settings.session_idle_timeout,
@@ -151,7 +163,7 @@ class Runtime:
                    LoginThrottle(state, pipeline.pseudonym_key,
                                  max_failures=settings.login_max_failures,
                                  window=settings.login_failure_window),
-                   geoip, scheduler, policy, outbox)
+                   geoip, scheduler, policy, outbox, alert_loop)
 
     def start(self) -> None:
         self.writer.start()
@@ -159,11 +171,15 @@ class Runtime:
             self.scheduler.start()
         if self.outbox is not None:
             self.outbox.start()
+        if self.alerts is not None:
+            self.alerts.start()
 
     def close(self) -> None:
         """Stop the checks, commit what is queued, then close both stores."""
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.alerts is not None:
+            self.alerts.stop()
         if self.outbox is not None:
             self.outbox.stop()
         self.writer.stop()

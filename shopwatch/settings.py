@@ -175,6 +175,12 @@ SETTINGS: tuple[Setting, ...] = (
     _s("notify_timeout", 10.0, parse_duration, "duration",
        "How long one notification attempt (webhook, SMTP, each Apprise service) may take "
        "before it counts as failed and is retried."),
+    _s("alerts_interval", 60.0, parse_duration, "duration",
+       "How often `shopwatch serve` evaluates the projects' alert rules; 0 turns alert "
+       "evaluation off."),
+    _s("public_url", "", str, "string",
+       "The dashboard's address as people reach it (https://shopwatch.example), for the "
+       "links in notifications; empty: notifications carry no link."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -5,8 +5,11 @@ outbox, real HTTP). The series reader is the seam: its SQL is tested on its own.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +19,7 @@ from shopwatch.alerts.evaluator import Evaluator
 from shopwatch.alerts.rules import Rule, parse_rules
 from shopwatch.errors import NotFound
 from shopwatch.store import alerts as store
+from shopwatch.store.rules import apply_rules
 from shopwatch.store.state import StateStore
 from tests.test_channels import Receiver, env, expected_signature, receiver  # noqa: F401
 
@@ -128,3 +132,43 @@ def test_no_data_rules_fire_on_missing_readings(state: StateStore) -> None:
     series.values[("tracking stopped", t0 + 120)] = 3.0
     (back,) = evaluator.evaluate(t0 + 120)
     assert (ok.event, gone.event, back.event) == (None, "firing", "resolved")
+
+
+@pytest.mark.slow
+def test_shopwatch_serve_evaluates_stored_rules_and_notifies(
+        server: Any, receiver: Receiver, tmp_path: Path) -> None:  # noqa: F811
+    """The whole path in a running server: rules applied as code, events ingested over
+    HTTP, the evaluator's thread, the outbox's thread, a signed webhook on loopback."""
+    live = server(alerts_interval=0.3, checks_allow="127.0.0.1",
+                  public_url="https://sw.example")
+    project = live.create_project("shop")
+    state = live.runtime.state
+    kinds.create(state, project.id, "ops", "webhook", {"url": receiver.url}, env())
+    apply_rules(state, project.id, parse_rules("""
+rules:
+  - {name: tracking stopped, kind: no_data, series: events, window: 1m, channels: [ops]}
+  - {name: big orders, kind: threshold, series: orders, window: 1h, op: ">=",
+     threshold: 2, channels: [ops]}
+"""))
+
+    def received(n: int) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + 30
+        while len(receiver.requests) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return [json.loads(r.body) for r in receiver.requests]
+
+    # No event yet: tracking has stopped (a count of 0 is no data).
+    first = received(1)
+    assert [(b["event"], b["labels"]["rule"]) for b in first] == [
+        ("firing", "tracking stopped")]
+    assert first[0]["url"] == f"https://sw.example/alerts?project={project.id}"
+    now = datetime.now(UTC).isoformat()
+    purchases = [{"id": f"p{i}", "name": "purchase", "ts": now, "session_id": f"s{i}",
+                  "params": {"transaction_id": f"T{i}", "value": 10, "currency": "USD"}}
+                 for i in range(2)]
+    assert live.post_events(project.ingest_key, purchases).status_code == 200
+    bodies = received(3)
+    assert sorted((b["event"], b["labels"]["rule"]) for b in bodies[1:]) == [
+        ("firing", "big orders"), ("resolved", "tracking stopped")]
+    listed = {a.rule: a.phase for a in store.list_alerts(state, project.id)}
+    assert listed == {"big orders": "firing", "tracking stopped": "resolved"}

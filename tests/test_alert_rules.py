@@ -3,12 +3,19 @@ condition and timing."""
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from shopwatch.alerts.lifecycle import Condition, Timing
 from shopwatch.alerts.rules import parse_rules
 from shopwatch.checks.monitor import parse_monitors
 from shopwatch.errors import ConfigError
+from shopwatch.store.rules import list_rules
+from shopwatch.store.state import StateStore
+from tests.conftest import SHOPWATCH
+from tests.test_monitor_store import clean_env
 
 FILE = """
 monitors:
@@ -77,3 +84,40 @@ def test_rule_names_are_unique() -> None:
     with pytest.raises(ConfigError, match=r"rules\[1\].name: 'a' is used twice"):
         parse_rules("rules: [{name: a, kind: no_data, series: events}, "
                     "{name: a, kind: no_data, series: events}]", "alerts.yml")
+
+
+def test_monitors_apply_applies_the_rules_of_the_same_files(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = clean_env()
+    subprocess.run([str(SHOPWATCH), "project", "create", "shop", "--data", str(data)],
+                   check=True, capture_output=True, env=env)
+    file = tmp_path / "alerts.yml"
+    file.write_text(FILE)
+
+    def apply(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(SHOPWATCH), "monitors", "apply", str(file), *args,
+                               "--data", str(data)], capture_output=True, text=True,
+                              env=env, timeout=60)
+
+    dry = apply("--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "+ rule checkout errors (threshold)" in dry.stdout
+    assert "rules: would create 4, would update 0, would remove 0" in dry.stdout
+    done = apply()
+    assert "rules: create 4, update 0, remove 0" in done.stdout
+    file.write_text(FILE.replace("threshold: 0.05", "threshold: 0.06").replace(
+        "  - {name: tracking stopped, kind: no_data, series: events, window: 15m}\n", ""))
+    again = apply()
+    assert "~ rule checkout errors (threshold) (threshold)" in again.stdout
+    assert "- rule tracking stopped (no_data)" in again.stdout
+    state = StateStore(data / "state.sqlite")
+    try:
+        stored = {rule.name: rule for _, rule in list_rules(state, 1)}
+    finally:
+        state.close()
+    assert sorted(stored) == ["checkout down", "checkout errors", "orders drop"]
+    assert stored["checkout errors"].threshold == 0.06
+    file.write_text("rules: [{name: r, kind: anomaly}]")
+    bad = apply()
+    assert bad.returncode == 2
+    assert "alerts.yml: rules[0].series: anomaly rules need a series" in bad.stderr

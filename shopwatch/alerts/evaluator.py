@@ -21,6 +21,7 @@ Contract (docs/alerts.md, "Lifecycle"):
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -128,3 +129,30 @@ class Evaluator:
             labels={"rule": rule.name, "kind": rule.kind, "series": rule.series or ""},
             alert=f"{rule.name}#{stored.id}" if stored is not None else rule.name)
         self.enqueue(notification, ids)
+
+
+class AlertLoop:
+    """Runs :meth:`Evaluator.evaluate` every ``interval`` seconds in a thread of its own
+    (``shopwatch serve``), until :meth:`stop`."""
+
+    def __init__(self, evaluator: Evaluator, interval: float) -> None:
+        self.evaluator = evaluator
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="shopwatch-alerts",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.evaluator.evaluate()
+            except Exception:  # the next turn tries again
+                log.exception("alert evaluation failed")

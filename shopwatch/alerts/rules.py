@@ -33,6 +33,7 @@ Loading checks every rule and names the place of each problem
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Final, Literal
 
 import msgspec
@@ -187,3 +188,20 @@ def parse_rules(text: str, source: str = "<text>") -> list[Rule]:
             raise ConfigError(f"{where}.name: {rule.name!r} is used twice")
         names.add(rule.name)
     return parsed.rules
+
+
+def load_rules(path: Path) -> list[Rule]:
+    """The rules of a file, or of a directory's ``*.yml``/``*.yaml`` files (the same files
+    as the monitors); names must be unique across them."""
+    files = (sorted(p for p in path.iterdir() if p.suffix in (".yml", ".yaml"))
+             if path.is_dir() else [path])
+    found: list[Rule] = []
+    seen: dict[str, str] = {}
+    for file in files:
+        for rule in parse_rules(file.read_text(), file.name):
+            if rule.name in seen:
+                raise ConfigError(f"{file.name}: rule {rule.name!r} is also defined in "
+                                  f"{seen[rule.name]}")
+            seen[rule.name] = file.name
+            found.append(rule)
+    return found

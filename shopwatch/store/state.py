@@ -219,6 +219,17 @@ alerts = sa.Table(
     sa.Column("evaluated_at", sa.Float, nullable=False),
     sa.Index("alerts_open", "project_id", "rule", "phase"),
 )
+# Alert rules (issue 8), applied from YAML with the monitors (``rules:``); code only.
+rules = sa.Table(
+    "rules", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("project_id", "name"),
+)
 
 
 def _m11_channels(conn: Connection) -> None:
@@ -264,6 +275,7 @@ MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Connection], None]], ...]] = (
     (11, "notification channels and deliveries",
      lambda conn: _m11_channels(conn)),
     (12, "alerts: each rule's pending, firing and resolved alerts", alerts.create),
+    (13, "alert rules applied from files", rules.create),
 )
 
 
