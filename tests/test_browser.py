@@ -556,3 +556,53 @@ def test_an_admin_adds_and_removes_maintenance_windows_and_a_viewer_only_reads(
     viewer.shot("uptime-maintenance-viewer")
     assert viewer.problems == []
     context.close()
+
+
+def test_alerts_page_shows_alerts_rules_channels_and_an_admin_acknowledges(
+        signed_in: Watched, dashboard: Live) -> None:
+    from shopwatch.alerts import channels as kinds
+    from tests.test_alerts_page import make_alerts
+    from tests.test_channels import env
+
+    if dashboard.runtime.alerts is not None:
+        dashboard.runtime.alerts.stop()  # the test's evaluator is the only one
+    state = dashboard.runtime.state
+    project = state.get_project("shop-a")
+    # Loopback: this server refuses to send there (checks_allow is empty), at once.
+    kinds.create(state, project.id, "ops", "webhook", {"url": "http://127.0.0.1:9/hook"}, env())
+    assert dashboard.runtime.outbox is not None
+    make_alerts(dashboard, project.id, dashboard.runtime.outbox.enqueue)
+    page = signed_in.page
+    signed_in.open(f"/alerts?project={project.id}")
+    firing = page.locator("#open-alerts tbody tr.alert-firing")
+    assert firing.count() == 1
+    text = firing.inner_text()
+    assert "checkout errors" in text and "critical" in text.lower()
+    assert "9%" in text and "error_rate (page=/checkout) > 0.05 over 10m" in text
+    pending = page.locator("#open-alerts tbody tr.alert-pending")
+    assert "slow checkout" in pending.inner_text() and "3.1 s" in pending.inner_text()
+    assert pending.locator("button").count() == 0  # only firing alerts are acknowledged
+    rules = page.locator("#rules tbody tr")
+    assert rules.count() == 5
+    assert "firing" in page.locator("#rules tr[data-rule='checkout errors']").inner_text()
+    assert "ops, oncall" in page.locator("#rules tr[data-rule='slow checkout']").inner_text()
+    resolved = page.locator("#resolved-alerts tbody tr")
+    assert resolved.count() == 2
+    assert "40 min" in page.locator("#resolved-alerts").inner_text()
+    channel = page.locator("#channels tr[data-channel=ops]")
+    assert "http://127.0.0.1:9/hook" in channel.inner_text()
+    signed_in.shot("alerts-firing")
+
+    firing.locator("button:has-text('Acknowledge')").click()
+    page.locator("#open-alerts tr.alert-firing", has_text="by admin@example.com").wait_for()
+    assert firing.locator("button").count() == 0
+    channel.locator("button:has-text('Send test')").click()
+    result = channel.locator("[data-test-result]")
+    page.wait_for_function(
+        "el => el.textContent && el.textContent !== 'sending…'", arg=result.element_handle())
+    assert result.inner_text().startswith("✗") and "loopback" in result.inner_text()
+    signed_in.settle()
+    history = page.locator("#deliveries tbody tr")
+    assert history.count() >= 1 and "test" in page.locator("#deliveries").inner_text()
+    signed_in.shot("alerts-acknowledged")
+    assert signed_in.problems == []

@@ -215,7 +215,9 @@ def test_prepare_gives_the_project_the_shops_url_and_its_monitors(tmp_path: Path
     from shopwatch.demo.runner import DemoOptions, prepare
     from shopwatch.runtime import open_state
     from shopwatch.settings import defaults
+    from shopwatch.store.channels import list_channels
     from shopwatch.store.monitors import list_monitors
+    from shopwatch.store.rules import list_rules
 
     settings = defaults().replace(data_dir=str(tmp_path / "demo"))
     options = DemoOptions(port=18600, data=settings.data_path, open_browser=False)
@@ -224,8 +226,15 @@ def test_prepare_gives_the_project_the_shops_url_and_its_monitors(tmp_path: Path
     state = open_state(settings)
     project = state.get_project(record["project_id"])
     stored = list_monitors(state, project.id)
+    rules = [rule.name for _, rule in list_rules(state, project.id)]
+    (inbox,) = list_channels(state, project.id)
     state.close()
     assert project.base_url == "http://127.0.0.1:18601"
+    assert rules == ["checkout failing", "login failures spike", "payments failing",
+                     "product images down", "tracking stopped"]
+    assert inbox.name == "demo inbox" and inbox.kind == "webhook"
+    assert inbox.config["url"] == "http://127.0.0.1:18601/_demo/inbox/hook"
+    assert inbox.config["secret"] == record["inbox_secret"]  # the same on every start
     browser = ["checkout in a browser"] if browser_flow.unavailable() is None else []
     assert [s.monitor.name for s in stored] == ["checkout", *browser, "home", "product image",
                                                 "search"]

@@ -897,3 +897,40 @@ def test_cart_add_caps_a_line_at_99(shop: RunningShop) -> None:
              if e["name"] == "add_to_cart"]
     assert added == [98, 1]
 
+
+
+def test_the_demo_inbox_keeps_signed_notifications_and_refuses_forged_ones(
+        server: Server, tmp_path: Any) -> None:
+    from shopwatch.alerts import channels as kinds
+    from shopwatch.alerts.channels import Environment, Notification
+    from shopwatch.alerts.delivery import Outbox
+    from shopwatch.checks.safety import AddressPolicy
+    from shopwatch.demo.inbox import HOOK_PATH, PAGE_PATH, Inbox, with_inbox
+    from shopwatch.store.state import StateStore
+
+    state = StateStore(tmp_path / "state.sqlite")
+    project = state.create_project("demo")
+    env = Environment(policy=AddressPolicy.parse(["127.0.0.1"]))
+    channel = kinds.create(state, project.id, "demo inbox", "webhook",
+                           {"url": server.base_url + HOOK_PATH}, env)
+    inbox = Inbox(channel.config["secret"])
+    server.switch.app = with_inbox(create_shop(RecordingTracker()), inbox)
+    try:
+        outcome = Outbox(state, env).send_now(channel.id, Notification(
+            project_id=project.id, event="firing", severity="critical",
+            title="[firing] payments failing", text="declined_rate is 0.8 (> 0.5 over 10m)"))
+        assert outcome.ok, outcome
+        (item,) = inbox.items
+        assert item["notification"]["title"] == "[firing] payments failing"
+        with httpx.Client(base_url=server.base_url, timeout=10) as client:
+            forged = client.post(HOOK_PATH, content=b'{"title": "x"}', headers={
+                "X-Shopwatch-Timestamp": "1", "X-Shopwatch-Signature": "sha256=00"})
+            assert forged.status_code == 401 and len(inbox.items) == 1
+            page = client.get(PAGE_PATH)
+            assert page.status_code == 200
+            assert "[firing] payments failing" in page.text
+            assert "declined_rate is 0.8" in page.text
+            assert client.get("/healthz").text == "ok"  # the shop behind it still answers
+    finally:
+        server.switch.app = None
+        state.close()

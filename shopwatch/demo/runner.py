@@ -38,12 +38,15 @@ from typing import Any
 import uvicorn
 
 from shopwatch.accounts.users import Users
+from shopwatch.alerts.rules import load_rules
 from shopwatch.checks.browser_flow import unavailable as browser_flow_unavailable
 from shopwatch.checks.monitor import load_monitors
 from shopwatch.errors import ConfigError
 from shopwatch.runtime import Runtime, ensure_data_dir, open_state
 from shopwatch.settings import Settings
 from shopwatch.store.monitors import apply as apply_monitors
+from shopwatch.store.rules import apply_rules
+from shopwatch.store.state import StateStore
 
 DEMO_FILE = "demo.json"
 PROJECT = "Demo shop"
@@ -81,6 +84,7 @@ def shop_origins(port: int) -> list[str]:
 
 MONITORS_FILE = Path(__file__).with_name("monitors.yml")
 BROWSER_MONITORS_FILE = Path(__file__).with_name("monitors-browser.yml")
+INBOX_CHANNEL = "demo inbox"
 
 
 def prepare(settings: Settings, opts: DemoOptions) -> dict[str, Any]:
@@ -114,6 +118,9 @@ def prepare(settings: Settings, opts: DemoOptions) -> dict[str, Any]:
         if browser_flow_unavailable() is None:  # the browser checkout needs Chromium
             monitors += load_monitors(BROWSER_MONITORS_FILE)
         apply_monitors(state, project.id, monitors)
+        # The rules of monitors.yml notify the demo's inbox (a webhook on the demo shop).
+        apply_rules(state, project.id, load_rules(MONITORS_FILE))
+        record["inbox_secret"] = _inbox_channel(state, project.id, opts.port + 1)
     finally:
         state.close()
     record["project_id"] = project.id
@@ -158,6 +165,26 @@ def _write_private(path: Path, record: dict[str, Any]) -> None:
         os.chmod(path, 0o600)
 
 
+def _inbox_channel(state: StateStore, project_id: int, shop_port: int) -> str:
+    """The demo's "demo inbox" webhook channel (made once, its URL kept up to date with
+    the shop's port); its signing secret."""
+    from shopwatch.alerts import channels as kinds
+    from shopwatch.alerts.channels import Environment
+    from shopwatch.checks.safety import AddressPolicy
+    from shopwatch.demo.inbox import HOOK_PATH
+    from shopwatch.store import channels as channel_store
+
+    url = f"http://127.0.0.1:{shop_port}{HOOK_PATH}"
+    for channel in channel_store.list_channels(state, project_id):
+        if channel.name == INBOX_CHANNEL:
+            if channel.config.get("url") == url:
+                return str(channel.config["secret"])
+            channel_store.remove_channel(state, project_id, channel.id)
+    made = kinds.create(state, project_id, INBOX_CHANNEL, "webhook", {"url": url},
+                        Environment(policy=AddressPolicy.parse(["127.0.0.1"])))
+    return str(made.config["secret"])
+
+
 def run(settings: Settings, opts: DemoOptions, say: Callable[[str], None] = print) -> None:
     """Run the demo until Ctrl-C / SIGTERM (or ``opts.duration``); see the module docstring."""
     record = prepare(settings, opts)
@@ -173,6 +200,7 @@ async def _main(settings: Settings, opts: DemoOptions, record: dict[str, Any],
     from shopwatch.client import ShopwatchClient
     from shopwatch.demo import history
     from shopwatch.demo.browser import ScriptedBrowser
+    from shopwatch.demo.inbox import PAGE_PATH, Inbox, with_inbox
     from shopwatch.demo.incidents import ShopFaults
     from shopwatch.demo.shop import BrowserTag, catalogue, create_shop
     from shopwatch.demo.simulator import Simulator
@@ -190,8 +218,10 @@ async def _main(settings: Settings, opts: DemoOptions, record: dict[str, Any],
     client = ShopwatchClient(base, record["ingest_key"])
     faults = ShopFaults()
     tag = BrowserTag(base, record["ingest_key"])
-    shop = _Server(uvicorn.Config(create_shop(client, faults=faults, seed=opts.seed,
-                                              currency=CURRENCY, browser_tag=tag),
+    inbox = Inbox(record["inbox_secret"])
+    shop = _Server(uvicorn.Config(with_inbox(create_shop(client, faults=faults, seed=opts.seed,
+                                                         currency=CURRENCY, browser_tag=tag),
+                                             inbox),
                                   host="127.0.0.1", port=opts.port + 1, log_level="warning",
                                   access_log=False))
     stop = asyncio.Event()
@@ -207,7 +237,8 @@ async def _main(settings: Settings, opts: DemoOptions, record: dict[str, Any],
     say(f"Shopwatch demo — dashboard {base}/  (sign in as {record['email']}, password "
         f"{record['password']})")
     say(f"  demo shop:  {shop_url}/   (data: {data.resolve()}, project {record['project_id']})")
-    say(f"  incidents are logged to {data / 'demo-incidents.jsonl'}; Ctrl-C stops everything")
+    say(f"  incidents are logged to {data / 'demo-incidents.jsonl'}; alerts they fire "
+        f"notify {shop_url}{PAGE_PATH}; Ctrl-C stops everything")
     if opts.open_browser:
         with contextlib.suppress(Exception):
             webbrowser.open(f"{base}/login")

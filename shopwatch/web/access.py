@@ -155,3 +155,14 @@ async def json_body(request: Request, limit: int) -> Any:
         return json.loads(raw or b"null")
     except ValueError as exc:
         raise BadRequest(f"body is not JSON: {exc}") from None
+
+
+def require_writer(request: Request, what: str) -> Principal:
+    """A caller that may change things: a project's secret key, or an admin session with
+    its CSRF token; Forbidden ("only an admin can <what>") for other sessions."""
+    principal = require_api(request)
+    if principal.session is not None:
+        if not principal.is_admin:
+            raise Forbidden(f"only an admin can {what}")
+        check_csrf(request, principal, None)
+    return principal

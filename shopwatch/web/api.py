@@ -363,11 +363,7 @@ async def post_spend(request: Request, project: ProjectQuery = None) -> Response
     ``{"accepted": N, "rejected": [{"line"|"index", "error"}]}``; a body that cannot be
     read at all is 400. Secret key, or an admin session with its CSRF token."""
     rt: Runtime = request.app.state.runtime
-    principal = access.require_api(request)
-    if principal.session is not None:
-        if not principal.is_admin:
-            raise Forbidden("only an admin can upload spend")
-        access.check_csrf(request, principal, None)
+    principal = access.require_writer(request, "upload spend")
     chosen = access.project_for(request, principal, project)
     body = await request.body()
     if len(body) > rt.settings.max_body_bytes:
@@ -599,11 +595,7 @@ async def get_checks(
 
 def _monitor_writer(request: Request, project: str | None) -> Project:
     """The project a monitor change is for: secret key, or an admin session with CSRF."""
-    principal = access.require_api(request)
-    if principal.session is not None:
-        if not principal.is_admin:
-            raise Forbidden("only an admin can change monitors")
-        access.check_csrf(request, principal, None)
+    principal = access.require_writer(request, "change monitors")
     return access.project_for(request, principal, project)
 
 

@@ -23,6 +23,7 @@ from shopwatch.ingest.routes import router as ingest_router
 from shopwatch.ingest.rum import router as rum_router
 from shopwatch.runtime import Runtime
 from shopwatch.web import access
+from shopwatch.web.alerts import router as alerts_router
 from shopwatch.web.api import router as api_router
 from shopwatch.web.channels import router as channels_router
 from shopwatch.web.frontdoor import FrontDoor
@@ -135,6 +136,7 @@ def create_api(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     app.include_router(heartbeat_router)
     app.include_router(probes_router)
     app.include_router(channels_router)
+    app.include_router(alerts_router)
     app.include_router(ops_router)
     app.include_router(pages_router)
     app.include_router(snippet_router)

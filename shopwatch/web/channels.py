@@ -24,7 +24,7 @@ from fastapi import APIRouter, Query, Request, Response
 from shopwatch.alerts import channels as kinds
 from shopwatch.alerts.channels import Environment
 from shopwatch.alerts.delivery import Outbox
-from shopwatch.errors import BadRequest, ConfigError, Forbidden, NotFound, PageNotFound
+from shopwatch.errors import BadRequest, ConfigError, NotFound, PageNotFound
 from shopwatch.runtime import Runtime, notify_environment
 from shopwatch.store import channels as store
 from shopwatch.store.state import Project
@@ -42,11 +42,7 @@ def _json(body: Any, status: int = 200) -> Response:
 
 
 def _writer(request: Request, project: str | None) -> Project:
-    principal = access.require_api(request)
-    if principal.session is not None:
-        if not principal.is_admin:
-            raise Forbidden("only an admin can change notification channels")
-        access.check_csrf(request, principal, None)
+    principal = access.require_writer(request, "change notification channels")
     return access.project_for(request, principal, project)
 
 

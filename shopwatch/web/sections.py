@@ -104,8 +104,9 @@ LAYERS: Final[tuple[Layer, ...]] = (
     )),
     Layer("alerts", "Alerts", (
         Page("/alerts", "Alerts",
-             "Alert rules, firing and resolved incidents, SLOs and their error budgets.",
-             fills_from="alert rules on any of the figures above", issue=8),
+             "What is firing now and since when, the alert rules and their state, recent "
+             "resolved alerts, and the notification channels with their delivery history.",
+             built=True),
     )),
 )
 

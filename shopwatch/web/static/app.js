@@ -85,29 +85,30 @@
   }
   const renderers = {};
   function loadPanels() {
-    document.querySelectorAll("[data-panel]").forEach(function (panel) {
-      const render = renderers[panel.dataset.panel];
-      if (!render) return;
-      panel.setAttribute("aria-busy", "true");
-      fetch(apiUrl(panel.dataset.api), {headers: {"Accept": "application/json"}, credentials: "same-origin"})
-        .then(function (r) {
-          return r.json().then(function (data) {
-            if (!r.ok) throw new Error((data.error && data.error.message) || ("HTTP " + r.status));
-            return data;
-          });
-        })
-        .then(function (data) {
-          render(panel, data);
-          const err = panel.querySelector(".panel-error"); if (err) err.remove();
-          text(document.getElementById("updated"), "Updated " + new Date().toLocaleTimeString(locale));
-        })
-        .catch(function (e) {
-          let err = panel.querySelector(".panel-error");
-          if (!err) { err = document.createElement("div"); err.className = "error-box panel-error"; panel.prepend(err); }
-          err.textContent = "Could not load these figures: " + e.message;
-        })
-        .finally(function () { panel.setAttribute("aria-busy", "false"); });
-    });
+    document.querySelectorAll("[data-panel]").forEach(loadPanel);
+  }
+  function loadPanel(panel) {
+    const render = renderers[panel.dataset.panel];
+    if (!render) return;
+    panel.setAttribute("aria-busy", "true");
+    fetch(apiUrl(panel.dataset.api), {headers: {"Accept": "application/json"}, credentials: "same-origin"})
+      .then(function (r) {
+        return r.json().then(function (data) {
+          if (!r.ok) throw new Error((data.error && data.error.message) || ("HTTP " + r.status));
+          return data;
+        });
+      })
+      .then(function (data) {
+        render(panel, data);
+        const err = panel.querySelector(".panel-error"); if (err) err.remove();
+        text(document.getElementById("updated"), "Updated " + new Date().toLocaleTimeString(locale));
+      })
+      .catch(function (e) {
+        let err = panel.querySelector(".panel-error");
+        if (!err) { err = document.createElement("div"); err.className = "error-box panel-error"; panel.prepend(err); }
+        err.textContent = "Could not load these figures: " + e.message;
+      })
+      .finally(function () { panel.setAttribute("aria-busy", "false"); });
   }
 
   // --- charts (uPlot) ---------------------------------------------------------------------
@@ -1186,6 +1187,227 @@
         .finally(function () { button.disabled = false; });
     });
   }
+
+  // --- alerts: firing and pending, rules, resolved; channels and deliveries ------------------
+  const SEVERITY_ORDER = {critical: 0, warning: 1, info: 2};
+  const ALERT_STATE_CLASS = {firing: "rating-poor", pending: "rating-needs-improvement", ok: "rating-good", disabled: "muted"};
+  function fmtAlertValue(v, unit, currency) {
+    if (v == null) return "–";
+    if (unit === "ratio") return fmtPct(v);
+    if (unit === "change") return fmtPct(v) + " change";
+    if (unit === "ms") return fmtVital("dur", v);
+    if (unit === "money") return fmtMoney(v, currency);
+    if (unit === "flag") return v >= 1 ? "down" : "up";
+    return fmtDec.format(v);
+  }
+  function severityBadge(severity) {
+    const b = document.createElement("span");
+    b.className = "sev sev-" + severity; b.textContent = severity;
+    return b;
+  }
+  function fmtUtc(iso) { const ms = Date.parse(iso); return utcDay(ms) + " " + utcClock(ms) + " UTC"; }
+  function timeCell(tr, iso, relative) {
+    const td = document.createElement("td");
+    td.className = "nowrap";
+    if (!iso) { td.textContent = "–"; tr.appendChild(td); return; }
+    const t = document.createElement("time"); t.dateTime = iso; t.textContent = fmtUtc(iso);
+    td.appendChild(t); td.dataset.value = iso;
+    if (relative) {
+      const hint = document.createElement("div"); hint.className = "hint";
+      hint.textContent = fmtIn(Date.parse(iso) - Date.now());
+      td.appendChild(hint);
+    }
+    tr.appendChild(td);
+  }
+  function ackCell(tr, a) {
+    const td = document.createElement("td");
+    if (a.acknowledged_at) {
+      td.textContent = "by " + a.acknowledged_by;
+      const hint = document.createElement("div"); hint.className = "hint"; hint.textContent = fmtUtc(a.acknowledged_at);
+      td.appendChild(hint);
+    } else td.textContent = "–";
+    tr.appendChild(td);
+    return td;
+  }
+  renderers.alerts = function (panel, d) {
+    const canAck = panel.hasAttribute("data-can-ack");
+    const open = d.alerts.filter(function (a) { return a.phase === "firing" || a.phase === "pending"; });
+    const resolved = d.alerts.filter(function (a) { return a.phase === "resolved"; });
+    open.sort(function (a, b) {
+      return (a.phase === b.phase ? 0 : a.phase === "firing" ? -1 : 1) ||
+        (SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity]) || a.since.localeCompare(b.since);
+    });
+    const firing = open.filter(function (a) { return a.phase === "firing"; }).length;
+    text(panel.querySelector("[data-open-summary]"), open.length ? fmtInt.format(firing) + " firing · " + fmtInt.format(open.length - firing) + " pending" : "");
+    const table = panel.querySelector("[data-open]"), tbody = table.querySelector("tbody");
+    tbody.textContent = "";
+    open.forEach(function (a) {
+      const tr = document.createElement("tr");
+      tr.dataset.alert = a.id; tr.className = "alert-" + a.phase;
+      const sev = document.createElement("td"); sev.appendChild(severityBadge(a.severity)); tr.appendChild(sev);
+      cell(tr, a.rule);
+      const phase = document.createElement("div");
+      phase.className = ALERT_STATE_CLASS[a.phase]; phase.textContent = a.phase === "firing" ? "firing" : "pending (not notified yet)";
+      tr.lastChild.appendChild(phase);
+      if (!a.rule_exists) {
+        const gone = document.createElement("div"); gone.className = "hint"; gone.textContent = "the rule no longer exists";
+        tr.lastChild.appendChild(gone);
+      }
+      timeCell(tr, a.phase === "firing" && a.fired_at ? a.fired_at : a.since, true);
+      if (a.phase === "firing" && a.fired_at && a.fired_at !== a.since) {
+        const hint = document.createElement("div"); hint.className = "hint"; hint.textContent = "breaching since " + fmtUtc(a.since);
+        tr.lastChild.appendChild(hint);
+      }
+      cell(tr, fmtAlertValue(a.last_value, a.unit, d.currency), {num: true});
+      tr.lastChild.classList.add(ALERT_STATE_CLASS[a.phase]);
+      if (a.worst != null && a.worst !== a.last_value) {
+        const hint = document.createElement("div"); hint.className = "hint"; hint.textContent = "worst " + fmtAlertValue(a.worst, a.unit, d.currency);
+        tr.lastChild.appendChild(hint);
+      }
+      if (a.threshold != null) {
+        const hint = document.createElement("div"); hint.className = "hint"; hint.textContent = a.op + " " + fmtAlertValue(a.threshold, a.unit, d.currency);
+        tr.lastChild.appendChild(hint);
+      }
+      cell(tr, a.condition || "");
+      const td = ackCell(tr, a);
+      if (canAck && a.phase === "firing" && !a.acknowledged_at) {
+        td.textContent = "";
+        const b = document.createElement("button");
+        b.type = "button"; b.className = "button small"; b.textContent = "Acknowledge";
+        b.title = "Stop the reminders of this alert (it still resolves)";
+        b.addEventListener("click", function () { acknowledge(panel, a, b); });
+        td.appendChild(b);
+      }
+      tbody.appendChild(tr);
+    });
+    fillEmpty(panel, table, open.length);
+
+    const rules = panel.querySelector("[data-rules]"), rbody = rules.querySelector("tbody");
+    rbody.textContent = "";
+    d.rules.forEach(function (r) {
+      const tr = document.createElement("tr");
+      tr.dataset.rule = r.name;
+      cell(tr, r.name);
+      cell(tr, r.state === "ok" ? "ok" : r.state);
+      tr.lastChild.classList.add(ALERT_STATE_CLASS[r.state] || "");
+      if (r.last_value != null) {
+        const hint = document.createElement("div"); hint.className = "hint";
+        hint.textContent = "now " + fmtAlertValue(r.last_value, r.unit, d.currency);
+        tr.lastChild.appendChild(hint);
+      }
+      cell(tr, r.kind.replace("_", " "));
+      cell(tr, r.condition);
+      cell(tr, r.for === "0s" ? "at once" : r.for);
+      if (r.renotify !== "0s") {
+        const hint = document.createElement("div"); hint.className = "hint"; hint.textContent = "reminds every " + r.renotify;
+        tr.lastChild.appendChild(hint);
+      }
+      cell(tr, r.channels.length ? r.channels.join(", ") : "none");
+      if (!r.channels.length) tr.lastChild.classList.add("muted");
+      const sev = document.createElement("td"); sev.appendChild(severityBadge(r.severity)); tr.appendChild(sev);
+      rbody.appendChild(tr);
+    });
+    fillEmpty(panel, rules, d.rules.length);
+
+    const past = panel.querySelector("[data-resolved]"), pbody = past.querySelector("tbody");
+    pbody.textContent = "";
+    resolved.forEach(function (a) {
+      const tr = document.createElement("tr");
+      tr.dataset.alert = a.id;
+      cell(tr, a.rule);
+      if (a.condition) { const hint = document.createElement("div"); hint.className = "hint"; hint.textContent = a.condition; tr.lastChild.appendChild(hint); }
+      const sev = document.createElement("td"); sev.appendChild(severityBadge(a.severity)); tr.appendChild(sev);
+      timeCell(tr, a.since); timeCell(tr, a.resolved_at);
+      cell(tr, fmtLength(Math.max(60, a.duration_s)), {num: true, sort: a.duration_s});
+      cell(tr, fmtAlertValue(a.worst, a.unit, d.currency), {num: true, sort: a.worst == null ? "" : a.worst});
+      ackCell(tr, a);
+      pbody.appendChild(tr);
+    });
+    fillEmpty(panel, past, resolved.length);
+  };
+  function acknowledge(panel, a, button) {
+    const box = panel.querySelector("[data-ack-error]");
+    box.hidden = true;
+    button.disabled = true;
+    fetch(apiUrl("/api/v1/alerts/" + encodeURIComponent(a.id) + "/acknowledge"), {method: "POST", headers: csrfHeaders(), credentials: "same-origin"})
+      .then(function (r) {
+        if (r.ok) { loadPanels(); return; }
+        return apiError(r).then(function (message) {
+          button.disabled = false;
+          box.textContent = "Could not acknowledge " + a.rule + ": " + message; box.hidden = false;
+        });
+      })
+      .catch(function (e) { button.disabled = false; box.textContent = e.message; box.hidden = false; });
+  }
+  function channelTarget(c) {
+    const cfg = c.config || {};
+    if (c.kind === "webhook") return cfg.url || "";
+    if (c.kind === "email") return (cfg.to || []).join(", ");
+    if (c.kind === "apprise") return (cfg.urls || []).join("\n");
+    return "";
+  }
+  renderers.channels = function (panel, d) {
+    const table = panel.querySelector("[data-channels]"), tbody = table.querySelector("tbody");
+    const canTest = panel.hasAttribute("data-can-test");
+    tbody.textContent = "";
+    d.channels.forEach(function (c) {
+      const tr = document.createElement("tr");
+      tr.dataset.channel = c.name;
+      cell(tr, c.name);
+      if (!c.enabled) { const hint = document.createElement("div"); hint.className = "hint"; hint.textContent = "disabled"; tr.lastChild.appendChild(hint); }
+      cell(tr, c.kind);
+      cell(tr, channelTarget(c)); tr.lastChild.className = "urls";
+      if (canTest) {
+        const td = document.createElement("td"), b = document.createElement("button"), out = document.createElement("span");
+        td.className = "channel-test";
+        b.type = "button"; b.className = "button small"; b.textContent = "Send test";
+        out.className = "test-result"; out.setAttribute("aria-live", "polite"); out.dataset.testResult = "";
+        b.addEventListener("click", function () { testChannel(c, b, out); });
+        td.appendChild(b); td.appendChild(out); tr.appendChild(td);
+      }
+      tbody.appendChild(tr);
+    });
+    fillEmpty(panel, table, d.channels.length);
+  };
+  function testChannel(c, button, out) {
+    button.disabled = true;
+    out.className = "test-result muted"; out.textContent = "sending…";
+    fetch(apiUrl("/api/v1/channels/" + encodeURIComponent(c.id) + "/test"), {method: "POST", headers: csrfHeaders(), credentials: "same-origin"})
+      .then(function (r) {
+        if (!r.ok) return apiError(r).then(function (message) { return {ok: false, error: message}; });
+        return r.json();
+      })
+      .then(function (d) {
+        out.className = "test-result " + (d.ok ? "rating-good" : "rating-poor");
+        out.textContent = d.ok ? "✓ sent" : "✗ " + (d.error || "failed");
+        const history = document.querySelector("[data-panel=deliveries]");
+        if (history) loadPanel(history);
+      })
+      .catch(function (e) { out.className = "test-result rating-poor"; out.textContent = "✗ " + e.message; })
+      .finally(function () { button.disabled = false; });
+  }
+  const DELIVERY_CLASS = {sent: "rating-good", failed: "rating-poor", pending: "rating-needs-improvement", sending: "rating-needs-improvement"};
+  renderers.deliveries = function (panel, d) {
+    const table = panel.querySelector("[data-deliveries]"), tbody = table.querySelector("tbody");
+    tbody.textContent = "";
+    d.deliveries.forEach(function (x) {
+      const tr = document.createElement("tr");
+      tr.dataset.delivery = x.id;
+      timeCell(tr, x.sent_at || x.created_at);
+      cell(tr, x.channel || "#" + x.channel_id);
+      cell(tr, x.event || "");
+      cell(tr, x.alert ? x.alert.replace(/#\d+$/, "") : "");
+      cell(tr, x.status); tr.lastChild.classList.add(DELIVERY_CLASS[x.status] || "");
+      if (x.next_attempt_at) {
+        const hint = document.createElement("div"); hint.className = "hint"; hint.textContent = "next try " + fmtIn(Date.parse(x.next_attempt_at) - Date.now());
+        tr.lastChild.appendChild(hint);
+      }
+      cell(tr, fmtInt.format(x.attempts), {num: true});
+      cell(tr, x.last_error || ""); tr.lastChild.className = "reason";
+      tbody.appendChild(tr);
+    });
+    fillEmpty(panel, table, d.deliveries.length);
+  };
 
   // --- sortable tables --------------------------------------------------------------------
   document.addEventListener("click", function (ev) {
