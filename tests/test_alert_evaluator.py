@@ -172,3 +172,31 @@ rules:
         ("firing", "big orders"), ("resolved", "tracking stopped")]
     listed = {a.rule: a.phase for a in store.list_alerts(state, project.id)}
     assert listed == {"big orders": "firing", "tracking stopped": "resolved"}
+
+
+def test_maintenance_windows_mute_notifications_until_they_end(state: StateStore) -> None:
+    from shopwatch.store.maintenance import add_window
+
+    rule = parse_rules("rules: [{name: down, kind: monitor_down, channels: [ops]}]")[0]
+    kinds.create(state, 1, "ops", "webhook", {"url": "https://hooks.example/ops"}, env())
+    series = Series()
+    sent: list[str] = []
+    evaluator = Evaluator(state, lambda: [(1, rule)], series.read,
+                          lambda n, ids: sent.append(n.event))
+    t0 = 1_800_000_000.0
+    add_window(state, 1, t0, 600, "", "database upgrade")  # [t0, t0 + 10 min)
+    # Down at minute 1 and 2 (muted), up at 3: fired and resolved inside the window.
+    # Down again from minute 5 to 12: muted until the window ends, then told once; up
+    # at 13: resolved is told too.
+    down = {1, 2, *range(5, 13)}
+    events = []
+    for minute in range(0, 15):
+        series.values[("down", t0 + 60 * minute)] = 1.0 if minute in down else 0.0
+        (outcome,) = evaluator.evaluate(t0 + 60 * minute)
+        if outcome.event:
+            events.append((minute, outcome.event))
+    assert events == [(10, "firing"), (13, "resolved")]
+    assert sent == ["firing", "resolved"]  # what the channel was given
+    alerts = store.list_alerts(state, 1)
+    assert [(a.phase, a.since) for a in alerts] == [("resolved", t0 + 300),
+                                                   ("resolved", t0 + 60)]

@@ -111,7 +111,9 @@ def test_overview_shows_figures_from_the_api(signed_in: Watched, dashboard: Live
     assert orders.inner_text() == "1"
     assert page.locator("[data-kpi=revenue_today] .kpi-value").inner_text() == "$1,234.50"
     assert page.locator("[data-kpi=active_sessions] .kpi-value").inner_text() == "6"
-    assert "Not built yet" in page.locator("[data-kpi=availability]").inner_text()
+    # No monitor has run and no rule exists: the cards say how to start.
+    assert "No monitor has run yet" in page.locator("[data-kpi=availability]").inner_text()
+    assert "No alert rules yet" in page.locator("[data-kpi=open_alerts]").inner_text()
     assert page.locator("[data-chart=traffic] canvas").count() == 1  # uPlot drew it
     assert page.locator("[data-kpi=orders_today] .spark canvas").count() == 1
     signed_in.shot("overview-with-data")

@@ -351,7 +351,8 @@ def test_overview_figures_come_from_stored_events(dashboard: Live) -> None:
     assert body["active_sessions"]["value"] == 2
     assert body["conversion_rate"]["value"] == pytest.approx(0.5)
     assert body["traffic"]["events"] == 4
-    assert body["availability"]["status"] == "not_built"
+    assert body["availability"]["status"] == "none"  # no monitor has run
+    assert body["open_alerts"]["status"] == "none"  # no rule
     counts = client.get("/api/v1/event-counts?name=purchase&name=refund&range=1h").json()
     assert [(c["name"], c["events"]) for c in counts["counts"]] == [("purchase", 2),
                                                                      ("refund", 0)]

@@ -420,14 +420,30 @@ def test_neighbour_sees_only_its_own_events(env: Env) -> None:
     assert result["orders_today"]["previous"] == 2  # 10 minutes before 10:30 last week
 
 
-def test_availability_and_alerts_are_not_built(env: Env) -> None:
-    result = env.overview()
-    for key, issue in (("availability", "issue 7"), ("open_alerts", "issue 8")):
-        block = result[key]
-        assert set(block) == {"status", "message", "fills_from"}
-        assert block["status"] == "not_built"
-        assert issue in block["fills_from"]
-        assert block["message"]
+def test_availability_and_open_alerts_from_monitors_and_alerts() -> None:
+    from shopwatch.analytics.overview import availability_now, open_alerts
+    from shopwatch.store.alerts import StoredAlert
+
+    def monitor(name: str, status: str) -> dict[str, Any]:
+        return {"name": name, "status": status}
+
+    assert availability_now([monitor("home", "up"), monitor("checkout", "down"),
+                             monitor("cdn", "degraded"), monitor("new", "unknown"),
+                             monitor("old", "paused")]) == {
+        "status": "ok", "value": round(1 / 3, 6), "up": 1, "judged": 3,
+        "down": ["checkout"], "degraded": ["cdn"]}
+    none = availability_now([monitor("new", "unknown")])
+    assert none["status"] == "none" and "docs/monitors.md" in none["message"]
+
+    def alert(rule: str, phase: str) -> StoredAlert:
+        return StoredAlert(1, 1, rule, phase, "warning", 0.0, None, None, None, None, None,
+                           None, None, None, 0.0)
+
+    assert open_alerts([alert("payments", "firing"), alert("slow", "pending")], 3) == {
+        "status": "ok", "value": 1, "firing": ["payments"], "pending": ["slow"], "rules": 3}
+    assert open_alerts([], 0)["status"] == "none"
+    assert open_alerts([], 2) == {"status": "ok", "value": 0, "firing": [], "pending": [],
+                                  "rules": 2}
 
 
 def test_today_hours_follow_the_local_clock_on_a_dst_day() -> None:

@@ -14,6 +14,11 @@ Contract (docs/alerts.md, "Lifecycle"):
   notification: deduplication is the lifecycle's (``for``, hysteresis, ``renotify``).
 - A rule naming a channel the project does not have still alerts (the alert is stored
   and shown); the missing name is logged once per evaluation.
+- **Maintenance windows mute notifications** (:mod:`shopwatch.store.maintenance`): while
+  one of the project's windows is open, alerts are still evaluated and stored, but
+  nothing is sent. An alert that fired during the window notifies ``firing`` at the
+  first evaluation after it, if it is still firing; one that fired and resolved within
+  the window is never told; a ``resolved`` is sent only for an alert whose firing was.
 - A rule whose reading fails (a bad filter, the store busy) is skipped this turn and
   logged; the others go on.
 """
@@ -24,7 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from shopwatch.alerts.channels.base import Notification
 from shopwatch.alerts.lifecycle import Reading, State, advance
@@ -45,7 +50,9 @@ _EVENTS = {"firing": "firing", "renotify": "reminder", "resolved": "resolved"}
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one rule's evaluation did (for logs and tests)."""
+    """What one rule's evaluation did (for logs and tests): ``event`` is the notification
+    it sent (lifecycle names: firing, renotify, resolved), ``None`` when none (muted
+    included)."""
 
     project_id: int
     rule: str
@@ -101,14 +108,32 @@ class Evaluator:
         if rule.kind == "no_data" and not value:
             value = None  # a count of 0 in the window is what "no data" means
         current = store.open_alert(self.state, project_id, rule.name)
-        new, event = advance(current.state() if current is not None else State(),
-                             Reading(now, value), rule.condition(), rule.timing())
+        before = current.state() if current is not None else State()
+        new, event = advance(before, Reading(now, value), rule.condition(), rule.timing())
+        quiet = self.muted(project_id, now)
+        send = event
+        if quiet and event in ("firing", "renotify"):
+            send = None  # muted: a firing alert waits for the window's end
+            if event == "firing":
+                new = replace(new, notified_at=None)
+        elif event == "resolved" and before.notified_at is None:
+            send = None  # nobody was told it fired: no need to say it resolved
+        elif (not quiet and event is None and new.phase == "firing"
+              and new.notified_at is None):
+            send, new = "firing", replace(new, notified_at=now)  # fired while muted
         stored = store.record(self.state, project_id, rule.name, rule.severity, new, event,
                               now, value)
-        if event is not None:
-            self._notify(project_id, rule, event, value, stored)
+        if send is not None:
+            self._notify(project_id, rule, send, value, stored)
         return Outcome(project_id, rule.name, value, new.phase if event != "resolved"
-                       else "resolved", event)
+                       else "resolved", send)
+
+    def muted(self, project_id: int, now: float) -> bool:
+        """Whether one of the project's maintenance windows is open at ``now``."""
+        from shopwatch.store.maintenance import list_windows, spans
+
+        return any(a <= now < b for a, b in
+                   spans(list_windows(self.state, project_id), now - 1, now + 1))
 
     def _notify(self, project_id: int, rule: Rule, event: str, value: float | None,
                 stored: store.StoredAlert | None) -> None:

@@ -46,6 +46,7 @@ float noise (``0.30000000000000004``) out of the JSON.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -98,18 +99,32 @@ FROM orders
 GROUP BY ALL
 """
 
-_NOT_BUILT_AVAILABILITY: Final = {
-    "status": "not_built",
-    "message": "Availability is not measured yet: Shopwatch has no uptime or synthetic "
-               "checks so far, so there is nothing to report.",
-    "fills_from": "uptime and synthetic monitors (issue 7)",
-}
-_NOT_BUILT_ALERTS: Final = {
-    "status": "not_built",
-    "message": "Alerts are not evaluated yet: there are no alert rules so far, so no alert "
-               "can be open.",
-    "fills_from": "alert rules (issue 8)",
-}
+def availability_now(monitors: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The overview's availability card from the monitors' status (``monitors_status``):
+    ``value`` is the share of judged monitors (up, degraded or down) that are up;
+    ``status`` is ``none`` without any judged monitor."""
+    judged = [m for m in monitors if m["status"] in ("up", "degraded", "down")]
+    down = [m["name"] for m in judged if m["status"] == "down"]
+    degraded = [m["name"] for m in judged if m["status"] == "degraded"]
+    if not judged:
+        return {"status": "none", "monitors": len(monitors),
+                "message": "No monitor has run yet: add monitors under Reliability → "
+                           "Uptime (docs/monitors.md)."}
+    up = len(judged) - len(down) - len(degraded)
+    return {"status": "ok", "value": round(up / len(judged), 6), "up": up,
+            "judged": len(judged), "down": down, "degraded": degraded}
+
+
+def open_alerts(alerts: Sequence[Any], rules: int) -> dict[str, Any]:
+    """The overview's alerts card from the project's stored alerts: firing and pending
+    counts and names; ``status`` is ``none`` when the project has no rule."""
+    firing = [a.rule for a in alerts if a.phase == "firing"]
+    pending = [a.rule for a in alerts if a.phase == "pending"]
+    if rules == 0 and not firing and not pending:
+        return {"status": "none", "message": "No alert rules yet: write them next to the "
+                                             "monitors (docs/alerts.md)."}
+    return {"status": "ok", "value": len(firing), "firing": firing, "pending": pending,
+            "rules": rules}
 
 
 def overview(store: EventStore, project: Project, rng: TimeRange, now_us: int) -> dict[str, Any]:
@@ -130,8 +145,10 @@ def overview(store: EventStore, project: Project, rng: TimeRange, now_us: int) -
          "traffic": {"events", "sessions", "previous_events", "previous_sessions",
                      "series": {"events", "sessions", "previous_events",
                                 "previous_sessions"}},
-         "availability": {"status": "not_built", "message", "fills_from"},
-         "open_alerts": {"status": "not_built", "message", "fills_from"}}
+         }
+
+    The API adds ``availability`` (:func:`availability_now`) and ``open_alerts``
+    (:func:`open_alerts`), which come from the monitors and the alerts.
 
     Every ``series`` under conversion and traffic has one entry per ``buckets`` entry.
     """
@@ -150,8 +167,6 @@ def overview(store: EventStore, project: Project, rng: TimeRange, now_us: int) -
         **_orders_and_revenue(store, project, today),
         "conversion_rate": conversion,
         "traffic": traffic,
-        "availability": dict(_NOT_BUILT_AVAILABILITY),
-        "open_alerts": dict(_NOT_BUILT_ALERTS),
     }
 
 

@@ -21,7 +21,7 @@ from shopwatch.analytics.funnel import dropped_sessions, funnel, parse_steps, se
 from shopwatch.analytics.journey import journey, recent_sessions
 from shopwatch.analytics.jserrors import error_groups
 from shopwatch.analytics.kpis import kpis
-from shopwatch.analytics.overview import overview
+from shopwatch.analytics.overview import availability_now, open_alerts, overview
 from shopwatch.analytics.products import products
 from shopwatch.analytics.timerange import TimeRange, parse_range
 from shopwatch.analytics.timeseries import timeseries
@@ -34,10 +34,12 @@ from shopwatch.checks.monitor import Monitor, parse_monitors
 from shopwatch.errors import BadRequest, ConfigError, Forbidden, NotFound, PageNotFound
 from shopwatch.runtime import Runtime
 from shopwatch.settings import parse_duration
+from shopwatch.store.alerts import list_alerts
 from shopwatch.store.base import EventQuery
 from shopwatch.store.maintenance import add_window, list_windows, remove_window
 from shopwatch.store.maintenance import spans as maintenance_spans
 from shopwatch.store.monitors import delete_monitor, get_monitor, list_monitors, put_monitor
+from shopwatch.store.rules import list_rules
 from shopwatch.store.state import Project
 from shopwatch.web import access, export
 
@@ -145,7 +147,20 @@ async def get_overview(
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
     rng = _range(range_, from_, to)
-    body = await asyncio.to_thread(overview, rt.events, chosen, rng, time.time_ns() // 1000)
+    now_us = time.time_ns() // 1000
+    body = await asyncio.to_thread(overview, rt.events, chosen, rng, now_us)
+
+    def reliability() -> dict[str, Any]:
+        stored = list_monitors(rt.state, chosen.id)
+        spans = maintenance_spans(list_windows(rt.state, chosen.id),
+                                  now_us / 1e6 - 90 * 86400, now_us / 1e6 + 1)
+        monitors = monitors_status(rt.events, chosen.id, stored, now_us, spans)
+        alerts = [a for a in list_alerts(rt.state, chosen.id, limit=200)
+                  if a.phase in ("pending", "firing")]
+        return {"availability": availability_now(monitors),
+                "open_alerts": open_alerts(alerts, len(list_rules(rt.state, chosen.id)))}
+
+    body.update(await asyncio.to_thread(reliability))
     return Response(_encode(body), media_type="application/json")
 
 

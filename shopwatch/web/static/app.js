@@ -172,6 +172,10 @@
         sub.textContent = k.message + " Fills from: " + k.fills_from + ".";
         return;
       }
+      if (k.status === "none") {  // nothing to judge yet: say how to start
+        value.textContent = "–"; value.classList.add("na"); sub.textContent = k.message;
+        return;
+      }
       value.classList.remove("na");
       const key = card.dataset.kpi;
       let shown, subText = "", change = null;
@@ -185,6 +189,15 @@
         shown = fmtInt.format(k.value);
         change = delta(k.value, k.previous);
         subText = "same day last week " + fmtInt.format(k.previous);
+      } else if (key === "availability") {
+        shown = fmtPct(k.value);
+        subText = fmtInt.format(k.up) + " of " + fmtInt.format(k.judged) + " monitors up"
+          + (k.down.length ? " · down: " + k.down.join(", ") : "")
+          + (k.degraded.length ? " · degraded: " + k.degraded.join(", ") : "");
+      } else if (key === "open_alerts") {
+        shown = fmtInt.format(k.value);
+        subText = k.firing.length ? "firing: " + k.firing.join(", ") : "none firing";
+        if (k.pending.length) subText += " · pending: " + k.pending.join(", ");
       } else if (key === "conversion_rate") {
         shown = k.value == null ? "–" : fmtPct(k.value);
         if (compare) change = delta(k.value, k.previous);
