@@ -130,3 +130,22 @@ def test_results_reach_the_event_store_through_the_running_server(
     scheduler.stop()
     assert rows == [("home", True, 200, "local")]
     assert live.runtime.scheduler is not None  # the server runs its own as well
+
+
+def test_stopping_finishes_every_check_already_fired(live: Live, target: Target) -> None:
+    """A check fired just before stop() may still wait for its worker thread to start:
+    it must run and be stored, not be cancelled (it was counted as started). 50 checks
+    fill every slot; before the fix, most runs of this test lost some of them."""
+    project = live.create_project("shop")
+    live.runtime.state.update_project(project.id, base_url=target.url)
+    store.apply(live.runtime.state, project.id, parse_monitors(
+        "monitors:\n" + "".join(f"  - {{name: m{i}, kind: http, url: /}}\n"
+                                for i in range(50))))
+    batches: list[EventBatch] = []
+    clock = Clock()
+    scheduler = manual(live, batches, clock)
+    for entry in list(scheduler._entries.values()):
+        scheduler._fire(entry, clock.now)
+    scheduler.stop()  # at once: many checks are still queued
+    assert sorted(r["monitor"] for r in rows_of(batches)) == sorted(
+        f"m{i}" for i in range(50))

@@ -196,7 +196,9 @@ class Scheduler:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        # Checks already fired hold a slot and finish (cancelling one still queued for
+        # a worker thread would lose a run the scheduler counted as started).
+        self._pool.shutdown(wait=True)
         self._flush()
 
     @property
