@@ -557,16 +557,19 @@ def monitors_apply(path: Path, project_ref: str | None, dry_run: bool,
                    data_dir: str | None) -> None:
     """Make the project's monitors-as-code match PATH (a YAML file or a directory):
     create, update and remove them. Monitors made in the dashboard are left alone.
-    The alert rules of the same files (rules:) are applied too, exactly.
+    The alert rules (rules:) and SLOs (slos:) of the same files are applied too, exactly.
     A running server picks the changes up within its next scheduling round."""
+    from shopwatch.alerts.objectives import load_objectives
     from shopwatch.alerts.rules import load_rules
     from shopwatch.checks.monitor import load_monitors
     from shopwatch.store import monitors as store
     from shopwatch.store.rules import apply_rules
+    from shopwatch.store.slos import apply_slos
 
     try:
         wanted = load_monitors(path)
         wanted_rules = load_rules(path)
+        wanted_slos = load_objectives(path)
     except ConfigError as exc:
         fail(str(exc), 2)
     state = open_state(load_settings(data_dir=data_dir))
@@ -589,11 +592,21 @@ def monitors_apply(path: Path, project_ref: str | None, dry_run: bool,
             click.echo(f"{_MARKS[rc.action]} rule {rc.name} ({rc.kind}){detail}")
     rule_counts = {a: sum(1 for c in rule_changes if c.action == a)
                    for a in ("create", "update", "remove")}
+    slo_changes = apply_slos(state, chosen.id, wanted_slos, dry_run=dry_run)
+    for sc in slo_changes:
+        if sc.action != "keep":
+            detail = f" ({', '.join(sc.fields)})" if sc.fields else ""
+            click.echo(f"{_MARKS[sc.action]} slo {sc.name} ({sc.sli}){detail}")
+    slo_counts = {a: sum(1 for c in slo_changes if c.action == a)
+                  for a in ("create", "update", "remove")}
     click.echo(f"project {chosen.name}: {verb}create {counts['create']}, {verb}update "
                f"{counts['update']}, {verb}remove {counts['remove']}"
                + (f"; rules: {verb}create {rule_counts['create']}, {verb}update "
                   f"{rule_counts['update']}, {verb}remove {rule_counts['remove']}"
                   if rule_changes else "")
+               + (f"; slos: {verb}create {slo_counts['create']}, {verb}update "
+                  f"{slo_counts['update']}, {verb}remove {slo_counts['remove']}"
+                  if slo_changes else "")
                + (" (dry run: nothing changed)" if dry_run else ""))
 
 
@@ -1008,6 +1021,206 @@ def check_run(path: Path, base_url: str | None, junit_path: Path | None, as_json
                    + (f"; JUnit XML in {junit_path}" if junit_path else "")
                    + (f"; screenshots and HTML of failures in {artifacts}/" if kept else ""))
     sys.exit(0 if passed == len(results) else 1)
+
+
+@main.group()
+def reports() -> None:
+    """Technical and business reports: schedules that e-mail them, and one-off
+    downloads (docs/reports.md)."""
+
+
+def _reporter(settings: settings_mod.Settings) -> Any:
+    """A :class:`~shopwatch.reports.loop.Reporter` over the data directory's stores."""
+    from shopwatch.errors import StoreError
+    from shopwatch.reports.loop import Reporter
+    from shopwatch.runtime import ensure_data_dir
+    from shopwatch.store.duckdb import DuckDBEventStore
+
+    data = ensure_data_dir(settings.data_path)
+    try:
+        events = DuckDBEventStore(data / "events.duckdb", threads=settings.duckdb_threads,
+                                  memory_limit=settings.duckdb_memory_limit)
+    except StoreError as exc:
+        fail(f"{exc} While the server runs, download reports from its API "
+             "(GET /api/v1/reports/{audience}); it sends the scheduled ones itself.")
+    return Reporter(events, open_state(settings), _notify_env(settings))
+
+
+@reports.command("add")
+@click.argument("name")
+@click.option("--project", "project_ref", help="Project id or name.")
+@click.option("--audience", type=click.Choice(["technical", "business"]), required=True)
+@click.option("--period", type=click.Choice(["daily", "weekly"]), required=True,
+              help="daily: yesterday's report; weekly: last week's, on Mondays.")
+@click.option("--hour", type=int, default=8, show_default=True,
+              help="When to send it, 0-23 in the project's time zone.")
+@click.option("--to", "to", multiple=True, required=True, metavar="ADDRESS",
+              help="A recipient (repeatable, at most 20).")
+@click.option("--disabled", is_flag=True, help="Store it paused.")
+@data_option
+def reports_add(name: str, project_ref: str | None, audience: str, period: str, hour: int,
+                to: tuple[str, ...], disabled: bool, data_dir: str | None) -> None:
+    """Schedule the project's AUDIENCE report of each PERIOD to be e-mailed at HOUR,
+    from the next such hour on."""
+    from shopwatch.reports.mail import check_smtp
+    from shopwatch.store.reports import add_schedule
+
+    settings = load_settings(data_dir=data_dir)
+    state = open_state(settings)
+    try:
+        check_smtp(settings.smtp_host)
+        made = add_schedule(state, _project_of(state, project_ref).id, {
+            "name": name, "audience": audience, "period": period, "hour": hour,
+            "recipients": list(to), "enabled": not disabled}, time.time())
+    except (NotFound, ConfigError) as exc:
+        message = str(exc)  # name the flag where the API names the field
+        for field, flag in (("recipients", "--to"), ("hour", "--hour"), ("smtp_host", "smtp_host")):
+            if message.startswith((f"{field}:", f"{field}[")):
+                message = flag + message[len(field):]
+                break
+        fail(message, 2)
+    when = "Mondays" if made.period == "weekly" else "every day"
+    click.echo(f"report schedule {made.id} {made.name}: the {made.audience} report, "
+               f"{when} at {made.hour:02d}:00, to {', '.join(made.recipients)}")
+
+
+@reports.command("list")
+@click.option("--project", "project_ref", help="Project id or name.")
+@click.option("--json", "as_json", is_flag=True, help="Print the schedules as JSON.")
+@data_option
+def reports_list(project_ref: str | None, as_json: bool, data_dir: str | None) -> None:
+    """The project's report schedules, when each sends next and what it sent last."""
+    from shopwatch.store.reports import list_schedules
+    from shopwatch.web.reports import present
+
+    state = open_state(load_settings(data_dir=data_dir))
+    try:
+        chosen = _project_of(state, project_ref)
+    except NotFound as exc:
+        fail(str(exc))
+    now = time.time()
+    shown = [present(s, chosen, now) for s in list_schedules(state, chosen.id)]
+    if as_json:
+        click.echo(json.dumps(shown, indent=2))
+        return
+    table = Table("id", "name", "report", "when", "recipients", "last sent", "next")
+    for s in shown:
+        nxt = (s["due"] and f"{s['due']} due now") or (
+            f"{s['next']['period']} at {s['next']['at']}" if s["next"] else "paused")
+        table.add_row(str(s["id"]), s["name"], s["audience"],
+                      f"{s['period']} at {s['hour']:02d}:00 {s['timezone']}",
+                      ", ".join(s["recipients"]),
+                      (s["last_sent_for"] or "never") + (f" ({s['last_error']})"
+                                                        if s["last_error"] else ""), nxt)
+    console.print(table)
+
+
+@reports.command("remove")
+@click.argument("ref", metavar="NAME|ID")
+@click.option("--project", "project_ref", help="Project id or name.")
+@data_option
+def reports_remove(ref: str, project_ref: str | None, data_dir: str | None) -> None:
+    """Remove a report schedule."""
+    from shopwatch.store.reports import remove_schedule
+
+    state = open_state(load_settings(data_dir=data_dir))
+    try:
+        gone = remove_schedule(state, _project_of(state, project_ref).id, ref)
+    except NotFound as exc:
+        fail(str(exc))
+    click.echo(f"report schedule {gone.id} {gone.name} removed")
+
+
+@reports.command("send")
+@click.argument("ref", metavar="NAME|ID")
+@click.option("--project", "project_ref", help="Project id or name.")
+@click.option("--now", "now_", is_flag=True,
+              help="Send the latest ended period at once, whatever the schedule's hour, "
+              "without changing what the schedule sends next (a test, or an extra copy).")
+@data_option
+def reports_send(ref: str, project_ref: str | None, now_: bool, data_dir: str | None) -> None:
+    """E-mail a scheduled report: with --now, the latest period at once; without, the
+    period it is due for, if any (as `shopwatch serve` would, and recorded as sent).
+    Exits 1 with the reason when it was not sent."""
+    from shopwatch.alerts.channels import ChannelError
+    from shopwatch.store.reports import get_schedule
+
+    settings = load_settings(data_dir=data_dir)
+    state = open_state(settings)
+    try:
+        chosen = _project_of(state, project_ref)
+        schedule = get_schedule(state, chosen.id, ref)
+    except NotFound as exc:
+        fail(str(exc))
+    reporter = _reporter(settings)
+    try:
+        if now_:
+            try:
+                period = reporter.send_now(schedule)
+            except ChannelError as exc:
+                fail(f"report {schedule.name}: not sent: {exc}")
+            click.echo(f"report {schedule.name}: {period.key} sent to "
+                       f"{', '.join(schedule.recipients)}")
+            return
+        outcome = reporter.send_if_due(schedule, chosen.timezone, time.time())
+        if outcome is None:
+            click.echo(f"report {schedule.name}: nothing due (see `shopwatch reports list`)")
+        elif not outcome.sent:
+            fail(f"report {schedule.name}: {outcome.period} not sent: {outcome.error}")
+        else:
+            click.echo(f"report {schedule.name}: {outcome.period} sent to "
+                       f"{', '.join(schedule.recipients)}")
+    finally:
+        reporter.events.close()
+
+
+@reports.command("render")
+@click.option("--project", "project_ref", help="Project id or name.")
+@click.option("--audience", type=click.Choice(["technical", "business"]), required=True)
+@click.option("--period", type=click.Choice(["daily", "weekly"]), default="daily",
+              show_default=True)
+@click.option("--key", default=None, metavar="DAY|WEEK",
+              help="Which day (2026-11-21) or ISO week (2026-W47); default the latest ended.")
+@click.option("--format", "fmt", type=click.Choice(["html", "pdf", "json"]), default="html",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="The file to write.")
+@data_option
+def reports_render(project_ref: str | None, audience: str, period: str, key: str | None,
+                   fmt: str, output: Path, data_dir: str | None) -> None:
+    """Write a report to a file: HTML with static charts, a PDF, or its data as JSON.
+    Charts and PDFs need Chromium on the PATH; without it the HTML has tables and a
+    PDF exits 1 with the reason."""
+    from zoneinfo import ZoneInfo
+
+    from shopwatch.reports import content, render
+    from shopwatch.reports.periods import by_key, latest
+
+    settings = load_settings(data_dir=data_dir)
+    reporter = _reporter(settings)
+    try:
+        chosen = _project_of(reporter.state, project_ref)
+        tz = ZoneInfo(chosen.timezone)
+        span = (by_key(period, key, tz) if key else
+                latest(period, tz, int(time.time() * 1_000_000)))
+        report = content.gather(reporter.events, reporter.state, chosen, audience, span)
+    except (NotFound, ConfigError) as exc:
+        fail(str(exc), 2)
+    finally:
+        reporter.events.close()
+    if fmt == "json":
+        output.write_text(json.dumps(report, indent=2) + "\n")
+    else:
+        rendered = render.render(report, pdf=fmt == "pdf")
+        if fmt == "pdf":
+            if rendered.pdf is None:
+                fail(f"no PDF: {rendered.reason}")
+            output.write_bytes(rendered.pdf or b"")
+        else:
+            output.write_text(rendered.html)
+            if rendered.reason:
+                err_console.print(rendered.reason, highlight=False)
+    click.echo(f"{report['title']}, {report['period']['label']}: {output}")
 
 
 @main.command("settings")

@@ -19,6 +19,7 @@ from shopwatch.accounts.users import Users
 from shopwatch.alerts.channels import Environment, Smtp
 from shopwatch.alerts.delivery import Outbox
 from shopwatch.alerts.evaluator import AlertLoop, Evaluator
+from shopwatch.alerts.incidents import incident_impact
 from shopwatch.alerts.reader import series_reader
 from shopwatch.checks.monitor import check_location
 from shopwatch.checks.safety import AddressPolicy
@@ -28,10 +29,11 @@ from shopwatch.ingest.pipeline import PipelineConfig
 from shopwatch.ingest.ratelimit import RateLimiter
 from shopwatch.ingest.writer import Writer
 from shopwatch.metrics import Metrics
+from shopwatch.reports.loop import Reporter, ReportLoop
 from shopwatch.settings import Settings
 from shopwatch.store.base import EventStore, files_bytes
 from shopwatch.store.process import EventStoreProcess
-from shopwatch.store.rules import list_rules
+from shopwatch.store.slos import all_rules
 from shopwatch.store.state import StateStore
 
 if TYPE_CHECKING:
@@ -81,6 +83,7 @@ class Runtime:
     checks_policy: AddressPolicy = field(default_factory=AddressPolicy)  # checks_allow
     outbox: Outbox | None = None  # notifications' deliveries (alerts/delivery.py)
     alerts: AlertLoop | None = None  # rule evaluation (alerts/evaluator.py), alerts_interval
+    reports: ReportLoop | None = None  # scheduled reports (reports/loop.py), reports_interval
 
     @property
     def artifacts(self) -> Path:
@@ -152,10 +155,19 @@ class Runtime:
         if settings.alerts_interval > 0:
             public = settings.public_url.rstrip("/")
             evaluator = Evaluator(
-                state, lambda: list_rules(state), series_reader(events, state),
+                state, lambda: all_rules(state), series_reader(events, state),
                 outbox.enqueue,
-                link=lambda pid, rule: f"{public}/alerts?project={pid}" if public else "")
+                link=lambda pid, rule: f"{public}/alerts?project={pid}" if public else "",
+                incident_link=lambda pid, iid: (f"{public}/alerts/incidents/{iid}?project={pid}"
+                                                if public else ""),
+                impact=incident_impact(events, state),
+                group_interval=settings.alerts_group_interval,
+                incident_window=settings.alerts_incident_window)
             alert_loop = AlertLoop(evaluator, settings.alerts_interval)
+        report_loop = None
+        if settings.reports_interval > 0:
+            report_loop = ReportLoop(Reporter(events, state, outbox.env),
+                                     settings.reports_interval)
         return cls(settings, state, events, writer, metrics, KeyCache(state),
                    RateLimiter(settings.ingest_rate_limit), pipeline, users,
                    Sessions(state, users, idle_timeout=settings.session_idle_timeout,
@@ -163,7 +175,7 @@ class Runtime:
                    LoginThrottle(state, pipeline.pseudonym_key,
                                  max_failures=settings.login_max_failures,
                                  window=settings.login_failure_window),
-                   geoip, scheduler, policy, outbox, alert_loop)
+                   geoip, scheduler, policy, outbox, alert_loop, reports=report_loop)
 
     def start(self) -> None:
         self.writer.start()
@@ -173,6 +185,8 @@ class Runtime:
             self.outbox.start()
         if self.alerts is not None:
             self.alerts.start()
+        if self.reports is not None:
+            self.reports.start()
 
     def close(self) -> None:
         """Stop the checks, commit what is queued, then close both stores."""
@@ -180,6 +194,8 @@ class Runtime:
             self.scheduler.stop()
         if self.alerts is not None:
             self.alerts.stop()
+        if self.reports is not None:
+            self.reports.stop()
         if self.outbox is not None:
             self.outbox.stop()
         self.writer.stop()

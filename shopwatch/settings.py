@@ -178,6 +178,15 @@ SETTINGS: tuple[Setting, ...] = (
     _s("alerts_interval", 60.0, parse_duration, "duration",
        "How often `shopwatch serve` evaluates the projects' alert rules; 0 turns alert "
        "evaluation off."),
+    _s("alerts_group_interval", 300.0, parse_duration, "duration",
+       "How long alerts that join an incident already notified wait, so that a storm is "
+       "told in one message (Alertmanager's group_interval); 0 tells each at once."),
+    _s("reports_interval", 60.0, parse_duration, "duration",
+       "How often `shopwatch serve` looks for scheduled reports that are due and e-mails "
+       "them (docs/reports.md); 0 turns sending reports off."),
+    _s("alerts_incident_window", 600.0, parse_duration, "duration",
+       "How long after an incident was detected an alert that fires still joins it; a "
+       "later alert opens an incident of its own."),
     _s("public_url", "", str, "string",
        "The dashboard's address as people reach it (https://shopwatch.example), for the "
        "links in notifications; empty: notifications carry no link."),

@@ -84,7 +84,10 @@ def test_a_breach_fires_once_reminds_and_resolves_with_signed_webhooks(
     assert [b["event"] for b in bodies] == ["firing", "reminder", "resolved"]
     first = bodies[0]
     assert first["title"] == "[firing] checkout errors"
-    assert first["text"] == "error_rate is 0.07 (> 0.05 over 5m)"
+    assert first["text"] == "error_rate is 0.07 (> 0.05 over 5m)\nIncident #1: checkout errors"
+    assert first["incident"] == 1
+    # The incident resolved with its only alert: 13 minutes from the first breach.
+    assert bodies[2]["text"].endswith("Incident #1 resolved after 13 min")
     assert first["severity"] == "critical"
     assert first["url"] == "http://sw.example/alerts?rule=checkout errors"
     assert first["alert"] == f"checkout errors#{stored.id}"
@@ -140,7 +143,7 @@ def test_shopwatch_serve_evaluates_stored_rules_and_notifies(
     """The whole path in a running server: rules applied as code, events ingested over
     HTTP, the evaluator's thread, the outbox's thread, a signed webhook on loopback."""
     live = server(alerts_interval=0.3, checks_allow="127.0.0.1",
-                  public_url="https://sw.example")
+                  public_url="https://sw.example", alerts_group_interval=0)
     project = live.create_project("shop")
     state = live.runtime.state
     kinds.create(state, project.id, "ops", "webhook", {"url": receiver.url}, env())
@@ -161,7 +164,7 @@ rules:
     first = received(1)
     assert [(b["event"], b["labels"]["rule"]) for b in first] == [
         ("firing", "tracking stopped")]
-    assert first[0]["url"] == f"https://sw.example/alerts?project={project.id}"
+    assert first[0]["url"] == f"https://sw.example/alerts/incidents/1?project={project.id}"
     now = datetime.now(UTC).isoformat()
     purchases = [{"id": f"p{i}", "name": "purchase", "ts": now, "session_id": f"s{i}",
                   "params": {"transaction_id": f"T{i}", "value": 10, "currency": "USD"}}

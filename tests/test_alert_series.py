@@ -215,6 +215,13 @@ T = [START / 1e6 + 600 * i for i in range(6)]  # the buckets' starts
     ("monitor", {"location": "local"}, 0.0),
     ("monitor", {"location": "eu"}, 1.0),
     ("monitor", {"monitor": "home", "location": "eu"}, 1.0),
+    ("failed_checks", None, 2),  # home at local (10:05) and at eu (10:22)
+    ("failed_checks", {"monitor": "home"}, 2),
+    ("failed_checks", {"monitor": "checkout"}, 0),
+    ("failed_checks", {"location": "eu"}, 1),
+    ("js_errors", None, 4),  # every error row, page view or not
+    ("js_errors", {"page": "/cart"}, 3),
+    ("js_errors", {"page": "/product/*"}, 1),
 ])
 def test_values_over_the_hour(stored: tuple[DuckDBEventStore, Project], series: str,
                               filter: dict[str, str] | None, expected: float) -> None:
@@ -224,7 +231,8 @@ def test_values_over_the_hour(stored: tuple[DuckDBEventStore, Project], series: 
 def test_every_series_is_covered() -> None:
     assert set(SERIES) == {"events", "login_failures", "orders", "revenue", "sessions",
                            "conversion", "checkout_conversion", "declined_rate",
-                           "error_rate", "lcp_p75", "inp_p75", "monitor"}
+                           "error_rate", "lcp_p75", "inp_p75", "monitor", "failed_checks",
+                           "js_errors"}
 
 
 def test_monitor_down_needs_enough_failed_locations(

@@ -608,3 +608,64 @@ def test_alerts_page_shows_alerts_rules_channels_and_an_admin_acknowledges(
     assert history.count() >= 1 and "test" in page.locator("#deliveries").inner_text()
     signed_in.shot("alerts-acknowledged")
     assert signed_in.problems == []
+
+
+def test_incidents_pages_show_the_storm_its_impact_and_timeline(
+        signed_in: Watched, dashboard: Live) -> None:
+    from tests.test_incidents import make_incident
+
+    if dashboard.runtime.alerts is not None:
+        dashboard.runtime.alerts.stop()  # the test's evaluator is the only one
+    project_id = make_incident(dashboard)
+    page = signed_in.page
+    signed_in.open(f"/alerts/incidents?project={project_id}")
+    row = page.locator("[data-incidents] tbody tr")
+    assert row.count() == 1
+    assert "#1 checkout errors and 2 more" in row.inner_text()
+    assert "9 min" in row.inner_text() and "resolved" in row.inner_text()
+    assert page.locator("[data-total=incidents] .kpi-value").inner_text() == "1"
+    assert page.locator("[data-total=mttr] .kpi-value").inner_text() == "9 min"
+    signed_in.shot("incidents")
+    row.locator("a").click()
+    signed_in.settle()
+    assert "id=1" in page.url
+    assert "checkout errors and 2 more" in page.locator("[data-incident-title]").inner_text()
+    alerts = page.locator("[data-incident-alerts] tbody tr")
+    assert page.locator(".panel-error").count() == 0, page.locator(".panel-error").inner_text()
+    assert alerts.count() == 3
+    assert page.locator("[data-impact=orders] .kpi-value").inner_text() == "0"
+    assert "No marketing spend" in page.locator("[data-impact=spend]").inner_text()
+    for chart in ("technical", "business"):
+        assert page.locator(f"[data-timeline={chart}] canvas").count() >= 1, chart
+    signed_in.shot("incident")
+    assert signed_in.problems == []
+
+
+def test_an_admin_silences_rules_and_ends_the_silence(signed_in: Watched,
+                                                       dashboard: Live) -> None:
+    project = dashboard.runtime.state.get_project("shop-a")
+    page = signed_in.page
+    signed_in.open(f"/alerts?project={project.id}")
+    page.click("[data-silence-details] summary")
+    form = page.locator("form[data-silence-form]")
+    form.locator("input[name=matcher]").fill("checkout*")
+    form.locator("input[name=duration]").fill("400d")
+    form.locator("button[type=submit]").click()
+    error = form.locator("[data-field-error=duration]")
+    error.wait_for()
+    page.wait_for_function("el => el.textContent.length > 0", arg=error.element_handle())
+    assert "at most 30 days" in error.inner_text()
+    form.locator("input[name=duration]").fill("2h")
+    form.locator("input[name=comment]").fill("deploying the new checkout")
+    form.locator("button[type=submit]").click()
+    row = page.locator("[data-silences] tbody tr", has_text="checkout*")
+    row.wait_for()
+    assert "active" in row.inner_text() and "deploying the new checkout" in row.inner_text()
+    signed_in.shot("alerts-silence")
+    row.locator("button:has-text('End now')").click()
+    page.locator("[data-silences] tbody tr", has_text="expired").wait_for()
+    # The one refusal is the 400-day silence, answered with the field's error.
+    assert signed_in.problems == [
+        f"HTTP 400: {dashboard.base_url}/api/v1/silences?project={project.id}",
+        "console error: Failed to load resource: the server responded with a status of 400 "
+        "(Bad Request)"]

@@ -27,7 +27,8 @@ PROBE = {("GET", "/api/v1/probe/assignments"), ("POST", "/api/v1/probe/results")
 SAMPLE = {"project_id": "1", "kind": "ingest", "action": "rotate", "user_id": "1",
           "name": "home", "slug": "acme", "token": "x", "window_id": "1",
           "file": "20261122T120000Z-pay.png", "channel_id": "1",
-          "alert_id": "1"}
+          "alert_id": "1", "incident_id": "1", "silence_id": "1",
+          "audience": "technical", "schedule_id": "1"}
 
 
 def _routes(routes: list[Any]) -> list[APIRoute]:

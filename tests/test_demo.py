@@ -218,6 +218,7 @@ def test_prepare_gives_the_project_the_shops_url_and_its_monitors(tmp_path: Path
     from shopwatch.store.channels import list_channels
     from shopwatch.store.monitors import list_monitors
     from shopwatch.store.rules import list_rules
+    from shopwatch.store.slos import list_slos
 
     settings = defaults().replace(data_dir=str(tmp_path / "demo"))
     options = DemoOptions(port=18600, data=settings.data_path, open_browser=False)
@@ -227,11 +228,15 @@ def test_prepare_gives_the_project_the_shops_url_and_its_monitors(tmp_path: Path
     project = state.get_project(record["project_id"])
     stored = list_monitors(state, project.id)
     rules = [rule.name for _, rule in list_rules(state, project.id)]
+    slos = {o.name: o.sli for _, o in list_slos(state, project.id)}
     (inbox,) = list_channels(state, project.id)
     state.close()
     assert project.base_url == "http://127.0.0.1:18601"
     assert rules == ["checkout failing", "login failures spike", "payments failing",
                      "product images down", "tracking stopped"]
+    assert slos == {"checkout success": "checkout", "home available": "availability",
+                    "payment success": "payment", "product images available": "availability",
+                    "product pages fast": "latency"}
     assert inbox.name == "demo inbox" and inbox.kind == "webhook"
     assert inbox.config["url"] == "http://127.0.0.1:18601/_demo/inbox/hook"
     assert inbox.config["secret"] == record["inbox_secret"]  # the same on every start

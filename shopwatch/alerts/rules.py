@@ -42,6 +42,7 @@ from msgspec import Meta
 
 from shopwatch.alerts.lifecycle import Condition, Timing
 from shopwatch.checks.monitor import NAME_RE, Duration, seconds
+from shopwatch.config_files import load_unique, place
 from shopwatch.errors import ConfigError
 
 # Each series and the filter keys it takes (docs/alerts.md lists their definitions).
@@ -58,6 +59,8 @@ SERIES: Final[dict[str, frozenset[str]]] = {
     "inp_p75": frozenset({"page", "device"}),
     "events": frozenset({"name"}),
     "monitor": frozenset({"monitor", "location"}),
+    "failed_checks": frozenset({"monitor", "location"}),
+    "js_errors": frozenset({"page"}),
 }
 KINDS: Final = ("threshold", "anomaly", "no_data", "monitor_down")
 MIN_WINDOW_S: Final = 60.0
@@ -67,7 +70,9 @@ class Rule(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
     """One rule as written in YAML (see the module docstring)."""
 
     name: str
-    kind: Literal["threshold", "anomaly", "no_data", "monitor_down"]
+    # slo_burn: internal, made from an SLO (shopwatch.alerts.objectives.burn_rules); a
+    # file's rules: cannot use it.
+    kind: Literal["threshold", "anomaly", "no_data", "monitor_down", "slo_burn"]
     series: str | None = None
     filter: dict[str, str] | None = None
     window: Duration = "10m"
@@ -117,6 +122,9 @@ class RuleFile(msgspec.Struct):
 
 
 def _check(rule: Rule, where: str) -> None:
+    if rule.kind not in KINDS:
+        raise ConfigError(f"{where}.kind: {rule.kind!r} is not one of {', '.join(KINDS)} "
+                          "(burn-rate rules are made from slos:, see docs/alerts.md)")
     if not NAME_RE.fullmatch(rule.name):
         raise ConfigError(f"{where}.name: {rule.name!r} must be 1-100 letters, digits, "
                           "spaces, _ . or -, starting with a letter or digit")
@@ -171,15 +179,7 @@ def parse_rules(text: str, source: str = "<text>") -> list[Rule]:
     try:
         parsed = msgspec.convert({"rules": data["rules"]}, RuleFile)
     except msgspec.ValidationError as exc:
-        message = str(exc).replace("`", "")
-        text_, _, path = message.partition(" - at $")
-        path = path.lstrip(".")
-        if text_.startswith("Object contains unknown field "):
-            field = text_.removeprefix("Object contains unknown field ")
-            path = f"{path}.{field}" if path else field
-            text_ = "unknown field (see docs/alerts.md)"
-        raise ConfigError(f"{source}: {path or 'rules'}: {text_[:1].lower()}{text_[1:]}"
-                          ) from None
+        raise place(exc, source, "rules", "docs/alerts.md") from None
     names: set[str] = set()
     for i, rule in enumerate(parsed.rules):
         where = f"{source}: rules[{i}]"
@@ -193,15 +193,4 @@ def parse_rules(text: str, source: str = "<text>") -> list[Rule]:
 def load_rules(path: Path) -> list[Rule]:
     """The rules of a file, or of a directory's ``*.yml``/``*.yaml`` files (the same files
     as the monitors); names must be unique across them."""
-    files = (sorted(p for p in path.iterdir() if p.suffix in (".yml", ".yaml"))
-             if path.is_dir() else [path])
-    found: list[Rule] = []
-    seen: dict[str, str] = {}
-    for file in files:
-        for rule in parse_rules(file.read_text(), file.name):
-            if rule.name in seen:
-                raise ConfigError(f"{file.name}: rule {rule.name!r} is also defined in "
-                                  f"{seen[rule.name]}")
-            seen[rule.name] = file.name
-            found.append(rule)
-    return found
+    return load_unique(path, lambda f: parse_rules(f.read_text(), f.name), "rule")

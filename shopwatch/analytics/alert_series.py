@@ -27,7 +27,7 @@ rules loader refuses such rules first, so this is a programming error).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Self
 
 from shopwatch.alerts.rules import SERIES
 from shopwatch.analytics.currency import rate_sql
@@ -35,12 +35,13 @@ from shopwatch.analytics.sessions import TS, sessionized_sql
 from shopwatch.analytics.vitals import GROUP_SQL
 from shopwatch.store.base import EventStore
 
-COUNTS: Final = frozenset({"orders", "revenue", "sessions", "login_failures", "events"})
+COUNTS: Final = frozenset({"orders", "revenue", "sessions", "login_failures", "events",
+                           "failed_checks", "js_errors"})
 
 # The bucket of a row: its offset from the range's start in whole buckets (parameters:
 # start_us, bucket_us). ``value`` reads one bucket as long as the range.
-_BUCKET: Final = "((epoch_us(ts) - ?::BIGINT) // ?::BIGINT)"
-_IN_RANGE: Final = f"project_id = ? AND ts >= {TS} AND ts < {TS}"
+BUCKET: Final = "((epoch_us(ts) - ?::BIGINT) // ?::BIGINT)"
+IN_RANGE: Final = f"project_id = ? AND ts >= {TS} AND ts < {TS}"
 # The path of an event's ``page`` (a URL or a path): without scheme, host, query and
 # fragment; "/" for a bare host. Its page group is vitals.GROUP_SQL's.
 _PATH: Final = ("CASE WHEN page IS NULL THEN NULL ELSE COALESCE(NULLIF(regexp_replace("
@@ -56,14 +57,14 @@ _FIRST_PURCHASE: Final = ("QUALIFY name <> 'purchase' OR transaction_id IS NULL 
 _PM: Final = "params->>'$.payment_method'"
 
 
-class _Sql:
+class Sql:
     """A query and its parameters, built in text order (DuckDB binds ``?`` by position)."""
 
     def __init__(self) -> None:
         self.parts: list[str] = []
         self.params: list[Any] = []
 
-    def add(self, text: str, *params: Any) -> _Sql:
+    def add(self, text: str, *params: Any) -> Self:
         self.parts.append(text)
         self.params.extend(params)
         return self
@@ -85,22 +86,22 @@ def _check(series: str, filter: Mapping[str, str] | None) -> dict[str, str]:
     return found
 
 
-def _events_sql(q: _Sql, where: _Sql, project_id: int, start_us: int, end_us: int,
+def _events_sql(q: Sql, where: Sql, project_id: int, start_us: int, end_us: int,
                 bucket_us: int, names: tuple[str, ...] | None) -> None:
     """Counts of events (``names``: of those names only) per bucket."""
     marks = f" AND name IN ({', '.join('?' for _ in names)})" if names else ""
-    q.add(f"SELECT {_BUCKET} AS b, count(*), NULL FROM events", start_us, bucket_us)
-    q.add(f"WHERE {_IN_RANGE}{marks}", project_id, start_us, end_us, *(names or ()))
+    q.add(f"SELECT {BUCKET} AS b, count(*), NULL FROM events", start_us, bucket_us)
+    q.add(f"WHERE {IN_RANGE}{marks}", project_id, start_us, end_us, *(names or ()))
     q.add(where.text, *where.params).add("GROUP BY b")
 
 
 def _sql(project_id: int, series: str, f: dict[str, str], start_us: int, end_us: int,
-         bucket_us: int, currency: str | None) -> _Sql:
+         bucket_us: int, currency: str | None) -> Sql:
     """Rows ``(b, a, c)`` per bucket ``b`` with data: the value ``a`` of a count, sum or
     percentile, or the numerator ``a`` and denominator ``c`` of a ratio."""
-    q = _Sql()
+    q = Sql()
     rng = (project_id, start_us, end_us)
-    where = _Sql()
+    where = Sql()
     if series == "events":
         if "name" in f:
             where.add("AND name = ?", f["name"])
@@ -108,9 +109,9 @@ def _sql(project_id: int, series: str, f: dict[str, str], start_us: int, end_us:
     elif series == "login_failures":
         _events_sql(q, where, *rng, bucket_us, ("login_failed",))
     elif series == "orders":
-        q.add(f"SELECT b, count(*), NULL FROM (SELECT {_BUCKET} AS b, name, ts, id, "
+        q.add(f"SELECT b, count(*), NULL FROM (SELECT {BUCKET} AS b, name, ts, id, "
               f"transaction_id, {_PM} AS pm FROM events", start_us, bucket_us)
-        q.add(f"WHERE {_IN_RANGE} AND name = 'purchase' {_FIRST_PURCHASE})", *rng)
+        q.add(f"WHERE {IN_RANGE} AND name = 'purchase' {_FIRST_PURCHASE})", *rng)
         if "payment_method" in f:
             q.add("WHERE pm = ?", f["payment_method"])
         q.add("GROUP BY b")
@@ -122,10 +123,10 @@ def _sql(project_id: int, series: str, f: dict[str, str], start_us: int, end_us:
         # own), converted; an amount in a currency without a rate is left out. A refund
         # or cancellation has its order's payment method.
         q.add(f"""WITH p AS (
-    SELECT {_BUCKET} AS b, name, ts, id, transaction_id, value, upper(currency) AS cur,
+    SELECT {BUCKET} AS b, name, ts, id, transaction_id, value, upper(currency) AS cur,
            {_PM} AS pm
     FROM events""", start_us, bucket_us)
-        q.add(f"""    WHERE {_IN_RANGE} AND name IN ('purchase', 'refund', 'order_cancelled')
+        q.add(f"""    WHERE {IN_RANGE} AND name IN ('purchase', 'refund', 'order_cancelled')
     {_FIRST_PURCHASE}
 ), r AS (SELECT * FROM p WHERE name <> 'purchase'),
 o AS (
@@ -154,9 +155,9 @@ o AS (
         # Declined payments ÷ (declined payments + orders), each filtered by its own
         # payment_method and gateway.
         q.add(f"""SELECT b, count(*) FILTER (WHERE name = 'payment_declined'), count(*)
-FROM (SELECT {_BUCKET} AS b, name, ts, id, transaction_id, {_PM} AS pm,
+FROM (SELECT {BUCKET} AS b, name, ts, id, transaction_id, {_PM} AS pm,
              params->>'$.gateway' AS gw FROM events""", start_us, bucket_us)
-        q.add(f"""      WHERE {_IN_RANGE} AND name IN ('purchase', 'payment_declined')
+        q.add(f"""      WHERE {IN_RANGE} AND name IN ('purchase', 'payment_declined')
       {_FIRST_PURCHASE})
 WHERE true""", *rng)
         if "payment_method" in f:
@@ -169,7 +170,7 @@ WHERE true""", *rng)
         # session in it. Its device and country: those of its first event there.
         q.add(f"WITH {sessionized_sql(f'{_PM} AS pm')},", *rng)
         q.add(f"""s AS (
-    SELECT sk, {_BUCKET} AS b, arg_min(device_category, ts) AS device,
+    SELECT sk, {BUCKET} AS b, arg_min(device_category, ts) AS device,
            arg_min(country, ts) AS country, bool_or(name = 'purchase') AS bought,
            bool_or(name = 'begin_checkout') AS checked_out,""", start_us, bucket_us)
         if "page" in f:
@@ -198,12 +199,12 @@ WHERE true""", *rng)
         # vitals.py's page views (a view_id with view or vitals rows; its metrics the
         # largest of its rows; its page the first row's), per bucket.
         q.add(f"""WITH pv AS (
-    SELECT view_id, {_BUCKET} AS b, arg_min(page, ts) FILTER (WHERE kind <> 'error') AS page,
+    SELECT view_id, {BUCKET} AS b, arg_min(page, ts) FILTER (WHERE kind <> 'error') AS page,
            any_value(device_category) FILTER (WHERE kind <> 'error') AS device,
            max(lcp_ms) AS lcp, max(inp_ms) AS inp,
            bool_or(kind <> 'error') AS viewed, bool_or(kind = 'error') AS erred
     FROM rum""", start_us, bucket_us)
-        q.add(f"""    WHERE {_IN_RANGE} AND kind IN ('view', 'vitals', 'error')
+        q.add(f"""    WHERE {IN_RANGE} AND kind IN ('view', 'vitals', 'error')
           AND view_id IS NOT NULL
     GROUP BY view_id, b
 )""", *rng)
@@ -217,10 +218,25 @@ WHERE true""", *rng)
         if "device" in f:
             q.add("AND device = ?", f["device"])
         q.add("GROUP BY b")
+    elif series == "failed_checks":
+        q.add(f"SELECT {BUCKET} AS b, count(*), NULL FROM check_results", start_us,
+              bucket_us)
+        q.add(f"WHERE {IN_RANGE} AND NOT ok", *rng)
+        for key in ("monitor", "location"):
+            if key in f:
+                q.add(f"AND {key} = ?", f[key])
+        q.add("GROUP BY b")
+    elif series == "js_errors":
+        q.add(f"SELECT {BUCKET} AS b, count(*), NULL FROM (SELECT *, {_PATH} AS path "
+              "FROM rum", start_us, bucket_us)
+        q.add(f"WHERE {IN_RANGE} AND kind = 'error')", *rng)
+        if "page" in f:
+            q.add(f"WHERE {_PAGE_MATCH}", f["page"], f["page"])
+        q.add("GROUP BY b")
     else:  # monitor: the latest run of each monitor and location in each bucket
-        q.add(f"SELECT {_BUCKET} AS b, monitor, location, arg_max(ok, ts) FROM check_results",
+        q.add(f"SELECT {BUCKET} AS b, monitor, location, arg_max(ok, ts) FROM check_results",
               start_us, bucket_us)
-        q.add(f"WHERE {_IN_RANGE}", *rng)
+        q.add(f"WHERE {IN_RANGE}", *rng)
         if "monitor" in f:
             q.add("AND monitor = ?", f["monitor"])
         if "location" in f:

@@ -24,6 +24,8 @@ import msgspec
 import yaml
 from msgspec import Meta
 
+from shopwatch.config_files import load_unique
+from shopwatch.config_files import place as error_at
 from shopwatch.errors import ConfigError
 
 KINDS: Final = ("http", "api_flow", "browser_flow", "tcp", "dns", "tls",
@@ -256,6 +258,8 @@ class MonitorFile(msgspec.Struct, forbid_unknown_fields=True):
     monitors: list[Monitor] = msgspec.field(default_factory=list)
     # Alert rules live in the same files; shopwatch.alerts.rules reads and checks them.
     rules: list[Any] | None = None
+    # So do SLOs; shopwatch.alerts.objectives reads and checks them.
+    slos: list[Any] | None = None
 
 
 # The fields each kind added by issue 7 uses (besides name, kind, interval, timeout,
@@ -659,18 +663,8 @@ def parse_monitors(text: str, source: str = "<text>",
     try:
         parsed = msgspec.convert(data, MonitorFile)
     except msgspec.ValidationError as exc:
-        message = str(exc).replace("`", "")
-        text_, _, path = message.partition(" - at $")
-        path = path.lstrip(".")
-        if text_.startswith("Object contains unknown field "):
-            field = text_.removeprefix("Object contains unknown field ")
-            path = f"{path}.{field}" if path else field
-            text_ = "unknown field (see docs/monitors.md)"
-        elif path.endswith("kind") and text_.startswith("Invalid enum value"):
-            text_ += f" (one of {', '.join(KINDS)})"
-        elif path.endswith("device") and text_.startswith("Invalid enum value"):
-            text_ += f" (one of {', '.join(DEVICES)})"
-        raise ConfigError(f"{source}: {path or 'file'}: {text_[:1].lower()}{text_[1:]}") from None
+        raise error_at(exc, source, "file", "docs/monitors.md",
+                    {"kind": KINDS, "device": DEVICES}) from None
     for i, monitor in enumerate(parsed.monitors):
         _check(monitor, f"{source}: monitors[{i}]")
     return parsed.monitors
@@ -679,21 +673,5 @@ def parse_monitors(text: str, source: str = "<text>",
 def load_monitors(path: Path) -> list[Monitor]:
     """Every monitor of a file or of a directory's ``*.yml``/``*.yaml`` files; names must
     be unique across them."""
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in (".yml", ".yaml"))
-        if not files:
-            raise ConfigError(f"{path}: no .yml or .yaml files in this directory")
-    elif path.is_file():
-        files = [path]
-    else:
-        raise ConfigError(f"{path}: no such file or directory")
-    monitors: list[Monitor] = []
-    seen: dict[str, str] = {}
-    for file in files:
-        for monitor in parse_monitors(file.read_text(), file.name, file.parent):
-            if monitor.name in seen:
-                raise ConfigError(f"{file.name}: monitor {monitor.name!r} is also defined in "
-                                  f"{seen[monitor.name]}")
-            seen[monitor.name] = file.name
-            monitors.append(monitor)
-    return monitors
+    return load_unique(path, lambda f: parse_monitors(f.read_text(), f.name, f.parent),
+                       "monitor")

@@ -38,6 +38,7 @@ from typing import Any
 import uvicorn
 
 from shopwatch.accounts.users import Users
+from shopwatch.alerts.objectives import load_objectives
 from shopwatch.alerts.rules import load_rules
 from shopwatch.checks.browser_flow import unavailable as browser_flow_unavailable
 from shopwatch.checks.monitor import load_monitors
@@ -46,6 +47,7 @@ from shopwatch.runtime import Runtime, ensure_data_dir, open_state
 from shopwatch.settings import Settings
 from shopwatch.store.monitors import apply as apply_monitors
 from shopwatch.store.rules import apply_rules
+from shopwatch.store.slos import apply_slos
 from shopwatch.store.state import StateStore
 
 DEMO_FILE = "demo.json"
@@ -118,8 +120,10 @@ def prepare(settings: Settings, opts: DemoOptions) -> dict[str, Any]:
         if browser_flow_unavailable() is None:  # the browser checkout needs Chromium
             monitors += load_monitors(BROWSER_MONITORS_FILE)
         apply_monitors(state, project.id, monitors)
-        # The rules of monitors.yml notify the demo's inbox (a webhook on the demo shop).
+        # The rules of monitors.yml notify the demo's inbox (a webhook on the demo shop);
+        # so do its SLOs' burn-rate alerts.
         apply_rules(state, project.id, load_rules(MONITORS_FILE))
+        apply_slos(state, project.id, load_objectives(MONITORS_FILE))
         record["inbox_secret"] = _inbox_channel(state, project.id, opts.port + 1)
     finally:
         state.close()

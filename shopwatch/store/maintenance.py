@@ -1,9 +1,10 @@
-"""Maintenance windows: planned downtime of a project, left out of availability.
+"""Maintenance windows: planned downtime of a project, left out of availability and SLOs.
 
 A window starts at ``starts_at`` and lasts ``duration_s``; ``every`` repeats it daily
 (``day``) or weekly (``week``) from then on, or not at all (``''``). Runs of monitors
 during a window are still made and stored; availability, daily bars and the status page
-leave them out (:mod:`shopwatch.analytics.uptime`).
+leave them out (:mod:`shopwatch.analytics.uptime`), and so do SLOs, for events and page
+views too (:mod:`shopwatch.analytics.sli`).
 """
 
 from __future__ import annotations

@@ -231,10 +231,76 @@ rules = sa.Table(
     sa.UniqueConstraint("project_id", "name"),
 )
 
+# Incidents (issue 8): a firing alert opens one, or joins the project's open one; it
+# resolves when its last alert does. The impact estimate is frozen at resolution.
+incidents = sa.Table(
+    "incidents", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("severity", sa.String(8), nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),  # open|resolved
+    sa.Column("started_at", sa.Float, nullable=False),  # first breach of its first alert
+    sa.Column("detected_at", sa.Float, nullable=False),  # its first alert fired
+    sa.Column("resolved_at", sa.Float, nullable=True),
+    sa.Column("notified_at", sa.Float, nullable=True),  # the latest notification about it
+    sa.Column("impact", sa.Text, nullable=True),  # JSON, frozen at resolution
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("incidents_open", "project_id", "status"),
+)
+incident_alerts = sa.Table(
+    "incident_alerts", metadata,
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("alert_id", sa.Integer, sa.ForeignKey("alerts.id"), nullable=False),
+    sa.PrimaryKeyConstraint("incident_id", "alert_id"),
+    sa.Index("incident_alerts_alert", "alert_id"),
+)
+# Silences (issue 8): mute notifications of matching rules until ``ends_at``.
+silences = sa.Table(
+    "silences", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("matcher", sa.String(100), nullable=False),  # a rule name or glob; * = all
+    sa.Column("starts_at", sa.Float, nullable=False),
+    sa.Column("ends_at", sa.Float, nullable=False),
+    sa.Column("comment", sa.String(500), nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("silences_project", "project_id", "ends_at"),
+)
+
+
+def _m14_incidents(conn: Connection) -> None:
+    incidents.create(conn)
+    incident_alerts.create(conn)
+
 
 def _m11_channels(conn: Connection) -> None:
     channels.create(conn)
     deliveries.create(conn)
+
+# Report schedules (shopwatch.reports): a project's daily or weekly report e-mailed to
+# ``recipients`` (JSON list) at ``hour`` local time. ``last_sent_for`` is the key of the
+# latest period sent (or given up), so a restart never sends one twice; ``claimed_until``
+# leases a send to one worker; times are epoch seconds.
+report_schedules = sa.Table(
+    "report_schedules", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("audience", sa.String(16), nullable=False),  # technical|business
+    sa.Column("period", sa.String(8), nullable=False),  # daily|weekly
+    sa.Column("recipients", sa.Text, nullable=False),
+    sa.Column("hour", sa.Integer, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_sent_for", sa.String(40), nullable=True),
+    sa.Column("last_sent_at", sa.Float, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("claimed_until", sa.Float, nullable=True),
+    sa.UniqueConstraint("project_id", "name"),
+)
 
 
 def _m1_initial(conn: Connection) -> None:
@@ -276,7 +342,18 @@ MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Connection], None]], ...]] = (
      lambda conn: _m11_channels(conn)),
     (12, "alerts: each rule's pending, firing and resolved alerts", alerts.create),
     (13, "alert rules applied from files", rules.create),
+    (14, "incidents and the alerts they group", lambda conn: _m14_incidents(conn)),
+    (15, "silences", silences.create),
+    (16, "service level objectives applied from files", lambda conn: _m16_slos(conn)),
+    (17, "report schedules", lambda conn: report_schedules.create(conn)),
 )
+
+
+def _m16_slos(conn: Connection) -> None:
+    # The table is declared by its module (store/slos.py), which imports this one.
+    from shopwatch.store.slos import slos
+
+    slos.create(conn)
 
 
 def _m7_status_page(conn: Connection) -> None:

@@ -3,7 +3,8 @@
 - ``GET /api/v1/alerts?project=&state=open|all&limit=``: the project's alerts, open ones
   (pending, firing) first, then the latest resolved ones, each with its rule's kind,
   series and condition when the rule still exists; and ``rules``: every rule of the
-  project with its current state (``ok``, ``pending``, ``firing`` or ``disabled``).
+  project (the files' and its SLOs' burn-rate rules, kind ``slo_burn``) with its current
+  state (``ok``, ``pending``, ``firing`` or ``disabled``).
 - ``POST /api/v1/alerts/{alert_id}/acknowledge``: acknowledge a firing alert (its
   reminders stop; it still resolves) as the signed-in user's e-mail, or ``secret key``;
   404 when the alert is not firing.
@@ -22,11 +23,12 @@ import msgspec
 from fastapi import APIRouter, Query, Request, Response
 
 from shopwatch.alerts.channels import iso
+from shopwatch.alerts.objectives import burn_condition
 from shopwatch.alerts.rules import Rule
 from shopwatch.errors import NotFound, PageNotFound
 from shopwatch.runtime import Runtime
 from shopwatch.store import alerts as store
-from shopwatch.store.rules import list_rules
+from shopwatch.store.slos import all_rules
 from shopwatch.store.state import Project
 from shopwatch.web import access
 
@@ -40,7 +42,7 @@ ProjectQuery = Annotated[str | None, Query(
 _UNITS = {"orders": "count", "sessions": "count", "login_failures": "count", "events": "count",
           "revenue": "money", "conversion": "ratio", "checkout_conversion": "ratio",
           "declined_rate": "ratio", "error_rate": "ratio", "lcp_p75": "ms", "inp_p75": "ms",
-          "monitor": "flag"}
+          "monitor": "flag", "failed_checks": "count", "js_errors": "count"}
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -49,7 +51,10 @@ def _json(body: Any, status: int = 200) -> Response:
 
 def unit(rule: Rule) -> str:
     """What the rule's readings are: ``count``, ``money``, ``ratio``, ``ms``, ``flag``
-    (1 down, 0 up) or ``change`` (an anomaly's relative change, 0.3 = 30 %)."""
+    (1 down, 0 up), ``change`` (an anomaly's relative change, 0.3 = 30 %) or ``burn``
+    (an SLO's burn rate, 14.4 = 14.4 times the sustainable rate)."""
+    if rule.kind == "slo_burn":
+        return "burn"
     if rule.kind == "anomaly":
         return "change"
     if rule.kind == "monitor_down":
@@ -58,7 +63,10 @@ def unit(rule: Rule) -> str:
 
 
 def condition(rule: Rule) -> str:
-    """When the rule breaches, in words (``error_rate > 0.05 over 10m, clears at 0.04``)."""
+    """When the rule breaches, in words (``error_rate > 0.05 over 10m, clears at 0.04``;
+    ``burn rate ≥ 14.4x over 1h and 5m`` for an SLO's burn tier)."""
+    if rule.kind == "slo_burn":
+        return burn_condition(rule)
     where = "".join(f" {k}={v}" for k, v in sorted((rule.filter or {}).items()))
     series = f"{rule.series or 'monitor'}{' (' + where.strip() + ')' if where else ''}"
     if rule.kind == "threshold":
@@ -105,7 +113,7 @@ def present(alert: store.StoredAlert, rule: Rule | None, now: float) -> dict[str
 
 def _read(rt: Runtime, project: Project, state: str, limit: int) -> dict[str, Any]:
     now = time.time()
-    rules = {rule.name: rule for _, rule in list_rules(rt.state, project.id)}
+    rules = {rule.name: rule for _, rule in all_rules(rt.state, project.id)}
     found = store.list_alerts(rt.state, project.id, limit=limit)
     if state == "open":
         found = [a for a in found if a.phase in ("pending", "firing")]
@@ -156,5 +164,5 @@ async def acknowledge_alert(request: Request, alert_id: int,
                                        time.time())
     except NotFound as exc:
         raise PageNotFound(str(exc)) from None
-    rules = {rule.name: rule for _, rule in list_rules(rt.state, chosen.id)}
+    rules = {rule.name: rule for _, rule in all_rules(rt.state, chosen.id)}
     return _json(present(done, rules.get(done.rule), time.time()))

@@ -39,7 +39,7 @@ from shopwatch.store.base import EventQuery
 from shopwatch.store.maintenance import add_window, list_windows, remove_window
 from shopwatch.store.maintenance import spans as maintenance_spans
 from shopwatch.store.monitors import delete_monitor, get_monitor, list_monitors, put_monitor
-from shopwatch.store.rules import list_rules
+from shopwatch.store.slos import all_rules
 from shopwatch.store.state import Project
 from shopwatch.web import access, export
 
@@ -158,7 +158,7 @@ async def get_overview(
         alerts = [a for a in list_alerts(rt.state, chosen.id, limit=200)
                   if a.phase in ("pending", "firing")]
         return {"availability": availability_now(monitors),
-                "open_alerts": open_alerts(alerts, len(list_rules(rt.state, chosen.id)))}
+                "open_alerts": open_alerts(alerts, len(all_rules(rt.state, chosen.id)))}
 
     body.update(await asyncio.to_thread(reliability))
     return Response(_encode(body), media_type="application/json")

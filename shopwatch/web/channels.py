@@ -125,7 +125,8 @@ async def test_channel(request: Request, channel_id: int,
                   "error": outcome.error})
 
 
-def _delivery(d: store.Delivery, names: dict[int, str]) -> dict[str, Any]:
+def delivery_json(d: store.Delivery, names: dict[int, str]) -> dict[str, Any]:
+    """A delivery as the API shows it; ``names`` maps channel ids to names."""
     note = json.loads(d.notification)
     return {"id": d.id, "channel_id": d.channel_id, "channel": names.get(d.channel_id),
             "alert": d.alert, "event": note.get("event"), "title": note.get("title"),
@@ -156,4 +157,4 @@ async def get_deliveries(
     found = await asyncio.to_thread(store.list_deliveries, rt.state, chosen.id,
                                     channel_id=channel_id, alert=alert, limit=limit)
     names = {c.id: c.name for c in store.list_channels(rt.state, chosen.id)}
-    return _json({"deliveries": [_delivery(d, names) for d in found]})
+    return _json({"deliveries": [delivery_json(d, names) for d in found]})

@@ -225,7 +225,9 @@ def _section(request: Request) -> Response:
                 "/behaviour/real-users": "vitals.html", "/reliability/errors": "errors.html",
                 "/behaviour/session-journeys": "journeys.html",
                 "/reliability/uptime": "uptime.html",
-                "/reliability/checks": "checks.html", "/alerts": "alerts.html"}.get(
+                "/reliability/checks": "checks.html", "/alerts": "alerts.html",
+                "/alerts/incidents": "incidents.html", "/alerts/slos": "slos.html",
+                "/alerts/reports": "reports.html"}.get(
         page.path, "section.html")
     return _render(request, template, _context(
         request, principal, page=page, cards=KPI_CARDS.get(page.path, ()),

@@ -107,6 +107,18 @@ LAYERS: Final[tuple[Layer, ...]] = (
              "What is firing now and since when, the alert rules and their state, recent "
              "resolved alerts, and the notification channels with their delivery history.",
              built=True),
+        Page("/alerts/incidents", "Incidents",
+             "Each incident's timeline of technical and business signals, the orders, "
+             "revenue and ad spend it cost, and time to detect and to resolve per week.",
+             built=True),
+        Page("/alerts/slos", "SLOs",
+             "Service level objectives: each SLI against its target, the error budget left "
+             "and its trend over the window, and the burn rate of every alert tier.",
+             built=True),
+        Page("/alerts/reports", "Reports",
+             "Technical and business reports of a day or a week, to read here or download "
+             "as HTML and PDF, and their schedules: e-mailed every day or every Monday.",
+             built=True),
     )),
 )
 

@@ -19,6 +19,7 @@ from shopwatch.alerts.channels.base import (
     ChannelError,
     Environment,
     Notification,
+    Smtp,
     check_email,
     only_fields,
     string_list,
@@ -78,39 +79,44 @@ class Email:
 
     def notify(self, notification: Notification) -> None:
         smtp = self.env.smtp
-        if not smtp.host:
-            raise ChannelError("smtp_host is not set: the instance has no SMTP server")
-        msg = message(notification, smtp.sender, self.to)
-        context = ssl.create_default_context()
-        try:
-            client: smtplib.SMTP
-            if smtp.security == "tls":
-                client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=self.env.timeout,
-                                          context=context)
-            else:
-                client = smtplib.SMTP(smtp.host, smtp.port, timeout=self.env.timeout)
-            with client:
-                if smtp.security == "starttls":
-                    client.starttls(context=context)
-                if smtp.username:
-                    client.login(smtp.username, smtp.password)
-                refused = client.send_message(msg)
-        except smtplib.SMTPRecipientsRefused as exc:
-            raise ChannelError("the SMTP server refused every recipient: " + "; ".join(
-                f"{rcpt}: {code} {reason.decode(errors='replace')}"
-                for rcpt, (code, reason) in exc.recipients.items()), permanent=True) from None
-        except smtplib.SMTPAuthenticationError as exc:
-            raise ChannelError(f"SMTP sign-in refused ({exc.smtp_code}); check smtp_username "
-                               "and smtp_password") from None
-        except smtplib.SMTPResponseException as exc:
-            detail = exc.smtp_error
-            if isinstance(detail, bytes):
-                detail = detail.decode(errors="replace")
-            raise ChannelError(f"SMTP error {exc.smtp_code}: {detail}") from None
-        except (smtplib.SMTPException, OSError) as exc:
-            raise ChannelError(f"SMTP {smtp.host}:{smtp.port}: {type(exc).__name__}: "
-                               f"{exc}") from None
-        if refused:
-            # Some recipients got it; retrying would send it again to those.
-            raise ChannelError("the SMTP server refused " + ", ".join(sorted(refused)),
-                               permanent=True)
+        deliver(smtp, message(notification, smtp.sender, self.to), self.env.timeout)
+
+
+def deliver(smtp: Smtp, msg: EmailMessage, timeout: float) -> None:
+    """Send ``msg`` through the instance's SMTP server, or raise :class:`ChannelError`
+    with the reason (``permanent`` when retrying cannot help). Also used by scheduled
+    reports (:mod:`shopwatch.reports.mail`)."""
+    if not smtp.host:
+        raise ChannelError("smtp_host is not set: the instance has no SMTP server")
+    context = ssl.create_default_context()
+    try:
+        client: smtplib.SMTP
+        if smtp.security == "tls":
+            client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=timeout, context=context)
+        else:
+            client = smtplib.SMTP(smtp.host, smtp.port, timeout=timeout)
+        with client:
+            if smtp.security == "starttls":
+                client.starttls(context=context)
+            if smtp.username:
+                client.login(smtp.username, smtp.password)
+            refused = client.send_message(msg)
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise ChannelError("the SMTP server refused every recipient: " + "; ".join(
+            f"{rcpt}: {code} {reason.decode(errors='replace')}"
+            for rcpt, (code, reason) in exc.recipients.items()), permanent=True) from None
+    except smtplib.SMTPAuthenticationError as exc:
+        raise ChannelError(f"SMTP sign-in refused ({exc.smtp_code}); check smtp_username "
+                           "and smtp_password") from None
+    except smtplib.SMTPResponseException as exc:
+        detail = exc.smtp_error
+        if isinstance(detail, bytes):
+            detail = detail.decode(errors="replace")
+        raise ChannelError(f"SMTP error {exc.smtp_code}: {detail}") from None
+    except (smtplib.SMTPException, OSError) as exc:
+        raise ChannelError(f"SMTP {smtp.host}:{smtp.port}: {type(exc).__name__}: "
+                           f"{exc}") from None
+    if refused:
+        # Some recipients got it; retrying would send it again to those.
+        raise ChannelError("the SMTP server refused " + ", ".join(sorted(refused)),
+                           permanent=True)

@@ -1208,6 +1208,7 @@
     if (v == null) return "–";
     if (unit === "ratio") return fmtPct(v);
     if (unit === "change") return fmtPct(v) + " change";
+    if (unit === "burn") return fmtDec.format(v) + "× burn rate";
     if (unit === "ms") return fmtVital("dur", v);
     if (unit === "money") return fmtMoney(v, currency);
     if (unit === "flag") return v >= 1 ? "down" : "up";
@@ -1359,6 +1360,203 @@
     if (c.kind === "apprise") return (cfg.urls || []).join("\n");
     return "";
   }
+  // --- incidents: list with MTTD/MTTR trend; one incident's impact and timeline ---------------
+  function incidentLink(id) {
+    const url = new URL("/alerts/incidents", location.origin);
+    if (page.get("project")) url.searchParams.set("project", page.get("project"));
+    url.searchParams.set("id", id);
+    return url.pathname + url.search;
+  }
+  function statusBadge(status) {
+    const b = document.createElement("span");
+    b.className = "badge " + (status === "open" ? "rating-poor" : "rating-good");
+    b.textContent = status === "open" ? "open" : "resolved";
+    return b;
+  }
+  function fmtLost(v, fmt) { return v == null ? "–" : fmt(v); }
+  renderers.incidents = function (panel, d) {
+    const t = d.totals, currency = d.currency;
+    const card = function (key) { return panel.querySelector("[data-total=" + key + "]"); };
+    text(card("incidents").querySelector(".kpi-value"), fmtInt.format(t.incidents));
+    const open = d.incidents.filter(function (i) { return i.status === "open"; }).length;
+    text(card("incidents").querySelector(".kpi-sub"), open ? open + " open now" : "none open");
+    text(card("mttd").querySelector(".kpi-value"), t.mttd_s == null ? "–" : fmtLength(t.mttd_s));
+    text(card("mttd").querySelector(".kpi-sub"), "first breach to first alert fired");
+    text(card("mttr").querySelector(".kpi-value"), t.mttr_s == null ? "–" : fmtLength(t.mttr_s));
+    text(card("mttr").querySelector(".kpi-sub"), "first breach to the last alert resolved");
+    text(card("lost").querySelector(".kpi-value"), fmtMoney(t.lost_revenue, currency));
+    text(card("lost").querySelector(".kpi-sub"), fmtDec.format(t.lost_orders) + " orders" + (t.wasted_spend ? " · " + fmtMoney(t.wasted_spend, currency) + " ad spend wasted" : ""));
+    const el = panel.querySelector("[data-chart=incident-trend]");
+    const xs = d.trend.map(function (w) { return Date.parse(w.week) / 1000; });
+    const minutes = function (k) { return d.trend.map(function (w) { return w[k] == null ? null : w[k] / 60; }); };
+    timeseries(el, xs, [
+      {label: "MTTD (min)", color: "#b58900", values: minutes("mttd_s"), value: function (u, v) { return v == null ? "–" : fmtDec.format(v); }},
+      {label: "MTTR (min)", color: "#d1242f", values: minutes("mttr_s"), value: function (u, v) { return v == null ? "–" : fmtDec.format(v); }},
+      {label: "incidents", color: "#1f6feb", dash: [4, 3], values: d.trend.map(function (w) { return w.incidents; })}
+    ], null, 220);
+    const table = panel.querySelector("[data-incidents]"), tbody = table.querySelector("tbody");
+    tbody.textContent = "";
+    d.incidents.forEach(function (i) {
+      const tr = document.createElement("tr");
+      tr.dataset.incident = i.id;
+      const td = document.createElement("td"), a = document.createElement("a");
+      a.href = incidentLink(i.id); a.textContent = "#" + i.id + " " + i.title;
+      td.appendChild(a); tr.appendChild(td);
+      const sev = document.createElement("td"); sev.appendChild(severityBadge(i.severity)); tr.appendChild(sev);
+      const st = document.createElement("td"); st.appendChild(statusBadge(i.status)); tr.appendChild(st);
+      timeCell(tr, i.started_at);
+      cell(tr, fmtLength(i.mttd_s), {num: true, sort: i.mttd_s});
+      cell(tr, i.mttr_s == null ? "ongoing" : fmtLength(i.mttr_s), {num: true, sort: i.mttr_s == null ? "" : i.mttr_s});
+      cell(tr, i.status === "open" ? "see incident" : fmtLost(i.lost_orders, function (v) { return fmtDec.format(v); }), {num: true, sort: i.lost_orders == null ? "" : i.lost_orders});
+      cell(tr, i.status === "open" ? "see incident" : fmtLost(i.lost_revenue, function (v) { return fmtMoney(v, currency); }), {num: true, sort: i.lost_revenue == null ? "" : i.lost_revenue});
+      tbody.appendChild(tr);
+    });
+    fillEmpty(panel, table, d.incidents.length);
+  };
+  const timelineCharts = {};
+  function timelineChart(el, key, tl, lines) {
+    if (!window.echarts || !el) return;
+    if (!timelineCharts[key]) timelineCharts[key] = window.echarts.init(el, null, {renderer: "canvas"});
+    const ms = function (s) { return s * 1000; };
+    const band = [[{xAxis: ms(tl.incident_start)}, {xAxis: ms(tl.incident_end != null ? tl.incident_end : tl.end)}]];
+    const series = lines.map(function (l, n) {
+      return {name: l.label, type: "line", showSymbol: false, connectNulls: false, yAxisIndex: l.axis || 0,
+        lineStyle: {width: l.dash ? 1.5 : 2, type: l.dash ? "dashed" : "solid"}, color: l.color,
+        data: tl.buckets.map(function (b, i) { return [ms(b), l.values[i]]; }),
+        markArea: n === 0 ? {silent: true, itemStyle: {color: "rgba(209,36,47,0.08)"}, data: band} : undefined,
+        markLine: n === 0 ? {silent: true, symbol: "none", lineStyle: {color: "#d1242f", type: "dashed"}, label: {formatter: "fired"}, data: [{xAxis: ms(tl.detected_at)}]} : undefined};
+    });
+    const axes = [{type: "value", min: 0}];
+    if (lines.some(function (l) { return l.axis === 1; })) axes.push({type: "value", min: 0, splitLine: {show: false}});
+    timelineCharts[key].setOption({animation: false, tooltip: {trigger: "axis"}, legend: {top: 0},
+      grid: {left: 56, right: 56, top: 36, bottom: 28}, xAxis: {type: "time"}, yAxis: axes, series: series}, true);
+  }
+  window.addEventListener("resize", function () { Object.values(timelineCharts).forEach(function (c) { c.resize(); }); });
+  renderers.incident = function (panel, d) {
+    const i = d.incident, currency = d.currency, imp = d.impact;
+    text(panel.querySelector("[data-incident-title]"), "#" + i.id + " " + i.title);
+    const badges = panel.querySelector("[data-incident-badges]");
+    badges.textContent = ""; badges.appendChild(severityBadge(i.severity)); badges.appendChild(document.createTextNode(" ")); badges.appendChild(statusBadge(i.status));
+    const facts = panel.querySelector("[data-incident-facts]");
+    facts.textContent = "";
+    [["First breach", fmtUtc(i.started_at)], ["Fired", fmtUtc(i.detected_at)],
+     ["Resolved", i.resolved_at ? fmtUtc(i.resolved_at) : "not yet"],
+     ["Alerts", fmtInt.format(d.alerts.length)]].forEach(function (f) {
+      const dt = document.createElement("dt"), dd = document.createElement("dd");
+      dt.textContent = f[0]; dd.textContent = f[1]; facts.appendChild(dt); facts.appendChild(dd);
+    });
+    const card = function (key) { return panel.querySelector("[data-impact=" + key + "]"); };
+    const live = i.impact_estimated_live ? " (so far)" : "";
+    const range = function (loss, fmt) { return loss.low == null ? "no range: fewer than 2 full weeks of history" : "likely " + fmt(loss.low) + " to " + fmt(loss.high); };
+    if (imp) {
+      const money = function (v) { return fmtMoney(v, currency); }, count = function (v) { return fmtDec.format(v); };
+      text(card("orders").querySelector(".kpi-value"), count(imp.orders.lost) + live);
+      text(card("orders").querySelector(".kpi-sub"), count(imp.orders.observed) + " of " + count(imp.orders.expected) + " expected · " + range(imp.orders, count) + (imp.buckets_without_baseline ? " · " + imp.buckets_without_baseline + " of " + imp.buckets + " periods without history left out" : ""));
+      text(card("revenue").querySelector(".kpi-value"), money(imp.revenue.lost) + live);
+      text(card("revenue").querySelector(".kpi-sub"), money(imp.revenue.observed) + " of " + money(imp.revenue.expected) + " expected · " + range(imp.revenue, money));
+      text(card("spend").querySelector(".kpi-value"), imp.wasted_spend == null ? "–" : money(imp.wasted_spend));
+      text(card("spend").querySelector(".kpi-sub"), imp.spend == null ? "No marketing spend uploaded for these days (Marketing → Spend)." : money(imp.spend) + " spent during the incident");
+    }
+    text(card("times").querySelector(".kpi-value"), fmtLength(i.mttd_s) + " · " + (i.mttr_s == null ? "ongoing" : fmtLength(i.mttr_s)));
+    text(card("times").querySelector(".kpi-sub"), "from the first breaching evaluation");
+    const tl = d.timeline, s = tl.series;
+    timelineChart(panel.querySelector("[data-timeline=technical]"), "technical", tl, [
+      {label: s.failed_checks.label, color: "#d1242f", values: s.failed_checks.values},
+      {label: s.js_errors.label, color: "#b58900", values: s.js_errors.values},
+      {label: s.lcp_p75.label, color: "#6f42c1", values: s.lcp_p75.values, axis: 1}]);
+    timelineChart(panel.querySelector("[data-timeline=business]"), "business", tl, [
+      {label: s.sessions.label, color: "#1f6feb", values: s.sessions.values},
+      {label: s.add_to_cart.label, color: "#0a7f5a", values: s.add_to_cart.values},
+      {label: s.begin_checkout.label, color: "#b58900", values: s.begin_checkout.values},
+      {label: s.orders.label, color: "#d1242f", values: s.orders.values},
+      {label: "expected orders", color: "#d1242f", dash: true, values: s.orders.expected},
+      {label: s.revenue.label + " (" + currency + ")", color: "#6f42c1", values: s.revenue.values, axis: 1}]);
+    const sentTable = panel.querySelector("[data-incident-notifications]"), sent = sentTable.querySelector("tbody");
+    sent.textContent = "";
+    d.notifications.forEach(function (n) {
+      const tr = document.createElement("tr");
+      timeCell(tr, n.created_at); cell(tr, n.channel || "(removed)"); cell(tr, n.event); cell(tr, n.title);
+      cell(tr, n.status + (n.attempts > 1 ? " after " + n.attempts + " attempts" : ""));
+      if (n.status === "failed") tr.lastChild.classList.add("rating-poor");
+      sent.appendChild(tr);
+    });
+    fillEmpty(panel, sentTable, d.notifications.length);
+    const tbody = panel.querySelector("[data-incident-alerts] tbody");
+    tbody.textContent = "";
+    d.alerts.forEach(function (a) {
+      const tr = document.createElement("tr");
+      cell(tr, a.rule);
+      if (a.condition) { const hint = document.createElement("div"); hint.className = "hint"; hint.textContent = a.condition; tr.lastChild.appendChild(hint); }
+      const sev = document.createElement("td"); sev.appendChild(severityBadge(a.severity)); tr.appendChild(sev);
+      cell(tr, a.phase); if (ALERT_STATE_CLASS[a.phase]) tr.lastChild.classList.add(ALERT_STATE_CLASS[a.phase]);
+      timeCell(tr, a.since); timeCell(tr, a.fired_at); timeCell(tr, a.resolved_at);
+      cell(tr, fmtAlertValue(a.worst, a.unit, currency), {num: true});
+      tbody.appendChild(tr);
+    });
+  };
+
+  // --- silences --------------------------------------------------------------------------------
+  renderers.silences = function (panel, d) {
+    const canEdit = panel.hasAttribute("data-can-edit");
+    const table = panel.querySelector("[data-silences]"), tbody = table.querySelector("tbody");
+    tbody.textContent = "";
+    d.silences.forEach(function (s) {
+      const tr = document.createElement("tr");
+      tr.dataset.silence = s.id;
+      cell(tr, s.matcher);
+      cell(tr, s.state); tr.lastChild.classList.add(s.state === "active" ? "rating-needs-improvement" : "muted");
+      timeCell(tr, s.starts_at); timeCell(tr, s.ends_at, s.state !== "expired");
+      cell(tr, s.comment); cell(tr, s.created_by);
+      if (canEdit) {
+        const td = document.createElement("td"); td.className = "num";
+        if (s.state !== "expired") {
+          const b = document.createElement("button");
+          b.type = "button"; b.className = "button small"; b.textContent = "End now";
+          b.addEventListener("click", function () {
+            b.disabled = true;
+            fetch(apiUrl("/api/v1/silences/" + encodeURIComponent(s.id)), {method: "DELETE", headers: csrfHeaders(), credentials: "same-origin"})
+              .then(function (r) { if (r.ok) loadPanels(); else apiError(r).then(function (m) { b.disabled = false; window.alert(m); }); });
+          });
+          td.appendChild(b);
+        }
+        tr.appendChild(td);
+      }
+      tbody.appendChild(tr);
+    });
+    fillEmpty(panel, table, d.silences.length);
+  };
+  const silenceForm = document.querySelector("form[data-silence-form]");
+  if (silenceForm) {
+    const alertsPanel = document.querySelector("[data-panel=alerts]");
+    const list = document.getElementById("silence-rules");
+    if (alertsPanel && list) {  // offer the rules' names
+      fetch(apiUrl("/api/v1/alerts?state=open&limit=1"), {credentials: "same-origin"}).then(function (r) { return r.ok ? r.json() : {rules: []}; })
+        .then(function (d) { d.rules.forEach(function (r) { const o = document.createElement("option"); o.value = r.name; list.appendChild(o); }); });
+    }
+    const errorBox = document.querySelector("[data-silence-error]");
+    silenceForm.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      errorBox.hidden = true;
+      silenceForm.querySelectorAll("[data-field-error]").forEach(function (el) { el.textContent = ""; });
+      const f = silenceForm.elements;
+      const payload = {matcher: f.matcher.value.trim(), duration: f.duration.value.trim(), comment: f.comment.value.trim()};
+      const headers = csrfHeaders(); headers["Content-Type"] = "application/json";
+      const button = silenceForm.querySelector("button[type=submit]");
+      button.disabled = true;
+      fetch(apiUrl("/api/v1/silences"), {method: "POST", headers: headers, body: JSON.stringify(payload), credentials: "same-origin"})
+        .then(function (r) {
+          if (r.ok) { silenceForm.reset(); loadPanels(); return; }
+          return apiError(r).then(function (message) {
+            const m = /^(matcher|duration|ends_at|comment): ([\s\S]*)$/.exec(message);
+            const slot = m && silenceForm.querySelector("[data-field-error=" + (m[1] === "ends_at" ? "duration" : m[1]) + "]");
+            if (slot) slot.textContent = m[2]; else { errorBox.textContent = message; errorBox.hidden = false; }
+          });
+        })
+        .catch(function (e) { errorBox.textContent = "Could not add the silence: " + e.message; errorBox.hidden = false; })
+        .finally(function () { button.disabled = false; });
+    });
+  }
+
   renderers.channels = function (panel, d) {
     const table = panel.querySelector("[data-channels]"), tbody = table.querySelector("tbody");
     const canTest = panel.hasAttribute("data-can-test");
@@ -1421,6 +1619,206 @@
     });
     fillEmpty(panel, table, d.deliveries.length);
   };
+
+  // --- SLOs: the error budget left, its trend over the window, burn rates per tier ---------
+  const BUDGET_CLASS = {healthy: "rating-good", low: "rating-needs-improvement", exhausted: "rating-poor", no_data: "muted"};
+  const BUDGET_COLOR = {healthy: "#1a7f37", low: "#9a6700", exhausted: "#cf222e", no_data: "#8c959f"};
+  const BUDGET_LABELS = {healthy: "budget healthy", low: "budget low", exhausted: "budget exhausted", no_data: "no traffic"};
+  const SLI_LABELS = {availability: "availability", checkout: "checkout success", payment: "payment success", latency: "latency"};
+  const fmtFine = new Intl.NumberFormat(locale, {style: "percent", maximumFractionDigits: 3});
+  function fmtBurn(v) { return v == null ? "–" : fmtDec.format(v) + "×"; }
+  function sloFilter(s) {
+    return Object.keys(s.filter).sort().map(function (k) {
+      const v = s.filter[k];
+      return k + "=" + (Array.isArray(v) ? v.join(", ") : v);
+    }).join(" · ");
+  }
+  function budgetChart(el, s) {
+    if (!window.uPlot || !el) return;
+    const old = charts.get(el); if (old) old.destroy();
+    el.textContent = "";
+    const xs = secondsOf(s.trend.points.map(function (p) { return p.t; }));
+    const ys = s.trend.points.map(function (p) { return p.remaining == null ? null : p.remaining * 100; });
+    const color = BUDGET_COLOR[s.budget_state] || "#1f6feb";
+    const pct = function (v) { return v == null ? "–" : fmtDec.format(v) + " %"; };
+    const plot = new uPlot({width: chartWidth(el), height: 200,
+      scales: {x: {time: true}, y: {range: function (u, min, max) { return [Math.min(0, min == null ? 0 : min), Math.max(100, max == null ? 100 : max)]; }}},
+      // A few isolated points (a young objective) draw no line: show them as dots.
+      series: [{}, {label: "Budget left", stroke: color, width: 2, fill: color + "1a", value: function (u, v) { return pct(v); },
+                    points: {show: ys.filter(function (v) { return v != null; }).length < 10, size: 6, fill: color}}],
+      axes: [{}, {size: 64, values: function (u, vals) { return vals.map(pct); }}]}, [xs, ys], el);
+    charts.set(el, plot);
+  }
+  renderers.slos = function (panel, d) {
+    const list = panel.querySelector("[data-slos]"), template = document.querySelector("template[data-slo-template]");
+    // Cards are rebuilt on every refresh: let go of the old charts (uPlot listens on window).
+    list.querySelectorAll(".chart").forEach(function (el) { const plot = charts.get(el); if (plot) plot.destroy(); });
+    list.textContent = "";
+    panel.querySelector("[data-slos-empty]").hidden = d.slos.length > 0;
+    const burning = d.slos.filter(function (s) { return s.firing.length; }).length;
+    const spent = d.slos.filter(function (s) { return s.budget_state === "exhausted"; }).length;
+    text(panel.querySelector("[data-slos-summary]"), d.slos.length ? plural(d.slos.length, "objective") + " · " +
+      (burning ? fmtInt.format(burning) + " burning too fast now" : "none burning too fast now") +
+      (spent ? " · " + fmtInt.format(spent) + " out of budget" : "") : "");
+    // What needs attention first: burning, then the least budget left; no traffic last.
+    const RANK = {exhausted: 0, low: 1, healthy: 2, no_data: 3};
+    d.slos.slice().sort(function (a, b) {
+      return (b.firing.length ? 1 : 0) - (a.firing.length ? 1 : 0) || RANK[a.budget_state] - RANK[b.budget_state] ||
+        (a.budget && b.budget ? a.budget.remaining - b.budget.remaining : 0) || a.name.localeCompare(b.name);
+    }).forEach(function (s) {
+      const card = template.content.firstElementChild.cloneNode(true);
+      card.dataset.slo = s.name;
+      list.appendChild(card);  // before the chart: uPlot sizes it from its width
+      text(card.querySelector("[data-slo-name]"), s.name);
+      text(card.querySelector("[data-slo-sli]"), SLI_LABELS[s.sli] || s.sli);
+      const state = card.querySelector("[data-slo-state]");
+      if (s.firing.length) {
+        state.textContent = "burning: " + s.firing.join(", "); state.classList.add("rating-poor");
+      } else {
+        state.textContent = BUDGET_LABELS[s.budget_state] || s.budget_state;
+        state.classList.add(BUDGET_CLASS[s.budget_state] || "muted");
+      }
+      if (!s.enabled) state.textContent += " · alerts disabled";
+      const filter = sloFilter(s);
+      text(card.querySelector("[data-slo-objective]"), fmtFine.format(s.target) + " over " + s.window + " · " + s.description + (filter ? " · " + filter : ""));
+      const remaining = card.querySelector("[data-slo-remaining]");
+      remaining.textContent = s.budget ? fmtPct(s.budget.remaining) : "–";
+      remaining.classList.add(BUDGET_CLASS[s.budget_state] || "muted");
+      text(card.querySelector("[data-slo-consumed]"), s.budget ?
+        fmtDec.format(s.budget.consumed) + " bad of " + fmtDec.format(s.budget.allowed) + " allowed over " + s.window :
+        "no traffic over the window yet");
+      const fact = function (k) { return card.querySelector("[data-fact=" + k + "]"); };
+      text(fact("value"), s.value == null ? "–" : fmtFine.format(s.value));
+      if (s.value != null) fact("value").classList.add(s.value >= s.target ? "rating-good" : "rating-poor");
+      text(fact("target"), fmtFine.format(s.target));
+      text(fact("counts"), fmtInt.format(s.good) + " / " + fmtInt.format(s.total));
+      const chart = card.querySelector("[data-chart=budget]");
+      const drawn = s.trend.points.some(function (p) { return p.remaining != null; });
+      card.querySelector("[data-slo-nochart]").hidden = drawn;
+      chart.hidden = !drawn;
+      text(card.querySelector("[data-slo-trend-hint]"), "each point: the " + s.window + " window ending there, every " + fmtLength(s.trend.step_s));
+      if (drawn) budgetChart(chart, s);
+      const tbody = card.querySelector("[data-slo-tiers] tbody");
+      s.tiers.forEach(function (t) {
+        const tr = document.createElement("tr");
+        tr.dataset.tier = t.name;
+        const hinted = function (value, hintText, hot) {
+          cell(tr, value, {num: true});
+          if (hot) tr.lastChild.classList.add("rating-poor");
+          const hint = document.createElement("div"); hint.className = "hint"; hint.textContent = hintText;
+          tr.lastChild.appendChild(hint);
+        };
+        cell(tr, t.name);
+        const sev = document.createElement("div"); sev.className = "hint"; sev.textContent = t.severity;
+        tr.lastChild.appendChild(sev);
+        cell(tr, "≥ " + fmtBurn(t.threshold), {num: true});
+        hinted(fmtBurn(t.long_burn), "over " + t.long_window, t.long_burn != null && t.long_burn >= t.threshold);
+        hinted(fmtBurn(t.short_burn), "over " + t.short_window, t.short_burn != null && t.short_burn >= t.threshold);
+        const phase = t.alert ? t.alert.phase : null;
+        cell(tr, t.firing ? "firing" : phase ? phase : "ok");
+        tr.lastChild.classList.add(t.firing || phase === "firing" ? "rating-poor" : phase === "pending" ? "rating-needs-improvement" : "rating-good");
+        if (phase && !t.firing) {
+          const hint = document.createElement("div"); hint.className = "hint";
+          hint.textContent = "alert " + phase + " since " + fmtUtc(t.alert.since);
+          tr.lastChild.appendChild(hint);
+        }
+        tbody.appendChild(tr);
+      });
+      if (!s.tiers.length) card.querySelector("[data-slo-tiers]").hidden = true;
+    });
+  };
+
+  // --- reports: previews of each audience's latest report, schedules -----------------------
+  // The preview is the downloadable HTML itself (static SVG, no script) in a sandboxed
+  // frame: srcdoc, since this server's pages refuse to be framed by URL.
+  document.querySelectorAll("[data-report-frame]").forEach(function (frame) {
+    const box = frame.closest("[data-report]"), status = box.querySelector("[data-report-status]");
+    fetch(box.dataset.api + "&format=html", {credentials: "same-origin"})
+      .then(function (r) {
+        if (!r.ok) return apiError(r).then(function (m) { throw new Error(m); });
+        return r.text();
+      })
+      .then(function (html) { frame.srcdoc = html; status.textContent = ""; })
+      .catch(function (e) { status.className = "error-box small"; status.textContent = "Could not make the report: " + e.message; });
+  });
+  const AUDIENCE_LABEL = {technical: "technical", business: "business"};
+  function fmtLocal(iso) {  // schedules run on the project's clock: show it
+    return new Date(iso).toLocaleString(locale, {timeZone: body.dataset.timezone || "UTC",
+      weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit"});
+  }
+  renderers["report-schedules"] = function (panel, d) {
+    const table = panel.querySelector("[data-schedules]"), tbody = table.querySelector("tbody");
+    const canEdit = panel.hasAttribute("data-can-edit");
+    panel.querySelector("[data-smtp-missing]").hidden = d.smtp;
+    panel.querySelector("[data-sending-off]").hidden = d.sending;
+    const form = document.querySelector("form[data-schedule-form]");
+    if (form) form.hidden = !d.smtp;
+    tbody.textContent = "";
+    d.schedules.forEach(function (s) {
+      const tr = document.createElement("tr");
+      tr.dataset.schedule = s.id;
+      cell(tr, s.name);
+      cell(tr, AUDIENCE_LABEL[s.audience] + (s.enabled ? "" : " (paused)"));
+      cell(tr, (s.period === "weekly" ? "Mondays at " : "daily at ") + pad2(s.hour) + ":00 " + s.timezone);
+      cell(tr, s.recipients.join(", "));
+      const last = document.createElement("td");
+      last.textContent = s.last_sent_for ? s.last_sent_for + (s.last_sent_at ? " (" + fmtLocal(s.last_sent_at) + ")" : "") : "never";
+      if (s.last_error) {
+        const err = document.createElement("div"); err.className = "hint rating-poor"; err.textContent = s.last_error;
+        last.appendChild(err);
+      }
+      tr.appendChild(last);
+      cell(tr, s.due ? s.due + ": due now" : s.next ? s.next.period + ", " + fmtLocal(s.next.at) : "paused");
+      if (canEdit) {
+        const actions = document.createElement("td"); actions.className = "actions";
+        const remove = document.createElement("button");
+        remove.type = "button"; remove.className = "button small danger"; remove.textContent = "Remove";
+        remove.addEventListener("click", function () { removeSchedule(s, remove); });
+        actions.appendChild(remove); tr.appendChild(actions);
+      }
+      tbody.appendChild(tr);
+    });
+    fillEmpty(panel, table, d.schedules.length);
+  };
+  const scheduleError = document.querySelector("[data-schedule-error]");
+  function showScheduleError(message) { scheduleError.textContent = message; scheduleError.hidden = false; }
+  function removeSchedule(s, button) {
+    if (!window.confirm("Remove the report schedule “" + s.name + "”? Its recipients get no more reports.")) return;
+    button.disabled = true;
+    fetch(apiUrl("/api/v1/report-schedules/" + encodeURIComponent(s.id)), {method: "DELETE", headers: csrfHeaders(), credentials: "same-origin"})
+      .then(function (r) {
+        if (r.ok) { loadPanels(); return; }
+        return apiError(r).then(function (m) { button.disabled = false; showScheduleError(m); });
+      });
+  }
+  const scheduleForm = document.querySelector("form[data-schedule-form]");
+  if (scheduleForm) {
+    scheduleForm.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      scheduleError.hidden = true;
+      scheduleForm.querySelectorAll("[data-field-error]").forEach(function (el) { el.textContent = ""; });
+      scheduleForm.querySelectorAll("[aria-invalid]").forEach(function (el) { el.removeAttribute("aria-invalid"); });
+      const f = scheduleForm.elements;
+      const payload = {name: f.name.value.trim(), audience: f.audience.value, period: f.period.value,
+        hour: Number(f.hour.value), recipients: f.recipients.value.split(/[,;\s]+/).filter(Boolean)};
+      const headers = csrfHeaders(); headers["Content-Type"] = "application/json";
+      const button = scheduleForm.querySelector("button[type=submit]");
+      button.disabled = true;
+      fetch(apiUrl("/api/v1/report-schedules"), {method: "POST", headers: headers, body: JSON.stringify(payload), credentials: "same-origin"})
+        .then(function (r) {
+          if (r.ok) { scheduleForm.reset(); loadPanels(); return; }
+          return apiError(r).then(function (message) {
+            // "recipients[1]: ..." names the field to fix.
+            const m = /^(name|audience|period|hour|recipients)(\[\d+\])?: ([\s\S]*)$/.exec(message);
+            if (!m) return showScheduleError(message);
+            scheduleForm.querySelector("[data-field-error=" + m[1] + "]").textContent = (m[2] ? "address " + (Number(m[2].slice(1, -1)) + 1) + ": " : "") + m[3];
+            f[m[1]].setAttribute("aria-invalid", "true");
+          });
+        })
+        .catch(function (e) { showScheduleError("Could not save the schedule: " + e.message); })
+        .finally(function () { button.disabled = false; });
+    });
+  }
 
   // --- sortable tables --------------------------------------------------------------------
   document.addEventListener("click", function (ev) {
