@@ -8,7 +8,7 @@ ADMIN ?= admin@example.com
 
 VENDOR := shopwatch/web/static/vendor
 
-.PHONY: run serve test test-fast lint bench-ingest bench-overview bench-backfill bench-queries bench-rum bench-checks bench-browser install install-test assets browser clean
+.PHONY: run serve test test-fast lint bench-ingest bench-overview bench-backfill bench-queries bench-alerts bench-rum bench-otlp bench-checks bench-browser install install-test assets browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,8 +75,14 @@ bench-backfill: install
 bench-queries: install
 	$(BIN)/python benchmarks/queries.py
 
+bench-alerts: install
+	$(BIN)/python benchmarks/alerts.py
+
 bench-rum: install
 	$(BIN)/python benchmarks/rum.py
+
+bench-otlp: install
+	$(BIN)/python benchmarks/otlp.py
 
 # The baseline, Prometheus's blackbox exporter, comes from the Debian archive.
 bench-checks: install

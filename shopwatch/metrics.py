@@ -49,6 +49,13 @@ class Metrics:
             "shopwatch_rum_dropped",
             "RUM records not stored, by reason (invalid, sampled_out, origin).", ["reason"],
             registry=r)
+        self.otlp_accepted = Counter(
+            "shopwatch_otlp_accepted", "OpenTelemetry items stored (committed), by signal: "
+            "traces (spans), metrics (data points), logs (log records).", ["signal"],
+            registry=r)
+        self.otlp_rejected = Counter(
+            "shopwatch_otlp_rejected", "OpenTelemetry items rejected one by one (invalid), "
+            "by signal.", ["signal"], registry=r)
         self.commit_seconds = Histogram("shopwatch_commit_seconds",
                                         "Duration of one group commit to the event store.",
                                         buckets=_LATENCY_BUCKETS, registry=r)

@@ -128,6 +128,10 @@ SETTINGS: tuple[Setting, ...] = (
     _s("rum_max_body_bytes", 64 * 1024, _parse_size, "size",
        "Largest RUM beacon accepted (413 above it); browsers cap a sendBeacon body at "
        "64 KiB, and the snippet sends well under it."),
+    _s("otlp_max_body_bytes", 8 * 1024 * 1024, _parse_size, "size",
+       "Largest OTLP/HTTP request body accepted (/v1/traces, /v1/metrics, /v1/logs), "
+       "measured after gzip decompression (413 above it). An SDK's batch of 512 spans is "
+       "well under 1 MiB."),
     _s("geoip_database", "", str, "path",
        "A MaxMind-format country database (.mmdb: GeoLite2 Country, DB-IP Country Lite...) "
        "to give RUM beacons a country. Empty: no country is looked up. Addresses are "

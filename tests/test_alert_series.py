@@ -232,7 +232,7 @@ def test_every_series_is_covered() -> None:
     assert set(SERIES) == {"events", "login_failures", "orders", "revenue", "sessions",
                            "conversion", "checkout_conversion", "declined_rate",
                            "error_rate", "lcp_p75", "inp_p75", "monitor", "failed_checks",
-                           "js_errors"}
+                           "js_errors", "backend_errors", "backend_p95_ms"}
 
 
 def test_monitor_down_needs_enough_failed_locations(

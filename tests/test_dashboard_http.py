@@ -16,7 +16,9 @@ from shopwatch.web.app import create_api
 from shopwatch.web.sections import PAGES
 from tests.conftest import ADMIN_EMAIL, PASSWORD, VIEWER_EMAIL, Live, csrf_of, sign_in
 
+# Ingest routes take the ingest key (tests/test_ingest_http.py, test_otlp.py cover them).
 PUBLIC = {("POST", "/api/v1/events"), ("POST", "/api/v1/rum"), ("GET", "/rum.js"),
+          ("POST", "/v1/traces"), ("POST", "/v1/metrics"), ("POST", "/v1/logs"),
           ("GET", "/status/acme"), ("GET", "/api/v1/status/acme"),
           *((m, p) for m in ("GET", "POST", "HEAD")
             for p in ("/api/v1/heartbeat/x", "/api/v1/heartbeat/x/fail")),
@@ -28,7 +30,7 @@ SAMPLE = {"project_id": "1", "kind": "ingest", "action": "rotate", "user_id": "1
           "name": "home", "slug": "acme", "token": "x", "window_id": "1",
           "file": "20261122T120000Z-pay.png", "channel_id": "1",
           "alert_id": "1", "incident_id": "1", "silence_id": "1",
-          "audience": "technical", "schedule_id": "1"}
+          "audience": "technical", "schedule_id": "1", "trace_id": "a" * 32}
 
 
 def _routes(routes: list[Any]) -> list[APIRoute]:

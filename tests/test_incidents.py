@@ -285,9 +285,13 @@ def test_the_timeline_places_signals_around_the_incident(
     expected = [e for b, e in zip(tl["buckets"], orders["expected"], strict=True)
                 if OUTAGE <= b < OUTAGE + 3600]
     assert all(e is not None for e in expected)
-    assert set(tl["series"]) == {"failed_checks", "js_errors", "lcp_p75", "sessions",
-                                 "add_to_cart", "begin_checkout", "orders", "revenue"}
+    assert set(tl["series"]) == {"failed_checks", "js_errors", "lcp_p75", "backend_errors",
+                                 "backend_p95_ms", "sessions", "add_to_cart",
+                                 "begin_checkout", "orders", "revenue"}
     assert tl["series"]["lcp_p75"]["values"] == [None] * len(tl["buckets"])
+    # No spans: backend errors are a count (0 per bucket), the p95 has no value.
+    assert tl["series"]["backend_errors"]["values"] == [0.0] * len(tl["buckets"])
+    assert tl["series"]["backend_p95_ms"]["values"] == [None] * len(tl["buckets"])
 
 
 def test_bucket_sizes_divide_a_week() -> None:

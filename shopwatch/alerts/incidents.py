@@ -10,9 +10,10 @@ Contract (docs/alerts.md, "Incidents"; the estimate's arithmetic in docs/kpis.md
   incident touched (converted to the project's currency, spread evenly over each day's
   hours) gives the spend of the incident and the share of it wasted.
 - :func:`timeline` places technical series (failed check runs, JavaScript errors, p75
-  LCP) next to business ones (sessions, add-to-carts, checkouts, orders with their
-  expected value, revenue) for the same buckets, from a margin before the first breach to
-  a margin after the end, so the page shows what happened before the alert fired.
+  LCP, backend errors and p95 from OpenTelemetry spans) next to business ones (sessions,
+  add-to-carts, checkouts, orders with their expected value, revenue) for the same
+  buckets, from a margin before the first breach to a margin after the end, so the page
+  shows what happened before the alert fired.
 
 Both read through :func:`shopwatch.analytics.alert_series.buckets`: the same figures as
 the rules and the dashboard.
@@ -26,7 +27,6 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from shopwatch.alerts.anomaly import WEEK_S
 from shopwatch.alerts.impact import Impact, Loss, estimate_impact
 from shopwatch.analytics import alert_series
 from shopwatch.analytics.currency import RATES
@@ -45,6 +45,8 @@ TIMELINE: Final = (
     ("failed_checks", "failed_checks", None, "technical", "failed check runs"),
     ("js_errors", "js_errors", None, "technical", "JavaScript errors"),
     ("lcp_p75", "lcp_p75", None, "technical", "p75 LCP (ms)"),
+    ("backend_errors", "backend_errors", None, "technical", "backend errors"),
+    ("backend_p95_ms", "backend_p95_ms", None, "technical", "backend p95 (ms)"),
     ("sessions", "sessions", None, "business", "sessions"),
     ("add_to_cart", "events", {"name": "add_to_cart"}, "business", "add-to-carts"),
     ("begin_checkout", "events", {"name": "begin_checkout"}, "business", "checkouts"),
@@ -118,11 +120,11 @@ def impact(events: EventStore, state: StateStore, incident: Incident, now: float
     bucket = bucket_for(end - start)
     # Whole buckets: the last one would otherwise compare a part with a full baseline.
     end = start + math.ceil((end - start) / bucket) * bucket
-    history_start = _us(start - weeks * WEEK_S)
-    orders = alert_series.buckets(events, project.id, "orders", None, history_start,
-                                  _us(end), bucket)
-    revenue = alert_series.buckets(events, project.id, "revenue", None, history_start,
-                                   _us(end), bucket, currency=project.currency)
+    orders = alert_series.seasonal_buckets(events, project.id, "orders", None, _us(start),
+                                           _us(end), bucket, weeks)
+    revenue = alert_series.seasonal_buckets(events, project.id, "revenue", None, _us(start),
+                                            _us(end), bucket, weeks,
+                                            currency=project.currency)
     found = estimate_impact(orders, revenue, start, end, bucket, weeks,
                             spend_per_hour(state, project, start, end))
     return as_dict(found, bucket, weeks)
@@ -158,8 +160,8 @@ def timeline(events: EventStore, state: StateStore, incident: Incident, now: flo
                                            _us(stop), bucket, currency=project.currency))
         series[key] = {"group": group, "label": label,
                        "values": [points.get(s) for s in starts]}
-    orders = alert_series.buckets(events, project.id, "orders", None,
-                                  _us(first - weeks * WEEK_S), _us(stop), bucket)
+    orders = alert_series.seasonal_buckets(events, project.id, "orders", None, _us(first),
+                                           _us(stop), bucket, weeks)
     baseline = estimate_impact(orders, [], first, stop, bucket, weeks)
     series["orders"]["expected"] = [b.expected_orders for b in baseline.buckets]
     return {"bucket_s": bucket, "start": first, "end": stop, "buckets": starts,

@@ -28,7 +28,6 @@ from shopwatch.store.monitors import list_monitors
 from shopwatch.store.slos import get_slo
 from shopwatch.store.state import StateStore
 
-WEEK_S = 7 * 86400
 MAD_K = 3.0
 
 
@@ -49,10 +48,9 @@ def series_reader(events: EventStore, state: StateStore
             return alert_series.value(events, project_id, series, rule.filter, start_us,
                                       end_us, currency=project.currency)
         window_s = (end_us - start_us) / 1e6
-        history_start = end_us - int((rule.weeks * WEEK_S + window_s) * 1_000_000)
-        points = alert_series.buckets(events, project_id, series, rule.filter,
-                                      history_start, end_us, window_s,
-                                      currency=project.currency)
+        points = alert_series.seasonal_buckets(events, project_id, series, rule.filter,
+                                               start_us, end_us, window_s, rule.weeks,
+                                               currency=project.currency)
         at = end_us / 1e6
         base = anomaly.baseline(points, at, window_s, rule.weeks)
         if base is None:

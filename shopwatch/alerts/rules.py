@@ -61,6 +61,8 @@ SERIES: Final[dict[str, frozenset[str]]] = {
     "monitor": frozenset({"monitor", "location"}),
     "failed_checks": frozenset({"monitor", "location"}),
     "js_errors": frozenset({"page"}),
+    "backend_errors": frozenset({"service", "route"}),
+    "backend_p95_ms": frozenset({"service", "route"}),
 }
 KINDS: Final = ("threshold", "anomaly", "no_data", "monitor_down")
 MIN_WINDOW_S: Final = 60.0

@@ -5,8 +5,10 @@ Contract (docs/alerts.md, "Series"; the KPIs' own definitions in docs/kpis.md):
 - :func:`value` is a series' value over ``[start_us, end_us)`` by event time, with the
   rule's ``filter`` applied; the same figure the dashboard shows for that range
   (``orders``, ``revenue`` and ``conversion`` as :func:`shopwatch.analytics.kpis.kpis`,
-  ``lcp_p75`` and ``inp_p75`` as :func:`shopwatch.analytics.vitals.vitals`).
-- **Counts** (``orders``, ``revenue``, ``sessions``, ``login_failures``, ``events``) are
+  ``lcp_p75`` and ``inp_p75`` as :func:`shopwatch.analytics.vitals.vitals`,
+  ``backend_errors`` and ``backend_p95_ms`` as :func:`shopwatch.analytics.apm.backend`).
+- **Counts** (``orders``, ``revenue``, ``sessions``, ``login_failures``, ``events``,
+  ``failed_checks``, ``js_errors``, ``backend_errors``) are
   ``0.0`` over a measured window without data: a ``no_data`` rule relies on that.
   **Ratios, percentiles and ``monitor``** are ``None`` when there is nothing to judge (a
   zero denominator, no sample, no run).
@@ -18,7 +20,8 @@ Contract (docs/alerts.md, "Series"; the KPIs' own definitions in docs/kpis.md):
   buckets add up to the range's value, except ``sessions``: a session with events in
   two buckets counts in each (as it would in each window alone); for sessions and the
   ratios, read buckets as long as the rule's window.
-- One parametrised query per call, whatever the series and the number of buckets.
+- One parametrised query per call, whatever the series and the number of buckets
+  (:func:`seasonal_buckets`: one per week).
 
 A filter key the series does not take, or an unknown series, is a ``ValueError`` (the
 rules loader refuses such rules first, so this is a programming error).
@@ -30,13 +33,15 @@ from collections.abc import Mapping
 from typing import Any, Final, Self
 
 from shopwatch.alerts.rules import SERIES
+from shopwatch.analytics.apm import IN_ERROR, ROUTE
 from shopwatch.analytics.currency import rate_sql
 from shopwatch.analytics.sessions import TS, sessionized_sql
 from shopwatch.analytics.vitals import GROUP_SQL
 from shopwatch.store.base import EventStore
 
 COUNTS: Final = frozenset({"orders", "revenue", "sessions", "login_failures", "events",
-                           "failed_checks", "js_errors"})
+                           "failed_checks", "js_errors", "backend_errors"})
+PERCENTILES: Final = frozenset({"lcp_p75", "inp_p75", "backend_p95_ms"})
 
 # The bucket of a row: its offset from the range's start in whole buckets (parameters:
 # start_us, bucket_us). ``value`` reads one bucket as long as the range.
@@ -233,6 +238,19 @@ WHERE true""", *rng)
         if "page" in f:
             q.add(f"WHERE {_PAGE_MATCH}", f["page"], f["page"])
         q.add("GROUP BY b")
+    elif series in ("backend_errors", "backend_p95_ms"):
+        # apm.py's requests (server spans): those in error, or the p95 of their durations.
+        measure = ("count(*)" if series == "backend_errors"
+                   else "quantile_cont(duration_ms, 0.95)")
+        q.add(f"SELECT {BUCKET} AS b, {measure}, NULL FROM spans", start_us, bucket_us)
+        q.add(f"WHERE {IN_RANGE} AND kind = 'server'", *rng)
+        if series == "backend_errors":
+            q.add(f"AND {IN_ERROR}")
+        if "service" in f:
+            q.add("AND service = ?", f["service"])
+        if "route" in f:
+            q.add(f"AND {ROUTE} = ?", f["route"])
+        q.add("GROUP BY b")
     else:  # monitor: the latest run of each monitor and location in each bucket
         q.add(f"SELECT {BUCKET} AS b, monitor, location, arg_max(ok, ts) FROM check_results",
               start_us, bucket_us)
@@ -276,7 +294,7 @@ def _values(store: EventStore, project_id: int, series: str,
         return _monitor_values(rows, min_failed or {}, "location" in f)
     out: dict[int, float | None] = {}
     for b, a, c in rows:
-        if series in COUNTS or series.endswith("_p75"):
+        if series in COUNTS or series in PERCENTILES:
             out[int(b)] = None if a is None else float(a)
         else:
             out[int(b)] = float(a) / float(c) if c else None
@@ -316,3 +334,18 @@ def buckets(store: EventStore, project_id: int, series: str,
         if v is not None:
             out.append(((start_us + i * bucket_us) / 1e6, v))
     return out
+
+
+def seasonal_buckets(store: EventStore, project_id: int, series: str,
+                     filter: Mapping[str, str] | None, start_us: int, end_us: int,
+                     bucket_s: float, weeks: int, *, currency: str | None = None,
+                     ) -> list[tuple[float, float]]:
+    """:func:`buckets` of ``[start_us, end_us)`` and of the same span in each of the
+    ``weeks`` previous weeks, oldest first: what a seasonal baseline reads, without the
+    days in between (one query per week: each scans its own span only)."""
+    week_us = 7 * 86400 * 1_000_000
+    found: list[tuple[float, float]] = []
+    for k in range(weeks, -1, -1):
+        found += buckets(store, project_id, series, filter, start_us - k * week_us,
+                         end_us - k * week_us, bucket_s, currency=currency)
+    return found

@@ -24,7 +24,8 @@ class EventBatch:
     ``rum`` is a JSON array of ``n_rum`` real-user-monitoring rows for the ``rum`` table
     (:class:`shopwatch.beacon.RumRow`, already scrubbed), written in the same transaction;
     ``checks`` likewise holds ``n_checks`` monitor results
-    (:class:`shopwatch.checks.record.CheckRow`).
+    (:class:`shopwatch.checks.record.CheckRow`), and ``spans``, ``metrics`` and ``logs``
+    OpenTelemetry rows (:mod:`shopwatch.telemetry`).
     """
 
     project_id: int
@@ -36,11 +37,17 @@ class EventBatch:
     n_rum: int = 0
     checks: bytes = b"[]"
     n_checks: int = 0
+    spans: bytes = b"[]"
+    n_spans: int = 0
+    metrics: bytes = b"[]"
+    n_metrics: int = 0
+    logs: bytes = b"[]"
+    n_logs: int = 0
 
     @property
     def size(self) -> int:
         """Rows of every kind: what queue and batch limits count."""
-        return self.n + self.n_rum + self.n_checks
+        return self.n + self.n_rum + self.n_checks + self.n_spans + self.n_metrics + self.n_logs
 
 
 @dataclass(frozen=True)

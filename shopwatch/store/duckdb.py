@@ -30,6 +30,14 @@ from shopwatch.checks.record import CHECK_COLUMNS, CheckRow
 from shopwatch.errors import StoreError
 from shopwatch.events import Device, Event
 from shopwatch.store.base import EVENT_COLUMNS, EventBatch, EventQuery, Prelude, files_bytes
+from shopwatch.telemetry import (
+    LOG_COLUMNS,
+    METRIC_COLUMNS,
+    SPAN_COLUMNS,
+    LogRow,
+    MetricRow,
+    SpanRow,
+)
 
 MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
     (1, "events and the dedup index", (
@@ -84,6 +92,37 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             first_byte_ms DOUBLE, transfer_ms DOUBLE, failure VARCHAR, steps JSON
         )""",
     )),
+    (4, "OpenTelemetry spans, metric points and logs", (
+        """CREATE TABLE spans (
+            project_id INTEGER NOT NULL,
+            received_at TIMESTAMP NOT NULL,
+            ts TIMESTAMP NOT NULL,
+            trace_id VARCHAR NOT NULL, span_id VARCHAR NOT NULL,
+            service VARCHAR NOT NULL, name VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL, status VARCHAR NOT NULL, duration_ms DOUBLE NOT NULL,
+            parent_span_id VARCHAR, status_message VARCHAR,
+            http_route VARCHAR, http_method VARCHAR, http_status INTEGER,
+            db_system VARCHAR, db_operation VARCHAR, server_address VARCHAR,
+            peer_service VARCHAR, exception_type VARCHAR, exception_message VARCHAR,
+            session_id VARCHAR, exceptions JSON, attributes JSON, resource JSON
+        )""",
+        """CREATE TABLE metric_points (
+            project_id INTEGER NOT NULL,
+            received_at TIMESTAMP NOT NULL,
+            ts TIMESTAMP NOT NULL,
+            service VARCHAR NOT NULL, name VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+            unit VARCHAR, start_ts DOUBLE, value DOUBLE, count BIGINT, sum DOUBLE,
+            min DOUBLE, max DOUBLE, bounds JSON, counts JSON, monotonic BOOLEAN,
+            temporality VARCHAR, attributes JSON
+        )""",
+        """CREATE TABLE logs (
+            project_id INTEGER NOT NULL,
+            received_at TIMESTAMP NOT NULL,
+            ts TIMESTAMP NOT NULL,
+            service VARCHAR NOT NULL, severity VARCHAR, severity_number INTEGER,
+            body VARCHAR, trace_id VARCHAR, span_id VARCHAR, attributes JSON
+        )""",
+    )),
 )
 
 def _json_structure() -> str:
@@ -103,7 +142,8 @@ _STRUCTURE = _json_structure()
 def _structure(struct: type[msgspec.Struct]) -> str:
     """The ``from_json`` structure of one row of a struct of scalar fields (lists and
     dicts are kept as JSON)."""
-    types = {int: "INTEGER", float: "DOUBLE", bool: "BOOLEAN", str: "VARCHAR"}
+    # BIGINT: a cumulative counter outgrows 32 bits; INTEGER columns take it by a cast.
+    types = {int: "BIGINT", float: "DOUBLE", bool: "BOOLEAN", str: "VARCHAR"}
     fields = {}
     for f in msgspec.structs.fields(struct):
         args = getattr(f.type, "__args__", (f.type,))
@@ -129,6 +169,10 @@ FROM (SELECT project_id, received_at,
 
 _INSERT_RUM = _insert_sql("rum", RUM_COLUMNS, RumRow, "rum", "n_rum")
 _INSERT_CHECKS = _insert_sql("check_results", CHECK_COLUMNS, CheckRow, "checks", "n_checks")
+_INSERT_SPANS = _insert_sql("spans", SPAN_COLUMNS, SpanRow, "spans", "n_spans")
+_INSERT_METRICS = _insert_sql("metric_points", METRIC_COLUMNS, MetricRow, "metrics",
+                              "n_metrics")
+_INSERT_LOGS = _insert_sql("logs", LOG_COLUMNS, LogRow, "logs", "n_logs")
 # Client ids come as a list per request (from the pipeline), so the dedup index is
 # updated without parsing the payload; the payload is parsed once, in the events insert.
 _UID = "md5(project_id::VARCHAR || ':' || {id})::UUID"
@@ -164,7 +208,10 @@ _READ_COLS = [c for c in EVENT_COLUMNS if c not in ("ts", "received_at", "projec
 _INCOMING = pa.schema([("project_id", pa.int32()), ("received_at", pa.timestamp("us")),
                        ("payload", pa.binary()), ("ids", pa.list_(pa.string())),
                        ("rum", pa.binary()), ("n_rum", pa.int32()),
-                       ("checks", pa.binary()), ("n_checks", pa.int32())])
+                       ("checks", pa.binary()), ("n_checks", pa.int32()),
+                       ("spans", pa.binary()), ("n_spans", pa.int32()),
+                       ("metrics", pa.binary()), ("n_metrics", pa.int32()),
+                       ("logs", pa.binary()), ("n_logs", pa.int32())])
 
 
 def duckdb_config(*, threads: int, checkpoint_threshold: int,
@@ -254,6 +301,12 @@ class DuckDBEventStore:
             pa.array([b.n_rum for b in batches], pa.int32()),
             pa.array([b.checks for b in batches], pa.binary()),
             pa.array([b.n_checks for b in batches], pa.int32()),
+            pa.array([b.spans for b in batches], pa.binary()),
+            pa.array([b.n_spans for b in batches], pa.int32()),
+            pa.array([b.metrics for b in batches], pa.binary()),
+            pa.array([b.n_metrics for b in batches], pa.int32()),
+            pa.array([b.logs for b in batches], pa.binary()),
+            pa.array([b.n_logs for b in batches], pa.int32()),
         ], schema=_INCOMING)
         n_events = sum(b.n for b in batches)
         n_ids = sum(len(b.ids) for b in batches)
@@ -275,6 +328,12 @@ class DuckDBEventStore:
                 cur.execute(_INSERT_RUM)
             if any(b.n_checks for b in batches):
                 cur.execute(_INSERT_CHECKS)
+            if any(b.n_spans for b in batches):
+                cur.execute(_INSERT_SPANS)
+            if any(b.n_metrics for b in batches):
+                cur.execute(_INSERT_METRICS)
+            if any(b.n_logs for b in batches):
+                cur.execute(_INSERT_LOGS)
             cur.execute("COMMIT")
         except duckdb.Error as exc:
             with contextlib.suppress(duckdb.Error):

@@ -42,7 +42,8 @@ ProjectQuery = Annotated[str | None, Query(
 _UNITS = {"orders": "count", "sessions": "count", "login_failures": "count", "events": "count",
           "revenue": "money", "conversion": "ratio", "checkout_conversion": "ratio",
           "declined_rate": "ratio", "error_rate": "ratio", "lcp_p75": "ms", "inp_p75": "ms",
-          "monitor": "flag", "failed_checks": "count", "js_errors": "count"}
+          "monitor": "flag", "failed_checks": "count", "js_errors": "count",
+          "backend_errors": "count", "backend_p95_ms": "ms"}
 
 
 def _json(body: Any, status: int = 200) -> Response:

@@ -19,12 +19,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shopwatch import __version__
 from shopwatch.errors import HTTPError, LoginRequired
+from shopwatch.ingest.otlp import router as otlp_router
 from shopwatch.ingest.routes import router as ingest_router
 from shopwatch.ingest.rum import router as rum_router
 from shopwatch.runtime import Runtime
 from shopwatch.web import access
 from shopwatch.web.alerts import router as alerts_router
 from shopwatch.web.api import router as api_router
+from shopwatch.web.apm import router as apm_router
 from shopwatch.web.channels import router as channels_router
 from shopwatch.web.frontdoor import FrontDoor
 from shopwatch.web.heartbeat import router as heartbeat_router
@@ -135,7 +137,9 @@ def create_api(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     app.state.runtime = runtime
     app.include_router(ingest_router)
     app.include_router(rum_router)
+    app.include_router(otlp_router)
     app.include_router(api_router)
+    app.include_router(apm_router)
     app.include_router(heartbeat_router)
     app.include_router(probes_router)
     app.include_router(channels_router)

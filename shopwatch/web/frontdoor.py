@@ -1,5 +1,5 @@
-"""The ASGI front door: ``POST /api/v1/events`` and ``/api/v1/rum`` straight to ingest,
-the rest to FastAPI.
+"""The ASGI front door: ``POST /api/v1/events``, ``/api/v1/rum`` and the OTLP paths
+(``/v1/traces``, ``/v1/metrics``, ``/v1/logs``) straight to ingest, the rest to FastAPI.
 
 Ingest is the one hot route. Going through FastAPI's stack (routing, a dozen
 middleware layers, dependency resolution) cost about 0.4 ms per request, a quarter
@@ -16,7 +16,9 @@ from typing import Any
 
 import msgspec
 
+from shopwatch import otlp
 from shopwatch.errors import HTTPError
+from shopwatch.ingest.otlp import ingest_otlp
 from shopwatch.ingest.routes import ingest
 from shopwatch.ingest.rum import PREFLIGHT_HEADERS, cors_headers, ingest_rum
 from shopwatch.runtime import Runtime
@@ -40,7 +42,7 @@ CORS_HEADERS = [
 ]
 
 
-_ROUTES = frozenset({"/api/v1/events", "/api/v1/rum"})
+_ROUTES = frozenset({"/api/v1/events", "/api/v1/rum", *otlp.SIGNALS})
 
 
 class FrontDoor:
@@ -57,6 +59,10 @@ class FrontDoor:
             return
         if scope["path"] == "/api/v1/rum":
             await self._rum(scope, receive, send)
+            return
+        signal = otlp.SIGNALS.get(scope["path"])
+        if signal is not None:
+            await self._otlp(signal, scope, receive, send)
             return
         if scope["method"] == "OPTIONS":  # a browser's CORS preflight
             await send({"type": "http.response.start", "status": 204,
@@ -87,6 +93,20 @@ class FrontDoor:
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()), *extra, *cors]})
         await send({"type": "http.response.body", "body": body})
+
+
+    async def _otlp(self, signal: otlp.Signal, scope: Scope, receive: Receive,
+                    send: Send) -> None:
+        if scope["method"] != "POST":  # no CORS for OTLP: FastAPI answers 405
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        answer = await ingest_otlp(self.runtime, signal, headers, _chunks(receive))
+        await send({"type": "http.response.start", "status": answer.status, "headers": [
+            (b"content-type", answer.content_type.encode()),
+            (b"content-length", str(len(answer.body)).encode()),
+            *((k.encode(), v.encode()) for k, v in answer.headers)]})
+        await send({"type": "http.response.body", "body": answer.body})
 
 
 async def _answer(call: Awaitable[tuple[int, bytes]]

@@ -226,6 +226,7 @@ def _section(request: Request) -> Response:
                 "/behaviour/session-journeys": "journeys.html",
                 "/reliability/uptime": "uptime.html",
                 "/reliability/checks": "checks.html", "/alerts": "alerts.html",
+                "/reliability/backend": "backend.html",
                 "/alerts/incidents": "incidents.html", "/alerts/slos": "slos.html",
                 "/alerts/reports": "reports.html"}.get(
         page.path, "section.html")

@@ -50,9 +50,11 @@ LAYERS: Final[tuple[Layer, ...]] = (
              "JavaScript errors in shoppers' browsers, grouped, and resources that failed "
              "to load (payment provider, CDN, maps), with the sessions they hit.", built=True),
         Page("/reliability/backend", "Backend",
-             "Endpoints and dependencies: throughput, errors and latency, traces.",
-             fills_from="OpenTelemetry traces and metrics sent to /v1/traces and /v1/metrics",
-             issue=9),
+             "The shop's backend from its OpenTelemetry traces: throughput, error rate and "
+             "latency per service and endpoint, the slowest endpoints, database operations "
+             "and outgoing calls (the payment provider...) with their share of the time, "
+             "backend errors grouped, and each trace as a waterfall of its spans.",
+             built=True),
     )),
     Layer("behaviour", "Behaviour", (
         Page("/behaviour/real-users", "Real users",

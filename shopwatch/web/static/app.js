@@ -127,8 +127,9 @@
     charts.set(el, plot);
   }
   // span: [from, to] in epoch seconds, the x axis's extent (else the data's: a single point
-  // would be stretched over years); height in pixels, 260 unless given.
-  function timeseries(el, xs, lines, span, height) {
+  // would be stretched over years); height in pixels, 260 unless given; axisFmt formats
+  // the y axis's ticks (whole numbers unless given: a ratio's 0.5 would read 1).
+  function timeseries(el, xs, lines, span, height, axisFmt) {
     if (!window.uPlot || !el) return;
     const old = charts.get(el); if (old) old.destroy();
     el.textContent = "";
@@ -139,7 +140,7 @@
     const scales = span ? {x: {time: true, range: function () { return span; }}} : undefined;
     const plot = new uPlot({width: chartWidth(el), height: height || 260, series: series, scales: scales,
       // Wide enough for "1,000,000": uPlot's default cuts off the leading digits.
-      axes: [{}, {size: 64, values: function (u, vals) { return vals.map(function (v) { return fmtInt.format(v); }); }}]},
+      axes: [{}, {size: 64, values: function (u, vals) { return vals.map(function (v) { return (axisFmt || fmtInt.format)(v); }); }}]},
       [xs].concat(lines.map(function (l) { return l.values; })), el);
     charts.set(el, plot);
   }
@@ -1463,7 +1464,9 @@
     timelineChart(panel.querySelector("[data-timeline=technical]"), "technical", tl, [
       {label: s.failed_checks.label, color: "#d1242f", values: s.failed_checks.values},
       {label: s.js_errors.label, color: "#b58900", values: s.js_errors.values},
-      {label: s.lcp_p75.label, color: "#6f42c1", values: s.lcp_p75.values, axis: 1}]);
+      {label: s.backend_errors.label, color: "#bc4c00", values: s.backend_errors.values},
+      {label: s.lcp_p75.label, color: "#6f42c1", values: s.lcp_p75.values, axis: 1},
+      {label: s.backend_p95_ms.label, color: "#0a7f8a", values: s.backend_p95_ms.values, axis: 1}]);
     timelineChart(panel.querySelector("[data-timeline=business]"), "business", tl, [
       {label: s.sessions.label, color: "#1f6feb", values: s.sessions.values},
       {label: s.add_to_cart.label, color: "#0a7f5a", values: s.add_to_cart.values},
@@ -1818,6 +1821,253 @@
         .catch(function (e) { showScheduleError("Could not save the schedule: " + e.message); })
         .finally(function () { button.disabled = false; });
     });
+  }
+
+  // --- backend: services, endpoints, dependencies, errors, one trace's waterfall ---------
+  function fmtMs(v) {
+    if (v == null) return "–";
+    if (v >= 1000) return fmtDec.format(v / 1000) + " s";
+    return (v < 10 ? fmtDec.format(v) : fmtInt.format(v)) + " ms";
+  }
+  function numCell(tr, label, value) { cell(tr, label, {num: true, sort: value == null ? "" : value}); }
+  // This page with the period and project kept, and `extra` (a trace, a service) set.
+  function backendHref(extra) {
+    const url = new URL("/reliability/backend", location.origin);
+    ["project", "range", "from", "to"].forEach(function (k) { if (page.get(k)) url.searchParams.set(k, page.get(k)); });
+    Object.keys(extra).forEach(function (k) { url.searchParams.set(k, extra[k]); });
+    return url.pathname + url.search;
+  }
+  function figureCells(tr, r) {
+    numCell(tr, r.error_rate == null ? "–" : fmtPct(r.error_rate), r.error_rate);
+    if (r.error_rate) tr.lastChild.classList.add("rating-poor");
+    numCell(tr, fmtMs(r.p50), r.p50); numCell(tr, fmtMs(r.p95), r.p95); numCell(tr, fmtMs(r.p99), r.p99);
+  }
+  const serviceSelect = document.querySelector("[data-service-select]");
+  if (serviceSelect) serviceSelect.addEventListener("change", function () { serviceSelect.form.submit(); });
+  renderers.backend = function (panel, d) {
+    panel.querySelectorAll("[data-range-label]").forEach(function (el) { el.textContent = RANGE_LABELS[d.range.label] || d.range.label; });
+    if (serviceSelect) {
+      const chosen = d.service || "";
+      while (serviceSelect.options.length > 1) serviceSelect.remove(1);
+      const names = d.services.map(function (s) { return s.service; });
+      if (chosen && names.indexOf(chosen) < 0) names.unshift(chosen);  // filtered to one without spans now
+      names.forEach(function (n) { serviceSelect.add(new Option(n, n, false, n === chosen)); });
+    }
+    // Without any span, only how to send them: empty charts and tables would add nothing.
+    const none = d.services.length === 0;
+    panel.querySelector("[data-backend-empty]").hidden = !none;
+    panel.querySelector("[data-backend-figures]").hidden = none;
+    document.querySelectorAll("[data-backend-more]").forEach(function (el) { el.hidden = none; });
+    const t = d.totals;
+    const card = function (k) { return panel.querySelector("[data-backend-card=" + k + "]"); };
+    text(card("throughput").querySelector(".kpi-value"), t.throughput == null ? "–" : fmtDec.format(t.throughput) + " /min");
+    text(card("throughput").querySelector(".kpi-sub"), fmtInt.format(t.requests) + " requests" + (d.service ? " to " + d.service : ""));
+    const rate = card("error_rate").querySelector(".kpi-value");
+    rate.textContent = t.error_rate == null ? "–" : fmtPct(t.error_rate);
+    rate.classList.toggle("rating-poor", !!t.error_rate);
+    text(card("error_rate").querySelector(".kpi-sub"), fmtInt.format(t.errors) + " of " + fmtInt.format(t.requests) + " requests in error");
+    text(card("p95").querySelector(".kpi-value"), fmtMs(t.p95));
+    text(card("p95").querySelector(".kpi-sub"), "p50 " + fmtMs(t.p50) + " · p99 " + fmtMs(t.p99));
+    const xs = secondsOf(d.series.map(function (b) { return b.t; }));
+    const span = [Date.parse(d.range.from) / 1000, Date.parse(d.range.to) / 1000];
+    const pick = function (k, scale) { return d.series.map(function (b) { return b[k] == null ? null : b[k] * (scale || 1); }); };
+    const ms = function (u, v) { return fmtMs(v); };
+    timeseries(panel.querySelector("[data-chart=backend-latency]"), xs, [
+      {label: "p50", color: "#1a7f37", values: pick("p50"), value: ms},
+      {label: "p95", color: "#1f6feb", values: pick("p95"), value: ms},
+      {label: "p99", color: "#8250df", values: pick("p99"), value: ms}], span, 260, fmtMs);
+    timeseries(panel.querySelector("[data-chart=backend-errors]"), xs, [
+      {label: "error rate (%)", color: "#cf222e", values: pick("error_rate", 100),
+       value: function (u, v) { return v == null ? "–" : fmtDec.format(v) + " %"; }}],
+      span, 200, function (v) { return fmtDec.format(v) + " %"; });
+    timeseries(panel.querySelector("[data-chart=backend-throughput]"), xs, [
+      {label: "requests per minute", color: "#1f6feb", values: pick("throughput"),
+       value: function (u, v) { return v == null ? "–" : fmtDec.format(v); }}],
+      span, 200, fmtDec.format);
+    const st = panel.querySelector("[data-services] tbody"); st.textContent = "";
+    d.services.forEach(function (s) {
+      const tr = document.createElement("tr");
+      linkCell(tr, s.service, backendHref({service: s.service}));
+      numCell(tr, fmtInt.format(s.spans), s.spans); numCell(tr, fmtInt.format(s.requests), s.requests);
+      numCell(tr, s.throughput == null ? "–" : fmtDec.format(s.throughput), s.throughput);
+      figureCells(tr, s);
+      st.appendChild(tr);
+    });
+    const et = panel.querySelector("[data-endpoints]"), eb = et.querySelector("tbody"); eb.textContent = "";
+    d.endpoints.forEach(function (e) {
+      const tr = document.createElement("tr");
+      cell(tr, e.endpoint); cell(tr, e.service);
+      numCell(tr, fmtInt.format(e.requests), e.requests);
+      numCell(tr, e.throughput == null ? "–" : fmtDec.format(e.throughput), e.throughput);
+      figureCells(tr, e);
+      eb.appendChild(tr);
+    });
+    fillEmpty(panel, et, d.endpoints.length);
+    text(panel.querySelector("[data-slowest-hint]"), "by p95, among endpoints with at least " + fmtInt.format(d.min_calls) + " requests");
+    const slt = panel.querySelector("[data-slowest]"), sb = slt.querySelector("tbody"); sb.textContent = "";
+    d.slowest.forEach(function (e) {
+      const tr = document.createElement("tr");
+      cell(tr, e.endpoint); cell(tr, e.service);
+      numCell(tr, fmtInt.format(e.requests), e.requests);
+      numCell(tr, fmtMs(e.p95), e.p95); numCell(tr, fmtMs(e.p99), e.p99);
+      numCell(tr, e.error_rate == null ? "–" : fmtPct(e.error_rate), e.error_rate);
+      sb.appendChild(tr);
+    });
+    fillEmpty(panel, slt, d.slowest.length);
+  };
+  renderers["backend-dependencies"] = function (panel, d) {
+    const table = panel.querySelector("[data-dependencies]"), tbody = table.querySelector("tbody");
+    tbody.textContent = "";
+    // Bars are scaled to 100 %, or to the largest share when parallel calls pass it.
+    const top = Math.max(1, Math.max.apply(null, d.dependencies.map(function (r) { return r.share || 0; }).concat([0])));
+    d.dependencies.forEach(function (r) {
+      const tr = document.createElement("tr");
+      cell(tr, r.name);
+      cell(tr, r.type === "database" ? "database" : "outgoing call");
+      cell(tr, r.services.join(", "));
+      numCell(tr, fmtInt.format(r.calls), r.calls);
+      numCell(tr, r.error_rate == null ? "–" : fmtPct(r.error_rate), r.error_rate);
+      if (r.error_rate) tr.lastChild.classList.add("rating-poor");
+      numCell(tr, fmtMs(r.p50), r.p50); numCell(tr, fmtMs(r.p95), r.p95);
+      const td = document.createElement("td"); td.className = "num share";
+      td.dataset.value = r.share == null ? "" : r.share;
+      if (r.share == null) td.textContent = "–";
+      else {
+        const bar = document.createElement("span"), fill = document.createElement("span");
+        bar.className = "share-bar"; fill.style.width = (100 * r.share / top) + "%";
+        bar.appendChild(fill); td.appendChild(bar); td.appendChild(document.createTextNode(fmtPct(r.share)));
+        td.title = fmtMs(r.total_ms) + " of " + fmtMs(r.traces_ms) + " in the requests it ran in";
+      }
+      tr.appendChild(td);
+      tbody.appendChild(tr);
+    });
+    fillEmpty(panel, table, d.dependencies.length);
+  };
+  renderers["backend-errors"] = function (panel, d) {
+    const table = panel.querySelector("[data-backend-errors]"), tbody = table.querySelector("tbody");
+    tbody.textContent = "";
+    d.groups.forEach(function (g) {
+      const tr = document.createElement("tr");
+      const td = document.createElement("td"), b = document.createElement("button");
+      b.type = "button"; b.className = "linklike";
+      b.textContent = g.type + (g.message ? ": " + g.message : "");
+      b.addEventListener("click", function () {
+        const box = panel.querySelector("[data-backend-error]");
+        box.hidden = false;
+        text(box.querySelector("[data-backend-error-title]"), g.type + ": " + (g.example_message || "(no message)"));
+        text(box.querySelector("[data-backend-error-stack]"), g.stacktrace || "(no stack trace)");
+        box.scrollIntoView({block: "nearest"});
+      });
+      td.appendChild(b);
+      if (g.example_message && g.example_message !== g.message) {
+        const ex = document.createElement("div"); ex.className = "hint"; ex.textContent = "latest: " + g.example_message; td.appendChild(ex);
+      }
+      tr.appendChild(td);
+      cell(tr, g.service);
+      numCell(tr, fmtInt.format(g.count), g.count); numCell(tr, fmtInt.format(g.traces), g.traces);
+      cell(tr, g.endpoints.map(function (e) { return e.endpoint; }).join("\n"));
+      tr.lastChild.className = "endpoints";
+      cell(tr, fmtTime(g.first_seen), {sort: g.first_seen}); cell(tr, fmtTime(g.last_seen), {sort: g.last_seen});
+      linkCell(tr, "trace", backendHref({trace: g.example_trace_id}));
+      tr.lastChild.firstChild.dataset.traceLink = g.example_trace_id;
+      tbody.appendChild(tr);
+    });
+    fillEmpty(panel, table, d.groups.length);
+  };
+  const SERVICE_COLORS = ["#1f6feb", "#8250df", "#1a7f37", "#bc4c00", "#bf3989", "#0a7f8a", "#6e7781"];
+  renderers.trace = function (panel, d) {
+    const colors = {};
+    d.services.forEach(function (s, i) { colors[s] = SERVICE_COLORS[i % SERVICE_COLORS.length]; });
+    text(panel.querySelector("[data-trace-title]"), d.root.endpoint + " · " + d.root.service);
+    text(panel.querySelector("[data-trace-summary]"), fmtTime(d.start) + " · " + fmtMs(d.duration_ms) + " · " +
+      plural(d.span_count, "span") + " · " + d.services.join(", ") + (d.errors ? " · " + plural(d.errors, "span") + " in error" : "") +
+      (d.truncated ? " · only the first " + fmtInt.format(d.span_count) + " spans" : ""));
+    const total = Math.max(d.duration_ms, 0.001);
+    const box = panel.querySelector("[data-waterfall]");
+    box.textContent = "";
+    const row = function (cls) {
+      const r = document.createElement("div"), name = document.createElement("div"), track = document.createElement("div"), lane = document.createElement("div");
+      r.className = "wf-row " + (cls || ""); name.className = "wf-name"; track.className = "wf-track"; lane.className = "wf-lane";
+      track.appendChild(lane); r.appendChild(name); r.appendChild(track);
+      return {row: r, name: name, lane: lane};
+    };
+    const head = row("wf-head");
+    head.name.textContent = "Span (service)";
+    [0, 0.25, 0.5, 0.75, 1].forEach(function (f) {
+      const tick = document.createElement("span"); tick.className = "wf-tick" + (f === 1 ? " wf-tick-end" : "");
+      if (f === 1) tick.style.right = "0"; else tick.style.left = (100 * f) + "%";
+      tick.textContent = fmtMs(total * f); head.lane.appendChild(tick);
+    });
+    box.appendChild(head.row);
+    d.spans.forEach(function (s) {
+      const r = row(s.error ? "wf-error" : "");
+      r.row.setAttribute("role", "listitem"); r.row.dataset.spanId = s.span_id;
+      r.name.style.paddingLeft = (8 + 16 * s.depth) + "px";
+      const b = document.createElement("button"); b.type = "button"; b.className = "linklike"; b.textContent = s.name;
+      const svc = document.createElement("span"); svc.className = "wf-svc"; svc.textContent = s.service;
+      r.name.appendChild(b); r.name.appendChild(svc);
+      r.name.title = s.name + " (" + s.service + ", " + s.kind + ")";
+      const left = 100 * s.offset_ms / total, width = Math.max(100 * s.duration_ms / total, 0.3);
+      const bar = document.createElement("span"); bar.className = "wf-bar";
+      bar.style.left = Math.min(left, 99.7) + "%"; bar.style.width = Math.min(width, 100 - Math.min(left, 99.7)) + "%";
+      bar.style.background = colors[s.service];
+      const dur = document.createElement("span"); dur.className = "wf-dur"; dur.textContent = fmtMs(s.duration_ms);
+      // The label goes after the bar; before it when the bar ends near the right edge; inside
+      // it when the bar spans nearly the whole trace (outside, it would cover the names).
+      if (left + width <= 80) dur.style.left = (left + width) + "%";
+      else if (left >= 12) dur.style.right = (100 - left) + "%";
+      else { dur.classList.add("wf-dur-in"); dur.style.right = Math.max(0, 100 - left - width) + "%"; }
+      r.lane.appendChild(bar); r.lane.appendChild(dur);
+      r.row.addEventListener("click", function () { showSpan(panel, s, r.row); });
+      box.appendChild(r.row);
+    });
+  };
+  function showSpan(panel, s, rowEl) {
+    panel.querySelectorAll(".wf-row.selected").forEach(function (el) { el.classList.remove("selected"); });
+    rowEl.classList.add("selected");
+    const box = panel.querySelector("[data-span-detail]");
+    box.hidden = false;
+    text(box.querySelector("[data-span-title]"), s.name);
+    const facts = box.querySelector("[data-span-facts]"); facts.textContent = "";
+    const add = function (label, value) {
+      if (value == null || value === "") return;
+      const dt = document.createElement("dt"), dd = document.createElement("dd");
+      dt.textContent = label; dd.textContent = value; facts.appendChild(dt); facts.appendChild(dd);
+    };
+    add("Service", s.service); add("Kind", s.kind);
+    add("Status", s.status + (s.status_message ? ": " + s.status_message : ""));
+    add("Start", fmtTime(s.start) + " (+" + fmtMs(s.offset_ms) + ")"); add("Duration", fmtMs(s.duration_ms));
+    add("HTTP", [s.http_method, s.http_route, s.http_status].filter(function (v) { return v != null; }).join(" "));
+    add("Database", [s.db_system, s.db_operation].filter(Boolean).join(" "));
+    add("Peer", [s.server_address, s.peer_service].filter(Boolean).join(" · "));
+    add("Span id", s.span_id + (s.parent_span_id ? " (parent " + s.parent_span_id + ")" : ""));
+    if (s.session_id) {
+      const dt = document.createElement("dt"), dd = document.createElement("dd"), a = document.createElement("a");
+      dt.textContent = "Session"; a.href = journeyHref(s.session_id); a.textContent = s.session_id;
+      dd.appendChild(a); facts.appendChild(dt); facts.appendChild(dd);
+    }
+    const exc = box.querySelector("[data-span-exceptions]"); exc.textContent = "";
+    // The exception events, else the first exception's columns (an SDK that sent no events).
+    const list = s.exceptions && s.exceptions.length ? s.exceptions
+      : (s.exception_type || s.exception_message ? [{type: s.exception_type, message: s.exception_message}] : []);
+    list.forEach(function (x) {
+      const div = document.createElement("div"); div.className = "exception";
+      const h = document.createElement("strong"); h.className = "rating-poor"; h.textContent = (x.type || "Exception") + (x.message ? ": " + x.message : "");
+      div.appendChild(h);
+      if (x.stacktrace) { const pre = document.createElement("pre"); pre.className = "stack"; pre.textContent = x.stacktrace; div.appendChild(pre); }
+      exc.appendChild(div);
+    });
+    const tbody = box.querySelector("[data-span-attributes] tbody"); tbody.textContent = "";
+    const show = function (prefix, attrs) {
+      Object.keys(attrs || {}).sort().forEach(function (k) {
+        const tr = document.createElement("tr"), v = attrs[k];
+        cell(tr, prefix + k); cell(tr, typeof v === "string" ? v : JSON.stringify(v));
+        tbody.appendChild(tr);
+      });
+    };
+    show("", s.attributes); show("resource: ", s.resource);
+    box.querySelector("[data-span-attributes]").hidden = tbody.rows.length === 0;
+    box.scrollIntoView({block: "nearest"});
   }
 
   // --- sortable tables --------------------------------------------------------------------

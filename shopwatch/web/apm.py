@@ -1,0 +1,107 @@
+"""Backend performance in the JSON API (docs/api.md, "Backend"; definitions in
+docs/kpis.md, "Backend"), read from the OpenTelemetry spans the project sends.
+
+- ``GET /api/v1/backend?project=&range=&service=&min_calls=``: every service with its
+  totals, the period's totals, each endpoint's throughput, error rate and p50/p95/p99,
+  the same per bucket (``series``) and the slowest endpoints. ``format=csv|parquet``
+  gives the endpoints.
+- ``GET /api/v1/backend/dependencies?project=&range=&service=``: database operations
+  and outgoing calls with calls, error rate, p50/p95 and share of the time.
+- ``GET /api/v1/backend/errors?project=&range=&service=``: backend errors grouped.
+- ``GET /api/v1/traces/{trace_id}?project=``: one trace's spans in tree order; ``400``
+  when the id is not 32 hex digits, ``404`` when the project has no span of it.
+
+Reading takes a session or the project's secret key, like every read route; ``service``
+narrows the figures to one service (``""``: all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from shopwatch.analytics import apm
+from shopwatch.analytics.timerange import TimeRange, parse_range
+from shopwatch.runtime import Runtime
+from shopwatch.web import access, export
+
+router = APIRouter()
+
+ProjectQuery = Annotated[str | None, Query(
+    description="project id (sessions; a secret key reads its own project)")]
+RangeParam = Annotated[str | None, Query(alias="range", description=(
+    "1h, 24h, 7d, 30d, or custom with from and to (default: custom when from and to are "
+    "given, else 24h)"))]
+FromParam = Annotated[str | None, Query(alias="from", description="RFC 3339 or epoch ms")]
+ToParam = Annotated[str | None, Query(description="RFC 3339 or epoch ms (exclusive)")]
+ServiceParam = Annotated[str | None, Query(
+    max_length=256, description="only this service (its spans' service.name)")]
+
+
+def _period(range_: str | None, from_: str | None, to: str | None) -> TimeRange:
+    """As every analytics route reads its period: a preset, or ``from``/``to`` (custom
+    when both are given without ``range``); 24 hours by default."""
+    if range_ is None:
+        range_ = "custom" if from_ and to else "24h"
+    return parse_range(range_, from_, to, time.time_ns() // 1000)
+
+
+@router.get("/api/v1/backend", tags=["backend"], summary="Services and endpoints")
+async def get_backend(
+    request: Request, project: ProjectQuery = None, service: ServiceParam = None,
+    min_calls: Annotated[int, Query(
+        ge=1, le=1_000_000, description="requests an endpoint needs to rank among the "
+        "slowest")] = apm.MIN_CALLS,
+    range_: RangeParam = None, from_: FromParam = None, to: ToParam = None,
+) -> Response:
+    """Throughput, error rate and latency (p50, p95, p99) per service, per endpoint and
+    per bucket, from server spans; the slowest endpoints by p95."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    body = await asyncio.to_thread(apm.backend, rt.events, chosen.id,
+                                   _period(range_, from_, to), service or None, min_calls)
+    return export.respond(request, body, body["endpoints"], "backend-endpoints")
+
+
+@router.get("/api/v1/backend/dependencies", tags=["backend"],
+            summary="Database operations and outgoing calls")
+async def get_dependencies(
+    request: Request, project: ProjectQuery = None, service: ServiceParam = None,
+    range_: RangeParam = None, from_: FromParam = None, to: ToParam = None,
+) -> Response:
+    """Client spans and database spans grouped by database operation or by host, with
+    calls, error rate, p50/p95 and their share of the time of the requests they ran in."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    body = await asyncio.to_thread(apm.dependencies, rt.events, chosen.id,
+                                   _period(range_, from_, to), service or None)
+    return export.respond(request, body, body["dependencies"], "backend-dependencies")
+
+
+@router.get("/api/v1/backend/errors", tags=["backend"], summary="Backend errors, grouped")
+async def get_backend_errors(
+    request: Request, project: ProjectQuery = None, service: ServiceParam = None,
+    range_: RangeParam = None, from_: FromParam = None, to: ToParam = None,
+) -> Response:
+    """Spans in error or with an exception, grouped by service, exception type and
+    normalised message: count, traces, endpoints, an example trace, first and last seen."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    body = await asyncio.to_thread(apm.errors, rt.events, chosen.id,
+                                   _period(range_, from_, to), service or None)
+    return export.respond(request, body, body["groups"], "backend-errors")
+
+
+@router.get("/api/v1/traces/{trace_id}", tags=["backend"], summary="One trace's spans")
+async def get_trace(request: Request, trace_id: str, project: ProjectQuery = None) -> Response:
+    """Every span of the trace in tree order, with depth, offset from the trace's start,
+    duration, attributes and exceptions (the waterfall)."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    # Checked after access: an anonymous caller learns nothing, not even the format.
+    trace_id = apm.parse_trace_id(trace_id)
+    body = await asyncio.to_thread(apm.trace, rt.events, chosen.id, trace_id)
+    return export.respond(request, body, body["spans"], f"trace-{trace_id}")
