@@ -12,15 +12,21 @@ Record kinds (``k``), each a struct below: ``view`` (a page view or a single-pag
 route change, with navigation timings), ``vitals`` (FCP, LCP, CLS, INP and their
 attribution, sent when the page is hidden; later ones for the same page view supersede
 earlier ones), ``error`` (a JavaScript error or unhandled rejection), ``resource`` (a
-failed or slow resource load) and ``event`` (a commerce or custom event from
-``shopwatch('event', ...)``, stored as an ordinary event).
+failed or slow resource load), ``api`` (a same-origin fetch or XHR the snippet gave a
+W3C ``traceparent``, sent only with ``data-traceparent="on"``) and ``event`` (a
+commerce or custom event from ``shopwatch('event', ...)``, stored as an ordinary
+event). A ``view`` may carry ``tp``: the description of the page's ``Server-Timing``
+entry named ``traceparent``, whose trace id becomes the row's ``trace_id`` (the backend
+trace that served the page).
 
 Contract of :func:`parse`: a body that is not a beacon object raises
 :class:`~shopwatch.errors.BadRequest` saying where; otherwise every record is either
 kept or rejected with its index, field and reason, and the valid ones are kept. Unknown
 fields are ignored (a cached older or newer snippet must not lose its data); wrong types
-and values over a limit are not. Strings that are only informative (error messages,
-stacks) are truncated rather than refused. Everything stored is scrubbed of personal
+and values over a limit are not. A view's ``tp`` that is not a valid W3C traceparent
+loses only that value, with a warning (it comes from the shop's server, not the
+snippet, and must not cost the page view). Strings that are only informative (error
+messages, stacks) are truncated rather than refused. Everything stored is scrubbed of personal
 data (:mod:`shopwatch.privacy`): page URLs keep only their path and ``utm_*`` query
 parameters, emails, card numbers and digit runs of 9 or more are replaced.
 """
@@ -55,6 +61,12 @@ MAX_CLS: Final = 100.0
 LONG_NUMBER_RE: Final = re.compile(r"\d{9,}")
 
 Ms = Annotated[float, Meta(ge=0, le=MAX_MS)]
+# A W3C trace id: 32 lower-case hex digits, not all zeros (the spec's invalid id).
+TraceId = Annotated[str, Meta(pattern="^(?!0{32}$)[0-9a-f]{32}$")]
+# A traceparent of version 00: trace id, parent span id (neither all zeros), flags.
+TRACEPARENT_RE: Final = re.compile(
+    r"00-(?!0{32}-)([0-9a-f]{32})-(?!0{16}-)[0-9a-f]{16}-[0-9a-f]{2}")
+MAX_TRACEPARENT: Final = 256
 Selector = Annotated[str, Meta(max_length=MAX_SELECTOR)]
 
 
@@ -79,6 +91,7 @@ class View(Record, tag="view"):
     ttfb: Ms | None = None
     di: Ms | None = None
     load: Ms | None = None
+    tp: Annotated[str, Meta(max_length=MAX_TRACEPARENT)] | None = None  # Server-Timing
 
 
 class Vitals(Record, tag="vitals"):
@@ -125,7 +138,19 @@ class Action(Record, tag="event"):
     id: ev.Ident | None = None
 
 
-AnyRecord = View | Vitals | JsError | Resource | Action
+class Api(Record, tag="api"):
+    """A same-origin ``fetch`` or XHR (``rt``) the snippet sent with a ``traceparent``
+    of trace ``tid``: its URL path ``ru``, HTTP status ``st`` (0: network error or
+    aborted) and duration."""
+
+    ru: ev.Url
+    tid: TraceId
+    rt: Literal["fetch", "xhr"] = "fetch"
+    st: Annotated[int, Meta(ge=0, le=999)] | None = None
+    dur: Ms | None = None
+
+
+AnyRecord = View | Vitals | JsError | Resource | Action | Api
 
 
 class Beacon(msgspec.Struct, gc=False):
@@ -185,6 +210,7 @@ class RumRow(msgspec.Struct, omit_defaults=True, gc=False):
     resource_type: str | None = None
     duration_ms: float | None = None
     failed: bool | None = None
+    trace_id: str | None = None  # views: the serving request's; api: the call's
 
 
 RUM_COLUMNS: Final = ("project_id", "received_at", *RumRow.__struct_fields__)
@@ -195,12 +221,14 @@ _record_decoder: Final = msgspec.json.Decoder(AnyRecord)
 @dataclass
 class Parsed:
     """What :func:`parse` made of a beacon: rows for ``rum``, events for the pipeline
-    (``(record index, event)``), the rejected records and the sampled-out count."""
+    (``(record index, event)``), the rejected records, the sampled-out count and warnings
+about values dropped from kept records (``{"index", "warning"}``)."""
 
     rows: list[RumRow] = field(default_factory=list)
     events: list[tuple[int, ev.Event]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     sampled_out: int = 0
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
 
 def sample_point(session_id: str) -> float:
@@ -266,6 +294,10 @@ def parse(body: bytes, *, now_ms: float, agent: Agent, country: str | None = Non
         row = msgspec.structs.replace(base, ts=ts_ms / 1000, view_id=record.pv,
                                       page=_page(record.url, query_allow))
         _fill[type(record)](row, record, query_allow)
+        if isinstance(record, View) and record.tp is not None and row.trace_id is None:
+            out.warnings.append({"index": index, "warning": (
+                f"r[{index}].tp: {record.tp[:64]!r} is not a W3C traceparent "
+                "(00-<32 hex>-<16 hex>-<2 hex>, ids not all zeros); trace id not kept")})
         out.rows.append(row)
     return out
 
@@ -333,6 +365,10 @@ def _fill_view(row: RumRow, rec: View, query_allow: frozenset[str]) -> None:
     row.spa = rec.spa
     row.dns_ms, row.connect_ms, row.tls_ms = rec.dns, rec.tcp, rec.tls
     row.ttfb_ms, row.dom_interactive_ms, row.load_ms = rec.ttfb, rec.di, rec.load
+    # Only the trace id is kept: the parent span id names the server's span, already
+    # stored with the trace, and the flags say nothing about the page.
+    match = TRACEPARENT_RE.fullmatch(rec.tp.strip()) if rec.tp else None
+    row.trace_id = match.group(1) if match else None
 
 
 def _fill_vitals(row: RumRow, rec: Vitals, query_allow: frozenset[str]) -> None:
@@ -363,8 +399,20 @@ def _fill_resource(row: RumRow, rec: Resource, query_allow: frozenset[str]) -> N
     row.failed = rec.fail
 
 
+def _fill_api(row: RumRow, rec: Api, query_allow: frozenset[str]) -> None:
+    row.kind = "api"
+    # Scrubbed like a page: the snippet sends the path only, but a path can hold an
+    # email address or an order number too.
+    row.resource_url = _page(rec.ru, query_allow)
+    row.resource_type = rec.rt
+    row.duration_ms = rec.dur
+    row.failed = rec.st is not None and (rec.st == 0 or rec.st >= 400)
+    row.trace_id = rec.tid
+
+
 _fill: Final[dict[type, Callable[[RumRow, Any, frozenset[str]], None]]] = {
     View: _fill_view, Vitals: _fill_vitals, JsError: _fill_error, Resource: _fill_resource,
+    Api: _fill_api,
 }
 
 

@@ -487,11 +487,7 @@ def test_the_backend_page_draws_the_figures_and_a_trace(browser: Browser,
                                   timezone_id="UTC")
     watched = Watched(context.new_page(), dashboard.base_url)
     try:
-        watched.open("/login")
-        watched.page.fill("input[name=email]", ADMIN_EMAIL)
-        watched.page.fill("input[name=password]", PASSWORD)
-        watched.page.click("button[type=submit]")
-        watched.page.wait_for_url("**/overview")
+        watched.sign_in()
         page = watched.page
         # Before any span: how to send them, to this server.
         watched.open("/reliability/backend?range=1h")
@@ -590,11 +586,7 @@ def test_an_incident_timeline_shows_the_backend_signals(
                                   timezone_id="UTC")
     watched = Watched(context.new_page(), live.base_url)
     try:
-        watched.open("/login")
-        watched.page.fill("input[name=email]", ADMIN_EMAIL)
-        watched.page.fill("input[name=password]", PASSWORD)
-        watched.page.click("button[type=submit]")
-        watched.page.wait_for_url("**/overview")
+        watched.sign_in()
         watched.open(f"/alerts/incidents?project={project_id}&id=1")
         names = watched.page.locator("[data-timeline=technical]").evaluate(
             "el => echarts.getInstanceByDom(el).getOption().series.map(s => s.name)")

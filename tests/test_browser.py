@@ -55,6 +55,14 @@ class Watched:
         self.page.goto(self.base_url + path)
         self.settle()
 
+    def sign_in(self, email: str = ADMIN_EMAIL) -> None:
+        """Sign in through the login form (password :data:`PASSWORD`), on the overview."""
+        self.open("/login")
+        self.page.fill("input[name=email]", email)
+        self.page.fill("input[name=password]", PASSWORD)
+        self.page.click("button[type=submit]")
+        self.page.wait_for_url("**/overview")
+
     def settle(self) -> None:
         self.page.wait_for_load_state("networkidle")
         self.page.wait_for_function(
@@ -72,11 +80,7 @@ def signed_in(browser: Browser, dashboard: Live) -> Iterator[Watched]:
     context = browser.new_context(viewport={"width": 1360, "height": 900}, locale="en-US",
                                   timezone_id="UTC")
     watched = Watched(context.new_page(), dashboard.base_url)
-    watched.open("/login")
-    watched.page.fill("input[name=email]", ADMIN_EMAIL)
-    watched.page.fill("input[name=password]", PASSWORD)
-    watched.page.click("button[type=submit]")
-    watched.page.wait_for_url("**/overview")
+    watched.sign_in()
     watched.settle()
     yield watched
     context.close()

@@ -18,6 +18,7 @@ from tests.conftest import ADMIN_EMAIL, PASSWORD, VIEWER_EMAIL, Live, csrf_of, s
 
 # Ingest routes take the ingest key (tests/test_ingest_http.py, test_otlp.py cover them).
 PUBLIC = {("POST", "/api/v1/events"), ("POST", "/api/v1/rum"), ("GET", "/rum.js"),
+          ("GET", "/rum-trace.js"),
           ("POST", "/v1/traces"), ("POST", "/v1/metrics"), ("POST", "/v1/logs"),
           ("GET", "/status/acme"), ("GET", "/api/v1/status/acme"),
           *((m, p) for m in ("GET", "POST", "HEAD")

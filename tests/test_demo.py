@@ -481,6 +481,16 @@ def test_demo_runs_end_to_end(tmp_path: Path,
     assert len(live_declined) == expected
     assert len(declined) - len(live_declined) == summary["backfill"]["counts"].get(
         "payment_declined", 0)
+    # The shop's traces (live, through OTLP, and backfilled) fill Reliability → Backend.
+    backend = client.get("/api/v1/backend", params={"range": "7d"})
+    assert backend.status_code == 200, backend.text
+    assert {"demo-shop", "payments-sandbox"} <= {s["service"]
+                                                 for s in backend.json()["services"]}
+    assert summary["backfill"]["spans"] > 0
+    deps = client.get("/api/v1/backend/dependencies", params={"range": "7d"})
+    assert deps.status_code == 200, deps.text
+    names = {d["name"] for d in deps.json()["dependencies"]}
+    assert {"api.payments-sandbox.example", "in-memory SELECT"} <= names, names
     client.close()
     server.proc.terminate()  # the next demo needs the data directory's lock
     server.proc.wait(timeout=30)

@@ -476,7 +476,7 @@ def test_image_host_down_answers_503_for_everything_under_cdn(shop: RunningShop)
 
 SHOPWATCH_URL = "http://127.0.0.1:9/shopwatch"
 INGEST_KEY = "sw_ingest_demo-key"
-_TAG_RE = re.compile(r'<script async src="([^"]+)" data-key="([^"]*)"'
+_TAG_RE = re.compile(r'<script async src="([^"]+)" data-key="([^"]*)" data-traceparent="on"'
                      r'(?: data-session-id="([^"]*)")?></script>')
 
 

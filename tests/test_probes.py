@@ -534,11 +534,7 @@ def test_uptime_page_shows_locations_and_probes(browser: Browser, server: Callab
                                   timezone_id="UTC")
     watched = Watched(context.new_page(), live.base_url)
     try:
-        watched.open("/login")
-        watched.page.fill("input[name=email]", ADMIN_EMAIL)
-        watched.page.fill("input[name=password]", PASSWORD)
-        watched.page.click("button[type=submit]")
-        watched.page.wait_for_url("**/overview")
+        watched.sign_in()
         watched.open("/reliability/uptime")
         page = watched.page
         home = page.locator("[data-monitors] tbody tr", has_text="home")

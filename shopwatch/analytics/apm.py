@@ -33,7 +33,10 @@ half-open period:
   error's service in those traces, and first and last seen over all stored history.
 - :func:`trace`: every span of one trace (any time), in tree order — each span after
   its parent, siblings by start time — with its depth, its offset from the trace's first
-  start, its attributes and exceptions.
+  start, its attributes and exceptions; and the browser side (docs/rum.md, "Browser to
+  backend"): the page views and API calls of the ``rum`` table that carry the trace id
+  (at most :data:`MAX_TRACE_VIEWS`, oldest first, each view with its last reported LCP),
+  and the sessions of those rows and of the spans' ``session_id``.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ MAX_DEPENDENCIES: Final = 200
 MAX_GROUPS: Final = 100
 MAX_ENDPOINTS_PER_GROUP: Final = 5
 MAX_TRACE_SPANS: Final = 2000
+MAX_TRACE_VIEWS: Final = 100
 TRACE_ID_RE: Final = re.compile(r"[0-9a-fA-F]{32}")
 
 PERIOD: Final = f"project_id = ? AND ts >= {TS} AND ts < {TS}"
@@ -368,7 +372,11 @@ WHERE project_id = ? AND trace_id = ? ORDER BY ts, span_id LIMIT {MAX_TRACE_SPAN
                     "error": span["status"] == "error" or (span["http_status"] or 0) >= 500,
                     **span})
     root = out[0]
-    return {"trace_id": trace_id, "start": iso_utc(start),
+    views = trace_views(store, project_id, trace_id)
+    sessions = {s["session_id"] for s in out if s["session_id"]}
+    sessions.update(v["session_id"] for v in views if v["session_id"])
+    return {"trace_id": trace_id, "start": iso_utc(start), "page_views": views,
+            "sessions": sorted(sessions),
             "duration_ms": round((end - start) / 1000, 3), "spans": out,
             "span_count": len(out), "truncated": truncated,
             "services": sorted({s["service"] for s in out}),
@@ -376,3 +384,28 @@ WHERE project_id = ? AND trace_id = ? ORDER BY ts, span_id LIMIT {MAX_TRACE_SPAN
             "root": {"service": root["service"], "name": root["name"],
                      "endpoint": endpoint_label(root["http_method"],
                                                 root["http_route"] or root["name"])}}
+
+
+def trace_views(store: EventStore, project_id: int, trace_id: str) -> list[dict[str, Any]]:
+    """The real-user rows that carry ``trace_id`` (module docstring): page views the
+    trace served (``kind`` ``view``, from ``Server-Timing``) and API calls it answered
+    (``api``, from the snippet's ``traceparent``), each with its page view's last LCP."""
+    rows = store.query(f"""
+WITH r AS (
+    SELECT epoch_us(ts) AS t, kind, view_id, session_id, page, resource_url,
+           device_category, browser, ttfb_ms, duration_ms, failed
+    FROM rum WHERE project_id = ? AND trace_id = ? AND kind IN ('view', 'api')
+    ORDER BY ts LIMIT {MAX_TRACE_VIEWS}
+), v AS (
+    SELECT view_id, arg_max(lcp_ms, ts) FILTER (WHERE lcp_ms IS NOT NULL) AS lcp
+    FROM rum WHERE project_id = ? AND kind = 'vitals'
+                   AND view_id IN (SELECT view_id FROM r WHERE view_id IS NOT NULL)
+    GROUP BY view_id
+)
+SELECT r.*, v.lcp FROM r LEFT JOIN v USING (view_id) ORDER BY r.t, r.kind
+""", [project_id, trace_id, project_id])
+    return [{"kind": kind, "t": iso_utc(int(t)), "view_id": view, "session_id": session,
+             "page": page, "url": url, "device": device, "browser": browser,
+             "ttfb_ms": ttfb, "duration_ms": dur, "failed": failed, "lcp_ms": lcp}
+            for t, kind, view, session, page, url, device, browser, ttfb, dur, failed, lcp
+            in rows]

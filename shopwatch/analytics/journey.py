@@ -3,10 +3,12 @@
 Contract: every event (``events``) and every RUM row (``rum``) of the project with the
 given ``session_id``, oldest first (events before RUM rows at the same instant), at most
 :data:`MAX_STEPS`. Each step has a ``type``: ``page_view`` (a RUM view, with its
-navigation timings, or a ``page_view`` event), ``vitals`` (the page view's Web Vitals,
-only the last report of each page view), ``error``, ``resource`` (failed or slow), or
-``event`` (any other event: carts, checkout, orders, logins...). A summary gives the
-session's first and last time, page views, errors, events and the user id if known.
+navigation timings and ``trace_id``, the backend trace that served it, when known, or a
+``page_view`` event), ``vitals`` (the page view's Web Vitals, only the last report of
+each page view), ``error``, ``resource`` (failed or slow), ``api`` (a same-origin fetch
+or XHR with its ``trace_id``, docs/rum.md "Browser to backend"), or ``event`` (any
+other event: carts, checkout, orders, logins...). A summary gives the session's first
+and last time, page views, errors, events and the user id if known.
 """
 
 from __future__ import annotations
@@ -32,12 +34,13 @@ def journey(store: EventStore, project_id: int, session_id: str) -> dict[str, An
 SELECT * FROM (
     SELECT epoch_us(ts) AS t, 0 AS o, 'event' AS src, name, page, user_id, params::VARCHAR,
            value, currency, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-           NULL, NULL, NULL, NULL, NULL, device_category, browser
+           NULL, NULL, NULL, NULL, NULL, device_category, browser, NULL
     FROM events WHERE project_id = ? AND session_id = ?
     UNION ALL
     SELECT epoch_us(ts), 1, kind, view_id, page, user_id, NULL, NULL, NULL,
            ttfb_ms, load_ms, fcp_ms, lcp_ms, cls, inp_ms, message, source, line, resource_url,
-           resource_host, duration_ms, failed, spa, error_type, device_category, browser
+           resource_host, duration_ms, failed, spa, error_type, device_category, browser,
+           trace_id
     FROM rum WHERE project_id = ? AND session_id = ?
     QUALIFY kind <> 'vitals'
          OR row_number() OVER (PARTITION BY view_id, kind ORDER BY ts DESC) = 1
@@ -58,7 +61,7 @@ SELECT * FROM (
 
 def _step(r: tuple[Any, ...]) -> dict[str, Any]:
     (t, _, src, name, page, _user, params, value, currency, ttfb, load, fcp, lcp, cls, inp,
-     message, source, line, url, host, duration, failed, spa, error_type, _, _) = r
+     message, source, line, url, host, duration, failed, spa, error_type, _, _, trace_id) = r
     step: dict[str, Any] = {"t": iso_utc(int(t)), "page": page}
     if src == "event":
         step["type"] = "page_view" if name == "page_view" else "event"
@@ -70,7 +73,7 @@ def _step(r: tuple[Any, ...]) -> dict[str, Any]:
             step["params"] = msgspec.json.decode(params)
     elif src == "view":
         step.update(type="page_view", source="browser", spa=bool(spa), ttfb_ms=ttfb,
-                    load_ms=load)
+                    load_ms=load, trace_id=trace_id)
     elif src == "vitals":
         values = dict(zip(_VITALS, (fcp, lcp, cls, inp), strict=True))
         step.update(type="vitals", **{k: v for k, v in values.items() if v is not None},
@@ -78,6 +81,9 @@ def _step(r: tuple[Any, ...]) -> dict[str, Any]:
     elif src == "error":
         step.update(type="error", error_type=error_type, message=message, source=source,
                     line=line)
+    elif src == "api":
+        step.update(type="api", url=url, duration_ms=duration,
+                    failed=bool(failed), trace_id=trace_id)
     else:
         step.update(type="resource", url=url, host=host, duration_ms=duration,
                     failed=bool(failed))

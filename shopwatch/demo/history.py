@@ -9,7 +9,9 @@ errors, failed and slow resources; same session ids, so journeys join them). Bot
 a :class:`Sink`; :class:`Ingest` hands them to a running Shopwatch in-process: the events
 through the ingest pipeline (what ``POST /api/v1/events`` does: validation, scrubbing,
 enrichment), each batch of 1,000 with its RUM rows in one :class:`EventBatch` to the
-writer. (Past RUM rows cannot go through ``POST /api/v1/rum``: it takes the device from
+writer. With ``spans`` (the default), the traces the shop's requests would have made
+(:mod:`shopwatch.demo.traces`) go to a sink that takes them (``send_span``) too, in the
+same batches. (Past RUM rows cannot go through ``POST /api/v1/rum``: it takes the device from
 the request's user agent, as a browser sends it.)
 
 The past has incidents too, one of each kind a week, logged like live ones (with
@@ -42,9 +44,11 @@ from shopwatch.beacon import RumRow
 from shopwatch.demo import model
 from shopwatch.demo.browsing import Browsing, Site, Windows
 from shopwatch.demo.model import Customers, Step, Visit
+from shopwatch.demo.traces import PastTraces
 from shopwatch.errors import Unavailable
 from shopwatch.ingest import pipeline
 from shopwatch.store.base import EventBatch
+from shopwatch.telemetry import SpanRow
 
 if TYPE_CHECKING:
     from shopwatch.runtime import Runtime
@@ -99,7 +103,7 @@ class Ingest:
     """
 
     def __init__(self, runtime: Runtime, project_id: int, *, batch_events: int = 1000,
-                 batch_rum: int = 2000, in_flight: int = 6) -> None:
+                 batch_rum: int = 2000, batch_spans: int = 4000, in_flight: int = 6) -> None:
         self.runtime = runtime
         self.project_id = project_id
         self.batch_events = min(batch_events, runtime.pipeline.max_events)
@@ -107,6 +111,9 @@ class Ingest:
         self.in_flight = in_flight
         self.events: list[dict[str, Any]] = []
         self.rum: list[RumRow] = []
+        self.batch_spans = batch_spans
+        self.spans: list[SpanRow] = []
+        self.span_rows = 0
         self.pending: deque[Future[int]] = deque()
         self.accepted = 0  # events the pipeline accepted
         self.rejected = 0  # events it refused (logged)
@@ -123,9 +130,14 @@ class Ingest:
         if len(self.rum) >= self.batch_rum:
             self.flush()
 
+    def send_span(self, row: SpanRow) -> None:
+        self.spans.append(row)
+        if len(self.spans) >= self.batch_spans:
+            self.flush()
+
     def flush(self) -> None:
         """Hand what is buffered to the writer (without waiting for the commit)."""
-        if not self.events and not self.rum:
+        if not self.events and not self.rum and not self.spans:
             return
         now_us = time.time_ns() // 1000
         if self.events:
@@ -142,7 +154,10 @@ class Ingest:
         rows.rum = _encode(self.rum)
         rows.n_rum = len(self.rum)
         self.rum_rows += rows.n_rum
-        self.events, self.rum = [], []
+        rows.spans = _encode(self.spans)
+        rows.n_spans = len(self.spans)
+        self.span_rows += rows.n_spans
+        self.events, self.rum, self.spans = [], [], []
         self._submit(rows)
 
     def _submit(self, rows: EventBatch) -> None:
@@ -185,6 +200,7 @@ class HistoryResult:
     counts: Counter[str] = field(default_factory=Counter)
     rum: int = 0
     rum_counts: Counter[str] = field(default_factory=Counter)
+    spans: int = 0
     orders: list[str] = field(default_factory=list)
     incidents: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False  # ``should_stop`` said so before the end
@@ -215,10 +231,12 @@ def backfill(sink: Sink | Sender, products: list[Product], *, days: float, now: 
              seed: int = 0, visits_per_minute: float = 3.0, timezone: str = "UTC",
              currency: str = "EUR", origin: str = SHOP_ORIGIN,
              progress: Callable[[int, int], None] | None = None,
-             should_stop: Callable[[], bool] | None = None) -> HistoryResult:
+             should_stop: Callable[[], bool] | None = None,
+             spans: bool = True) -> HistoryResult:
     """Send ``days`` of history ending at ``now``, oldest first; returns what was sent.
     RUM rows go to ``sink.send_rum`` (none are made without it); ``origin`` is the
-    shop's (RUM rows name its pages' images and scripts by URL).
+    shop's (RUM rows name its pages' images and scripts by URL). With ``spans``, each
+    event's request is traced to ``sink.send_span`` (none without it).
     ``should_stop`` is asked every simulated hour: when it says so, the history ends
     there (``interrupted``; only the incidents begun by then are listed)."""
     rng = random.Random(f"history-{seed}")
@@ -243,6 +261,22 @@ def backfill(sink: Sink | Sender, products: list[Product], *, days: float, now: 
     send_rum: Callable[[RumRow], None] | None = getattr(sink, "send_rum", None)
     browsing = (None if send_rum is None
                 else lambda sid, who: Browsing(rum_rng, site, who, sid))
+    send_span: Callable[[SpanRow], None] | None = (getattr(sink, "send_span", None)
+                                                   if spans else None)
+    # Own generator: tracing leaves the visits' draws (and so the events) as they are.
+    traces = PastTraces(random.Random(f"history-spans-{seed}"), site.windows.active)
+
+    def sent(event: dict[str, Any]) -> None:
+        sink.send(event)
+        result.events += 1
+        result.counts[event["name"]] += 1
+        # Counted when sent: a visit begun just before ``now`` may pay after it.
+        if event["name"] == "purchase":
+            result.orders.append(event["params"]["transaction_id"])
+        if send_span is not None:
+            for row in traces.of(event):
+                send_span(row)
+                result.spans += 1
     for h in range(hours):
         hour = start + timedelta(hours=h)
         if should_stop is not None and should_stop():
@@ -259,9 +293,7 @@ def backfill(sink: Sink | Sender, products: list[Product], *, days: float, now: 
                                browsing)
             for event in session.events():
                 if event["ts"] < now_ms:
-                    sink.send(event)
-                    result.events += 1
-                    result.counts[event["name"]] += 1
+                    sent(event)
             if session.browsing is not None and send_rum is not None:
                 for row in session.browsing.rows(now_s):
                     send_rum(row)
@@ -270,9 +302,7 @@ def backfill(sink: Sink | Sender, products: list[Product], *, days: float, now: 
         for outage in outages:
             if outage["kind"] == "credential_stuffing" and _overlaps(outage, hour):
                 for event in _stuffing(rng, outage, hour, customers):
-                    sink.send(event)
-                    result.events += 1
-                    result.counts[event["name"]] += 1
+                    sent(event)
         if progress is not None:
             progress(h + 1, hours)
     result.rum_counts = site.counts
@@ -481,7 +511,6 @@ class _Session:
                               items=[self._item(p, q) for p, q in self.cart.items()])
             self._view(f"/order/{attempt_id}", 0.5)
             self.order = (attempt_id, value)
-            self.result.orders.append(attempt_id)
             self.cart.clear()
             return
 

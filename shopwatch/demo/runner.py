@@ -11,9 +11,13 @@ browser (:mod:`shopwatch.demo.browser`) shops there too, sending real beacons. W
 ``--backfill DAYS`` (first run only) weeks of history — events and real-user data —
 go in through Shopwatch's ingest pipeline before the live shoppers start.
 
+The shop also sends its traces (OpenTelemetry SDK, OTLP to ``/v1/traces``; see
+:mod:`shopwatch.demo.shop.tracing`).
+
 Stopping (Ctrl-C or SIGTERM), in an order that loses nothing: the shoppers (and the
 scripted browser, after the visit under way) stop, the shop stops and its client
-delivers what it still holds, then Shopwatch commits and closes. ``demo-summary.json``
+delivers what it still holds, its tracer providers flush their spans, then Shopwatch
+commits and closes. ``demo-summary.json``
 then holds what the simulator (and the scripted browser) did: orders completed,
 declines, incidents; ``demo-incidents.jsonl`` every incident with start and end.
 """
@@ -207,6 +211,7 @@ async def _main(settings: Settings, opts: DemoOptions, record: dict[str, Any],
     from shopwatch.demo.inbox import PAGE_PATH, Inbox, with_inbox
     from shopwatch.demo.incidents import ShopFaults
     from shopwatch.demo.shop import BrowserTag, catalogue, create_shop
+    from shopwatch.demo.shop.tracing import ShopTracing
     from shopwatch.demo.simulator import Simulator
     from shopwatch.web.app import create_app
 
@@ -223,9 +228,11 @@ async def _main(settings: Settings, opts: DemoOptions, record: dict[str, Any],
     faults = ShopFaults()
     tag = BrowserTag(base, record["ingest_key"])
     inbox = Inbox(record["inbox_secret"])
-    shop = _Server(uvicorn.Config(with_inbox(create_shop(client, faults=faults, seed=opts.seed,
-                                                         currency=CURRENCY, browser_tag=tag),
-                                             inbox),
+    # The shop's spans go to Shopwatch's OTLP receiver, as a real shop's SDK would send them.
+    tracing = ShopTracing.otlp(base, record["ingest_key"])
+    shop_app = create_shop(client, faults=faults, seed=opts.seed, currency=CURRENCY,
+                           browser_tag=tag, tracing=tracing)
+    shop = _Server(uvicorn.Config(with_inbox(shop_app, inbox),
                                   host="127.0.0.1", port=opts.port + 1, log_level="warning",
                                   access_log=False))
     stop = asyncio.Event()
@@ -284,6 +291,8 @@ async def _main(settings: Settings, opts: DemoOptions, record: dict[str, Any],
         shop.should_exit = True
         await asyncio.gather(shop_task, return_exceptions=True)
         await asyncio.to_thread(client.close, 30.0)
+        # Spans are flushed while Shopwatch still listens: the last requests' traces too.
+        await asyncio.to_thread(tracing.shutdown)
         shopwatch.should_exit = True
         await asyncio.gather(shopwatch_task, return_exceptions=True)
         summary = simulator.summary.as_dict()
@@ -293,7 +302,8 @@ async def _main(settings: Settings, opts: DemoOptions, record: dict[str, Any],
             summary["backfill"] = {"days": opts.backfill, "visits": backfilled.visits,
                                    "events": backfilled.events, "orders": len(backfilled.orders),
                                    "counts": dict(backfilled.counts),
-                                   "rum": dict(backfilled.rum_counts)}
+                                   "rum": dict(backfilled.rum_counts),
+                                   "spans": backfilled.spans}
         _write_private(data / "demo-summary.json", summary)
         say(f"stopped. {len(simulator.summary.orders)} orders in this run; summary in "
             f"{data / 'demo-summary.json'}")
@@ -322,7 +332,7 @@ async def _backfill(runtime: Runtime, record: dict[str, Any], products: list[Any
     the days count as done: a second run must not write them again)."""
     from shopwatch.demo import history
 
-    say(f"backfilling {days:g} days of history (events and real-user data) ...")
+    say(f"backfilling {days:g} days of history (events, real-user data and traces) ...")
     started = time.monotonic()
     shown = [0]
 
@@ -344,7 +354,8 @@ async def _backfill(runtime: Runtime, record: dict[str, Any], products: list[Any
     result, sink = await asyncio.to_thread(work)
     ended = "interrupted" if result.interrupted else "done"
     say(f"  backfill {ended}: {result.events:,} events, {len(result.orders):,} orders, "
-        f"{result.rum:,} real-user rows in {time.monotonic() - started:.1f} s "
+        f"{result.rum:,} real-user rows, {result.spans:,} spans in "
+        f"{time.monotonic() - started:.1f} s "
         f"(rejected {sink.rejected})")
     incidents_log = data / "demo-incidents.jsonl"
     with incidents_log.open("a") as out:

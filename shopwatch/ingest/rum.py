@@ -133,7 +133,9 @@ async def ingest_rum(rt: Runtime, headers: Mapping[str, str], query: str, peer: 
     metrics.requests.labels(str(status)).inc()
     metrics.request_seconds.observe(time.perf_counter() - started)
     return status, _encode({"accepted": stored, "events": rows.n, "sampled_out": parsed.sampled_out,
-                            "rejected": rejected, "warnings": outcome.warnings})
+                            "rejected": rejected,
+                            "warnings": sorted(parsed.warnings + outcome.warnings,
+                                               key=lambda w: int(w["index"]))})
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {

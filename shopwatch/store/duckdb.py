@@ -123,6 +123,10 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             body VARCHAR, trace_id VARCHAR, span_id VARCHAR, attributes JSON
         )""",
     )),
+    # Browser to backend: the trace that served a page view or an API call (docs/rum.md).
+    (5, "trace ids on real-user rows", (
+        "ALTER TABLE rum ADD COLUMN trace_id VARCHAR",
+    )),
 )
 
 def _json_structure() -> str:

@@ -77,7 +77,8 @@ def _is_page(request: Request) -> bool:
     """Whether a request is for a page (HTML answers) rather than the API."""
     path = request.url.path
     return not (path.startswith("/api/v1/")
-                or path in ("/openapi.json", "/healthz", "/metrics", "/rum.js")
+                or path in ("/openapi.json", "/healthz", "/metrics", "/rum.js",
+                             "/rum-trace.js")
                 or path.startswith("/static/"))
 
 

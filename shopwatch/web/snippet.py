@@ -6,6 +6,9 @@ gzip-compressed for clients that accept it, with an ETag and a day's cache (plus
 week of stale-while-revalidate): the tag's URL is not versioned, so an upgrade must
 reach pages within a day. Its size is part of the contract (at most
 :data:`MAX_GZIP_BYTES` compressed; the tests assert it).
+
+``GET /rum-trace.js`` is served the same way: the tracing add-on that ``rum.js`` loads
+only when its tag has ``data-traceparent="on"`` (docs/rum.md, "Browser to backend").
 """
 
 from __future__ import annotations
@@ -21,14 +24,21 @@ from fastapi import APIRouter, Request, Response
 
 router = APIRouter()
 SOURCE: Final = Path(__file__).with_name("static") / "rum.js"
+TRACE_SOURCE: Final = SOURCE.with_name("rum-trace.js")
 MAX_GZIP_BYTES: Final = 3 * 1024
 CACHE_CONTROL: Final = "public, max-age=86400, stale-while-revalidate=604800"
 
 
-@lru_cache(maxsize=1)
 def served() -> tuple[bytes, bytes, str]:
     """``(body, gzip body, etag)`` of ``/rum.js``."""
-    lines = (line.strip() for line in SOURCE.read_text().splitlines())
+    return _served(SOURCE)
+
+
+@lru_cache(maxsize=2)
+def _served(source: Path) -> tuple[bytes, bytes, str]:
+    """``(body, gzip body, etag)`` of a snippet file, comment lines and indentation
+    removed."""
+    lines = (line.strip() for line in source.read_text().splitlines())
     body = "\n".join(ln for ln in lines if ln and not ln.startswith("//")).encode() + b"\n"
     packed = gzip.compress(body, 9, mtime=0)
     return body, packed, '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
@@ -45,7 +55,17 @@ def tag(base_url: str, ingest_key: str) -> str:
 
 @router.get("/rum.js", include_in_schema=False)
 def rum_js(request: Request) -> Response:
-    body, packed, etag = served()
+    return _respond(request, served())
+
+
+@router.get("/rum-trace.js", include_in_schema=False)
+def rum_trace_js(request: Request) -> Response:
+    return _respond(request, _served(TRACE_SOURCE))
+
+
+def _respond(request: Request, file: tuple[bytes, bytes, str]) -> Response:
+    """The file with its cache headers; 304 when the client has it; gzip when accepted."""
+    body, packed, etag = file
     headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag, "Vary": "Accept-Encoding",
                "Cross-Origin-Resource-Policy": "cross-origin"}
     if etag in request.headers.get("if-none-match", ""):

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -47,6 +49,7 @@ from shopwatch.demo.shop.payments import (
     GATEWAY_NAME,
     PAYMENT_METHODS,
     TEST_CARDS,
+    PaymentResult,
     PaymentSandbox,
     card_digits,
 )
@@ -56,6 +59,15 @@ from shopwatch.demo.shop.sessions import (
     VISITOR_MAX_AGE,
     SessionStore,
     ShopSession,
+)
+from shopwatch.demo.shop.tracing import (
+    SANDBOX_HOST,
+    SANDBOX_ROUTE,
+    SANDBOX_SERVICE,
+    GatewayError,
+    ShopTracing,
+    fail,
+    traceparent,
 )
 from shopwatch.demo.shop.tracking import (
     BrowserTag,
@@ -112,11 +124,14 @@ class Shop:
     and repair the shop while it runs. ``checkout_delays`` and
     ``checkout_delay_seconds`` count the requests the ``checkout_delay`` fault slowed
     down and by how much, so the effect can be observed without timing requests.
+    ``tracing`` makes its spans (:mod:`shopwatch.demo.shop.tracing`).
     """
 
     def __init__(self, tracker: Tracker, faults: ShopFaults, seed: int, currency: str,
-                 browser_tag: BrowserTag | None = None) -> None:
+                 browser_tag: BrowserTag | None = None,
+                 tracing: ShopTracing | None = None) -> None:
         self.faults = faults
+        self.tracing = tracing if tracing is not None else ShopTracing.off()
         self.currency = currency
         self.tracking = Tracking(tracker, currency)
         self.browser_tag = browser_tag
@@ -133,17 +148,52 @@ class Shop:
 
     # --- plumbing ---------------------------------------------------------------------
 
+    def traced(self, route: str, endpoint: Endpoint) -> Endpoint:
+        """Wrap a handler in its server span (``route`` is the path template).
+
+        The span ends with the answer's status (error on 5xx, or on an exception, which
+        is recorded and raised on). A ``GET`` answered with HTML gets ``Server-Timing:
+        traceparent;desc="00-<trace id>-<span id>-01"`` so the page's RUM snippet can
+        link the page view to this trace.
+        """
+
+        async def handle(request: Request) -> Response:
+            method = request.method
+            with self.tracing.shop.start_as_current_span(
+                    f"{method} {route}", kind=SpanKind.SERVER, record_exception=False,
+                    set_status_on_exception=False,
+                    attributes={"http.request.method": method, "http.route": route}) as span:
+                try:
+                    response = await endpoint(request)
+                except Exception as exc:
+                    span.set_attribute("http.response.status_code", 500)
+                    fail(span, exc)
+                    raise
+                span.set_attribute("http.response.status_code", response.status_code)
+                if response.status_code >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+                parent = traceparent(span)
+                if parent and method == "GET" and response.media_type == "text/html":
+                    response.headers["Server-Timing"] = f'traceparent;desc="{parent}"'
+                return response
+
+        return handle
+
     def visit(self, page: Page) -> Endpoint:
-        """Wrap a page handler: resume or start the session and set new cookies."""
+        """Wrap a page handler: resume or start the session and set new cookies; the
+        request's span gets the visit's public id as ``session.id``."""
 
         async def endpoint(request: Request) -> Response:
-            session = self.sessions.resume(request.cookies.get(SESSION_COOKIE))
+            with self.tracing.db("SELECT", "sessions"):
+                session = self.sessions.resume(request.cookies.get(SESSION_COOKIE))
             new_session = new_visitor = False
             if session is None:
-                session, new_visitor = self.sessions.start(
-                    request.cookies, request.headers, request.query_params,
-                    request.headers.get("host", ""))
+                with self.tracing.db("INSERT", "sessions"):
+                    session, new_visitor = self.sessions.start(
+                        request.cookies, request.headers, request.query_params,
+                        request.headers.get("host", ""))
                 new_session = True
+            trace.get_current_span().set_attribute("session.id", session.public_id)
             response = await page(request, session)
             if new_session:
                 response.set_cookie(SESSION_COOKIE, session.id, httponly=True,
@@ -195,13 +245,45 @@ class Shop:
     def own_order(self, session: ShopSession, order_id: str) -> Order | None:
         """The order if this session or its customer may see it, else ``None`` (so
         another shopper's order id looks exactly like an unknown one)."""
-        order = self.orders.get(order_id)
+        with self.tracing.db("SELECT", "orders"):
+            order = self.orders.get(order_id)
         if order is None or not order.belongs_to(session.id, session.customer_id):
             return None
         return order
 
     def signed_in(self, session: ShopSession) -> Customer | None:
-        return self.customers.get(session.customer_id)
+        if session.customer_id is None:
+            return None
+        with self.tracing.db("SELECT", "customers"):
+            return self.customers.get(session.customer_id)
+
+    def charge(self, method: str, digits: str | None, amount: int) -> PaymentResult:
+        """Charge through the sandbox, traced as a real gateway call would be: a client
+        span ``POST`` to :data:`SANDBOX_HOST` and, below it, the sandbox's own server
+        span (service ``payments-sandbox``). A decline answers 402; a gateway error 502,
+        with a :class:`GatewayError` recorded on both spans."""
+        common = {"http.request.method": "POST"}
+        with self.tracing.shop.start_as_current_span(
+                "POST", kind=SpanKind.CLIENT, attributes={
+                    **common, "server.address": SANDBOX_HOST, "server.port": 443,
+                    "peer.service": SANDBOX_SERVICE,
+                    "url.full": f"https://{SANDBOX_HOST}{SANDBOX_ROUTE}"}) as call:
+            with self.tracing.sandbox.start_as_current_span(
+                    f"POST {SANDBOX_ROUTE}", kind=SpanKind.SERVER,
+                    attributes={**common, "http.route": SANDBOX_ROUTE}) as served:
+                result = self.payments.charge(method, digits, amount)
+                status = (200 if result.approved else 502 if result.reason == GATEWAY_ERROR
+                          else 402)
+                for span in (served, call):
+                    span.set_attribute("http.response.status_code", status)
+                    span.set_attribute("payment.method", method)
+                    if result.reason is not None:
+                        span.set_attribute("payment.decline_reason", result.reason)
+                if status == 502:
+                    fail(served, GatewayError("the payment gateway is unavailable"))
+            if status == 502:
+                fail(call, GatewayError(f"{SANDBOX_HOST} answered 502"))
+        return result
 
     async def checkout_delay(self) -> None:
         """Apply the ``checkout_delay`` fault (read now: it may change at any time)."""
@@ -231,7 +313,8 @@ class Shop:
         cat = catalogue.category(request.path_params["category"])
         if cat is None:
             return self.not_found(request, session, "category")
-        products = catalogue.in_category(cat)
+        with self.tracing.db("SELECT", "products"):
+            products = catalogue.in_category(cat)
         self.page_view(request, session)
         self._list(request, session, cat.slug, cat.slug, products)
         return self.render(request, session, "list.html", title=cat.name, blurb=cat.blurb,
@@ -242,7 +325,8 @@ class Shop:
         non-blank ``q``, ``search`` (search_term) and ``view_item_list``
         (item_list_name ``Search results``)."""
         query = request.query_params.get("q", "").strip()[:MAX_SEARCH_LENGTH]
-        products = catalogue.search(query)
+        with self.tracing.db("SELECT", "products"):
+            products = catalogue.search(query)
         self.page_view(request, session)
         if query:
             self.emit(request, session, "search", {"search_term": redact_text(query)})
@@ -253,7 +337,8 @@ class Shop:
     async def product(self, request: Request, session: ShopSession) -> Response:
         """``GET /p/{product_id}``: the product page (404 if unknown).
         Events: ``page_view``, ``view_item``."""
-        product = catalogue.product(request.path_params["product_id"])
+        with self.tracing.db("SELECT", "products"):
+            product = catalogue.product(request.path_params["product_id"])
         if product is None:
             return self.not_found(request, session, "product")
         self.page_view(request, session)
@@ -283,7 +368,8 @@ class Shop:
         404 for an unknown product, 400 for a bad quantity. Events: ``add_to_cart`` with
         the quantity really added (a line holds at most 99; none if nothing was added)."""
         form = await read_form(request)
-        product = catalogue.product(form.get("product_id", ""))
+        with self.tracing.db("SELECT", "products"):
+            product = catalogue.product(form.get("product_id", ""))
         if product is None:
             return self.not_found(request, session, "product")
         text = form.get("quantity", "1").strip() or "1"
@@ -437,7 +523,7 @@ class Shop:
         self.emit(request, session, "add_payment_info", {
             **self.tracking.money(cart.subtotal), "payment_method": method,
             "items": cart_items(cart.items)})
-        result = self.payments.charge(method, digits, amounts.total)
+        result = self.charge(method, digits, amounts.total)
         if not result.approved:
             reason = result.reason or ""
             params: dict[str, Any] = {
@@ -450,9 +536,10 @@ class Shop:
             status = 502 if reason == GATEWAY_ERROR else 402
             return self._payment_form(request, session, status,
                                       headers={"X-Payment-Declined": reason}, reason=reason)
-        order = self.orders.place(checkout.order_id, session.id, session.customer_id,
-                                  cart.items, checkout.shipping, amounts, self.currency,
-                                  method, email)
+        with self.tracing.db("INSERT", "orders"):
+            order = self.orders.place(checkout.order_id, session.id, session.customer_id,
+                                      cart.items, checkout.shipping, amounts,
+                                      self.currency, method, email)
         cart.clear()
         session.checkout = None
         self.emit(request, session, "purchase", {
@@ -487,7 +574,8 @@ class Shop:
             return self.message(request, session, 400, "Invalid amount",
                                 "Please enter the amount to refund, such as 12.50.")
         try:
-            refunded = self.orders.refund(order, amount)
+            with self.tracing.db("UPDATE", "orders"):
+                refunded = self.orders.refund(order, amount)
         except OrderError as exc:
             return self.message(request, session, exc.status, "Refund not possible",
                                 exc.message)
@@ -503,7 +591,8 @@ class Shop:
         if order is None:
             return self.not_found(request, session, "order")
         try:
-            self.orders.cancel(order)
+            with self.tracing.db("UPDATE", "orders"):
+                self.orders.cancel(order)
         except OrderError as exc:
             return self.message(request, session, exc.status, "Cancellation not possible",
                                 exc.message)
@@ -527,7 +616,8 @@ class Shop:
         ``user_id`` for a wrong password, so attacks on one account show)."""
         form = await read_form(request)
         email = form.get("email", "")
-        customer = self.customers.by_email(email)
+        with self.tracing.db("SELECT", "customers"):
+            customer = self.customers.by_email(email)
         if customer is None:
             reason = "unknown_account"
         elif await asyncio.to_thread(verify_password, form.get("password", ""),
@@ -558,11 +648,14 @@ class Shop:
         name, email, password = (form.get(k, "") for k in ("name", "email", "password"))
         try:
             CustomerBook.check_signup(name, email, password)
-            if self.customers.by_email(email) is not None:  # before the costly hash
+            with self.tracing.db("SELECT", "customers"):
+                taken = self.customers.by_email(email) is not None
+            if taken:  # checked before the costly hash
                 raise AccountError(409, "There is already an account with this e-mail "
                                         "address.")
             password_hash = await asyncio.to_thread(hash_password, password)
-            customer = self.customers.add(name, email, password_hash)
+            with self.tracing.db("INSERT", "customers"):
+                customer = self.customers.add(name, email, password_hash)
         except AccountError as exc:
             return self.render(request, session, "signup.html", status=exc.status,
                                error=exc.message, values={"name": name, "email": email})
@@ -577,8 +670,9 @@ class Shop:
         if customer is None:
             return see_other("/login")
         self.page_view(request, session)
-        return self.render(request, session, "account.html",
-                           orders=self.orders.of_customer(customer.id))
+        with self.tracing.db("SELECT", "orders"):
+            orders = self.orders.of_customer(customer.id)
+        return self.render(request, session, "account.html", orders=orders)
 
     async def profile(self, request: Request, session: ShopSession) -> Response:
         """``POST /account/profile`` (any of name, email, address, phone): 303 to
@@ -590,7 +684,8 @@ class Shop:
         if customer is None:
             return see_other("/login")
         try:
-            changed = self.customers.update_profile(customer, form)
+            with self.tracing.db("UPDATE", "customers"):
+                changed = self.customers.update_profile(customer, form)
         except AccountError as exc:
             return self.message(request, session, exc.status, "Profile not saved",
                                 exc.message)
@@ -739,27 +834,30 @@ class Shop:
             ("/support", self.support, post),
             ("/thanks", self.thanks, get),
         ]
-        routes = [Route(path, self.visit(page), methods=methods)
+        routes = [Route(path, self.traced(path, self.visit(page)), methods=methods)
                   for path, page, methods in pages]
-        routes += [Route("/cdn/{path:path}", self.cdn, methods=get),
-                   Route("/healthz", self.healthz, methods=get)]
+        routes += [Route("/cdn/{path:path}", self.traced("/cdn/{path}", self.cdn),
+                         methods=get),
+                   Route("/healthz", self.traced("/healthz", self.healthz), methods=get)]
         return routes
 
 
 def create_shop(tracker: Tracker, *, faults: ShopFaults | None = None, seed: int = 0,
-                currency: str = "EUR", browser_tag: BrowserTag | None = None) -> Starlette:
+                currency: str = "EUR", browser_tag: BrowserTag | None = None,
+                tracing: ShopTracing | None = None) -> Starlette:
     """The demo shop as an ASGI app, sending its events to ``tracker``.
 
     ``faults`` is read on every request (a fresh, all-off one if ``None``); ``seed``
     fixes the payment sandbox's random declines; ``currency`` (ISO 4217, e.g. ``EUR``)
     is the shop's and its events' currency; with ``browser_tag`` every page carries
-    Shopwatch's RUM snippet. The :class:`Shop` is ``app.state.shop`` and the faults
-    ``app.state.faults``.
+    Shopwatch's RUM snippet; with ``tracing`` (:meth:`ShopTracing.otlp`) it sends its
+    spans (untraced, with no-op tracers, if ``None``). The :class:`Shop` is
+    ``app.state.shop`` and the faults ``app.state.faults``.
     """
     if not CURRENCY_RE.fullmatch(currency):
         raise ValueError(f"currency must be an upper-case ISO 4217 code, not {currency!r}")
     faults = faults if faults is not None else ShopFaults()
-    shop = Shop(tracker, faults, seed, currency, browser_tag)
+    shop = Shop(tracker, faults, seed, currency, browser_tag, tracing)
     app = Starlette(routes=shop.routes(),
                     exception_handlers={HTTPException: shop.http_error})
     app.state.shop = shop

@@ -136,14 +136,17 @@ class BrowserTag:
     def html(self, session: ShopSession | None, customer_id: str | None = None) -> Markup:
         """The tag for ``<head>``: Shopwatch's own (:func:`shopwatch.web.snippet.tag`)
         with ``data-session-id`` (the visit's public id; none on pages outside a visit,
-        where the snippet makes its own), and ``shopwatch('identify', ...)`` with the
-        customer's opaque id once signed in."""
+        where the snippet makes its own), ``data-traceparent="on"`` (the snippet links
+        the page view to the trace the shop names in its ``Server-Timing`` header), and
+        ``shopwatch('identify', ...)`` with the customer's opaque id once signed in."""
         tag = snippet.tag(self.shopwatch_url, self.ingest_key)
         head, found, tail = tag.rpartition("></script>")
         if not found or tail:
             raise RuntimeError("snippet.tag() no longer ends with its script element")
+        head += ' data-traceparent="on"'
         if session is not None:
-            tag = f'{head} data-session-id="{escape(session.public_id)}"></script>'
+            head += f' data-session-id="{escape(session.public_id)}"'
+        tag = f"{head}></script>"
         if customer_id is not None:
             # JSON is a JavaScript literal; "<" escaped so no "</script>" can close it.
             literal = json.dumps(customer_id).replace("<", "\\u003c")

@@ -747,6 +747,7 @@
     }
     if (s.type === "error") return (s.error_type === "rejection" ? "Unhandled rejection: " : "Error: ") + s.message + (s.source ? " — " + s.source + (s.line ? ":" + s.line : "") : "");
     if (s.type === "resource") return (s.failed ? "Failed to load " : "Slow resource ") + s.url + (s.duration_ms ? " (" + fmtVital("dur", s.duration_ms) + ")" : "");
+    if (s.type === "api") return (s.failed ? "Failed API call " : "API call ") + s.url + (s.duration_ms != null ? " (" + fmtVital("dur", s.duration_ms) + ")" : "");
     return s.name + (s.value != null ? " · " + fmtMoney(s.value, s.currency || body.dataset.currency) : "") + (s.page ? " on " + s.page : "");
   }
   function plural(n, word) { return fmtInt.format(n) + " " + word + (n === 1 ? "" : "s"); }
@@ -758,9 +759,15 @@
     const list = panel.querySelector("[data-steps]"); list.textContent = "";
     d.steps.forEach(function (s) {
       const li = document.createElement("li"), time = document.createElement("time");
-      li.className = "step-" + s.type + (s.type === "resource" && s.failed ? " step-error" : "");
+      li.className = "step-" + s.type + ((s.type === "resource" || s.type === "api") && s.failed ? " step-error" : "");
       time.textContent = fmtTime(s.t); time.dateTime = s.t;
       li.appendChild(time); li.appendChild(document.createTextNode(" " + describeStep(s)));
+      // The backend trace that served this page view or API call (docs/rum.md).
+      if (s.trace_id) {
+        const a = document.createElement("a"); a.className = "trace-link"; a.dataset.traceId = s.trace_id;
+        a.href = backendHref({trace: s.trace_id}); a.textContent = "backend trace";
+        li.appendChild(document.createTextNode(" · ")); li.appendChild(a);
+      }
       list.appendChild(li);
     });
   };
@@ -1982,6 +1989,7 @@
     text(panel.querySelector("[data-trace-summary]"), fmtTime(d.start) + " · " + fmtMs(d.duration_ms) + " · " +
       plural(d.span_count, "span") + " · " + d.services.join(", ") + (d.errors ? " · " + plural(d.errors, "span") + " in error" : "") +
       (d.truncated ? " · only the first " + fmtInt.format(d.span_count) + " spans" : ""));
+    traceBrowser(panel, d);
     const total = Math.max(d.duration_ms, 0.001);
     const box = panel.querySelector("[data-waterfall]");
     box.textContent = "";
@@ -2022,6 +2030,32 @@
       box.appendChild(r.row);
     });
   };
+  // The browser side of a trace: the page views and API calls it served, their sessions.
+  function traceBrowser(panel, d) {
+    const box = panel.querySelector("[data-trace-browser]");
+    if (!box) return;
+    const views = d.page_views || [], sessions = d.sessions || [];
+    box.hidden = !views.length && !sessions.length;
+    const list = box.querySelector("[data-trace-sessions]"); list.textContent = sessions.length ? "" : "none";
+    sessions.forEach(function (id, i) {
+      const a = document.createElement("a"); a.href = journeyHref(id); a.textContent = id;
+      if (i) list.appendChild(document.createTextNode(", "));
+      list.appendChild(a);
+    });
+    const table = box.querySelector("[data-trace-views]"), tbody = table.querySelector("tbody");
+    tbody.textContent = ""; table.hidden = !views.length;
+    views.forEach(function (v) {
+      const tr = document.createElement("tr");
+      cell(tr, fmtTime(v.t));
+      cell(tr, v.kind === "view" ? "Page view" : (v.failed ? "Failed API call " : "API call ") + (v.url || ""));
+      cell(tr, v.page || "–");
+      if (v.session_id) linkCell(tr, v.session_id, journeyHref(v.session_id)); else cell(tr, "–");
+      cell(tr, [v.device, v.browser].filter(Boolean).join(", ") || "–");
+      numCell(tr, fmtMs(v.kind === "view" ? v.ttfb_ms : v.duration_ms), v.kind === "view" ? v.ttfb_ms : v.duration_ms);
+      numCell(tr, fmtMs(v.lcp_ms), v.lcp_ms);
+      tbody.appendChild(tr);
+    });
+  }
   function showSpan(panel, s, rowEl) {
     panel.querySelectorAll(".wf-row.selected").forEach(function (el) { el.classList.remove("selected"); });
     rowEl.classList.add("selected");

@@ -1,8 +1,8 @@
 /*! Shopwatch RUM (Apache-2.0). Beacon format and metric definitions: docs/rum.md */
 (function (w, d, P) {
-  var me = d.currentScript, cfg = me ? me.dataset : {}, H = 'hidden', INF = 1 / 0;
+  var me = d.currentScript, cfg = me ? me.dataset : {}, H = 'hidden';
   var pending = w.shopwatch && w.shopwatch.q || [], gpc = navigator.globalPrivacyControl === true;
-  // ok: true sends, null buffers until shopwatch('consent', true), false drops everything.
+  // ok: true sends, null buffers until consent, false drops all.
   var ok = cfg.consent == 'required' ? null : true;
   var SS; try { SS = w.sessionStorage; SS.getItem('x') } catch (e) { SS = 0 }
   var url = (cfg.endpoint || (me ? new URL(me.src).origin : '') + '/api/v1/rum') +
@@ -10,12 +10,12 @@
   function rnd() { return Math.random().toString(36).slice(2) + Date.now().toString(36) }
   var sid = cfg.sessionId || !gpc && SS && SS.getItem('sw_sid') || rnd();
   if (SS && !gpc) SS.setItem('sw_sid', sid);
-  // FNV-1a of the session id: the server computes the same to apply the sample rate.
+  // FNV-1a of the session id, as the server's, for the sample rate.
   var h = 0x811c9dc5, i;
   for (i = 0; i < sid.length; i++) h = Math.imul(h ^ sid.charCodeAt(i) & 255, 16777619) >>> 0;
-  var sampled = h / 4294967296 < (cfg.sample ? +cfg.sample : 1);
+  var sampled = h / 4294967296 < (cfg.sample || 1);
   var uid, q = [], timer, seen = {}, nErr = 0, shown = d.visibilityState != H;
-  var firstHidden = shown ? INF : 0, visSince = P.now(), vis = 0;
+  var firstHidden = shown ? 1 / 0 : 0, visSince = P.now(), vis = 0;
   var view = { pv: rnd(), url: location.href }, hard = view;
   var nav = P.getEntriesByType('navigation')[0] || {}, act = nav.activationStart || 0;
   var fcp, lcp, lcpEl, cls = 0, clsEl, win = 0, winMax = 0, winEl, first = 0, last = 0;
@@ -64,6 +64,7 @@
       r.ttfb = pos(nav.responseStart - act);
       r.di = pos(nav.domInteractive - act);
       r.load = pos(nav.loadEventEnd - act);
+      (nav.serverTiming || []).forEach(function (e) { e.name == 'traceparent' && (r.tp = e.description) });
     }
     push(r, 1);
   }
@@ -145,12 +146,14 @@
 
   w.shopwatch = function (cmd, a, b) {
     if (cmd == 'event') push({ k: 'event', n: a, p: b });
+    else if (cmd == 'api') push(a, 1);
     else if (cmd == 'identify') uid = gpc || a == null ? uid : String(a);
     else if (cmd == 'consent') {
       ok = !!a;
       if (ok) flush(); else { q = []; if (SS) SS.removeItem('sw_sid') }
     }
   };
+  if (cfg.traceparent == 'on') d.head.appendChild(d.createElement('script')).src = new URL('rum-trace.js', me.src);
   for (i = 0; i < pending.length; i++) w.shopwatch.apply(w, pending[i]);
   function go() { setTimeout(start) }
   if (d.readyState == 'complete') go(); else addEventListener('load', go);
