@@ -226,7 +226,8 @@ class ShopwatchClient:
               user_id: str | None = None, page: str | None = None,
               referrer: str | None = None, utm: Mapping[str, str] | None = None,
               device: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None,
-              id: str | None = None) -> str:
+              id: str | None = None, ip: str | None = None,
+              user_agent: str | None = None) -> str:
         """Build an event from keyword fields, :meth:`send` it and return its id.
 
         Fields that are ``None`` are left out. ``ts`` may be an RFC 3339 string or a
@@ -234,6 +235,9 @@ class ShopwatchClient:
         ``datetime.astimezone`` does). ``utm`` keys may be given with or without the
         ``utm_`` prefix (``{"source": "newsletter"}`` sends ``utm_source``). The client
         does not validate: the server does, and reports invalid events as rejected.
+        ``ip`` and ``user_agent`` are the shopper's (from your own proxy's headers), for
+        the security detections; Shopwatch keeps only the network and a keyed hash of
+        the address (docs/security.md).
         """
         try:
             event: dict[str, Any] = {"name": name}
@@ -242,7 +246,8 @@ class ShopwatchClient:
             if ts is not None:
                 event["ts"] = _rfc3339(ts) if isinstance(ts, datetime) else ts
             for key, value in (("session_id", session_id), ("anonymous_id", anonymous_id),
-                               ("user_id", user_id), ("page", page), ("referrer", referrer)):
+                               ("user_id", user_id), ("page", page), ("referrer", referrer),
+                               ("ip", ip), ("user_agent", user_agent)):
                 if value is not None:
                     event[key] = value
             for key, value in (utm or {}).items():

@@ -41,6 +41,8 @@ MAX_PARAMS: Final = 50
 MAX_PARAM_KEY_LENGTH: Final = 40
 MAX_PARAM_STRING_LENGTH: Final = 1024
 MAX_LIST_LENGTH: Final = 200  # items[] and any other list param
+MAX_IP_LENGTH: Final = 64  # an IPv6 address with a zone is under 64 characters
+MAX_USER_AGENT_INPUT_LENGTH: Final = 1024  # rejected above this; stored cut to 512
 MONEY_LIMIT: Final = 1e15
 
 # Regex ``pattern`` constraints cost msgspec ~3 µs per event, more than decoding itself;
@@ -49,6 +51,7 @@ NAME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 PARAM_KEY_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 CURRENCY_RE: Final = re.compile(r"[A-Z]{3}")
 COUNTRY_RE: Final = re.compile(r"[A-Z]{2}")
+CARD_BIN_RE: Final = re.compile(r"[0-9]{6,8}")
 Name = Annotated[
     str,
     Meta(min_length=1, max_length=MAX_NAME_LENGTH,
@@ -116,6 +119,16 @@ class Event(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, gc=F
     utm_content: Utm | None = None
     device: Device | None = None
     params: Params | None = None
+    # The shopper's address and browser, for events the shop's server sends (its own
+    # address is the request's). The pipeline turns ``ip`` into ``net_prefix`` and
+    # ``net_hash`` and removes it: the address itself is never stored.
+    ip: Annotated[str, Meta(max_length=MAX_IP_LENGTH,
+                            description="the shopper's IPv4 or IPv6 address")] | None = None
+    user_agent: Annotated[str, Meta(max_length=MAX_USER_AGENT_INPUT_LENGTH)] | None = None
+    # Set by Shopwatch only (an event that carries one is rejected): the network of
+    # ``ip`` (203.0.113.0/24, 2001:db8:1::/48) and a keyed hash of the whole address.
+    net_prefix: Short | None = None
+    net_hash: Short | None = None
 
 
 class Item(msgspec.Struct, omit_defaults=True, gc=False):
@@ -148,6 +161,10 @@ class KnownParams(msgspec.Struct, omit_defaults=True, gc=False):
     search_term: Text | None = None
     score: Annotated[float, Meta(ge=0, le=10)] | None = None
     items: list[Item] | None = None
+    card_fingerprint: Short | None = None  # the shop's stable token of a card, never its number
+    card_bin: str | None = None  # the card's first 6-8 digits (checked in check_params)
+    # profile_updated: what changed (email, password, address, phone, name, payment)
+    fields: Annotated[list[Short], Meta(max_length=MAX_LIST_LENGTH)] | None = None
 
 
 class Batch(msgspec.Struct, gc=False):
@@ -202,6 +219,10 @@ def check_params(params: dict[str, Any]) -> str | None:
         return describe_error(exc, "params")
     if known.currency is not None and not CURRENCY_RE.fullmatch(known.currency):
         return f"params.currency: {known.currency!r} is not an upper-case ISO 4217 code like EUR"
+    if known.card_bin is not None and not CARD_BIN_RE.fullmatch(known.card_bin):
+        # The value is not echoed: it may be the whole card number.
+        return (f"params.card_bin: {len(known.card_bin)} characters; must be the card's "
+                "first 6-8 digits, never the card number")
     return None
 
 
@@ -212,7 +233,12 @@ VALID_COUNTRIES: Final[set[str]] = set()
 
 
 def check_event(event: Event) -> str | None:
-    """What the decoder's types leave to Python: name, country; ``None`` when valid."""
+    """What the decoder's types leave to Python: name, country, the fields only
+    Shopwatch sets; ``None`` when valid."""
+    if event.net_prefix is not None:
+        return "net_prefix: set by Shopwatch from ip; send ip instead"
+    if event.net_hash is not None:
+        return "net_hash: set by Shopwatch from ip; send ip instead"
     name = event.name
     if name not in VALID_NAMES:
         if not NAME_RE.fullmatch(name):

@@ -11,6 +11,9 @@ Rules (documented in docs/privacy.md):
 - An identifier (``user_id``, ``anonymous_id``, ``session_id``) that is an email address
   is replaced by ``email:<keyed hash>``, so it still identifies one person consistently
   without storing the address.
+- A shopper's network address is never stored: only its network (the /24 of an IPv4
+  address, the /48 of an IPv6 one, by default) and ``hash_address``'s keyed hash of the
+  whole address, which tells one address from another without revealing it.
 
 Everything here is pure and cheap on the common path (no ``@``, no long digit run).
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -96,6 +100,55 @@ def pseudonymize(value: str, key: bytes) -> str:
     return EMAIL_RE.sub(digest, value)
 
 
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def parse_address(text: str) -> Address | None:
+    """``text`` as an address in canonical form, ``None`` when it is not one.
+
+    An IPv4-mapped IPv6 address (``::ffff:203.0.113.9``, how a server listening on
+    ``::`` sees an IPv4 client) is the IPv4 address it maps; an IPv6 zone (``%eth0``)
+    is dropped. Surrounding blanks are ignored.
+    """
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+        if address.scope_id is not None:
+            return ipaddress.IPv6Address(address.packed)
+    return address
+
+
+def network_prefix(address: Address, v4_bits: int = 24, v6_bits: int = 48) -> str:
+    """The network of ``address`` cut to ``v4_bits`` or ``v6_bits``, written like
+    ``203.0.113.0/24`` or ``2001:db8:1::/48``."""
+    if isinstance(address, ipaddress.IPv4Address):
+        host = 32 - v4_bits
+        return f"{ipaddress.IPv4Address(int(address) >> host << host)}/{v4_bits}"
+    host = 128 - v6_bits
+    return f"{ipaddress.IPv6Address(int(address) >> host << host)}/{v6_bits}"
+
+
+def hash_address(address: Address | str, key: bytes) -> str:
+    """A keyed hash of a whole address: 16 hex characters of
+    HMAC-SHA256(key, ``b"net:"`` + the canonical address).
+
+    Every spelling of one address (``::ffff:10.0.0.1`` and ``10.0.0.1``, upper- or
+    lower-case IPv6) gives the same hash; without the instance's key, the hash of a
+    candidate address cannot be computed, so the 2**32 IPv4 addresses cannot simply be
+    tried. Raises :class:`ValueError` for a string that is not an address.
+    """
+    if isinstance(address, str):
+        parsed = parse_address(address)
+        if parsed is None:
+            raise ValueError(f"{address!r} is not an IPv4 or IPv6 address")
+        address = parsed
+    return hmac.digest(key, b"net:" + str(address).encode(), "sha256").hex()[:16]
+
+
 def scrub_params(params: dict[str, Any]) -> dict[str, Any]:
     """A scrubbed copy of params (secret-named keys redacted, free text scrubbed)."""
     return {k: _scrub_value(k, v) for k, v in params.items()}
@@ -118,7 +171,8 @@ def _scrub_value(key: str, value: Any) -> Any:
 
 
 _ID_KEYS: Final = frozenset({b"id", b"session_id", b"anonymous_id", b"user_id",
-                             b"transaction_id", b"item_id"})
+                             b"transaction_id", b"item_id",
+                             b"net_hash"})  # hex digits of our own hash
 
 
 def payload_has_card(payload: bytes) -> bool:

@@ -30,9 +30,11 @@ from shopwatch.ingest.ratelimit import RateLimiter
 from shopwatch.ingest.writer import Writer
 from shopwatch.metrics import Metrics
 from shopwatch.reports.loop import Reporter, ReportLoop
+from shopwatch.security.watch import SecurityLoop, Watch
 from shopwatch.settings import Settings
 from shopwatch.store.base import EventStore, files_bytes
 from shopwatch.store.process import EventStoreProcess
+from shopwatch.store.rules import list_rules
 from shopwatch.store.slos import all_rules
 from shopwatch.store.state import StateStore
 
@@ -84,6 +86,7 @@ class Runtime:
     outbox: Outbox | None = None  # notifications' deliveries (alerts/delivery.py)
     alerts: AlertLoop | None = None  # rule evaluation (alerts/evaluator.py), alerts_interval
     reports: ReportLoop | None = None  # scheduled reports (reports/loop.py), reports_interval
+    security: SecurityLoop | None = None  # detections (security/watch.py), security_interval
 
     @property
     def artifacts(self) -> Path:
@@ -141,6 +144,9 @@ class Runtime:
             max_event_age_s=settings.max_event_age,
             query_allow=settings.query_allow,
             pseudonym_key=bytes.fromhex(state.instance_value("pseudonym_key")),
+            network_prefix_v4=settings.network_prefix_v4,
+            network_prefix_v6=settings.network_prefix_v6,
+            country_of=geoip.lookup if geoip is not None else None,
         )
         users = Users(state)
         scheduler = None
@@ -164,6 +170,14 @@ class Runtime:
                 group_interval=settings.alerts_group_interval,
                 incident_window=settings.alerts_incident_window)
             alert_loop = AlertLoop(evaluator, settings.alerts_interval)
+        security_loop = None
+        if settings.security_interval > 0:
+            public = settings.public_url.rstrip("/")
+            watch = Watch(state, events, lambda: list_rules(state), outbox.enqueue,
+                          link=lambda pid, fid: (
+                              f"{public}/security?project={pid}"
+                              + (f"&finding={fid}" if fid else "") if public else ""))
+            security_loop = SecurityLoop(watch, settings.security_interval)
         report_loop = None
         if settings.reports_interval > 0:
             report_loop = ReportLoop(Reporter(events, state, outbox.env),
@@ -175,7 +189,8 @@ class Runtime:
                    LoginThrottle(state, pipeline.pseudonym_key,
                                  max_failures=settings.login_max_failures,
                                  window=settings.login_failure_window),
-                   geoip, scheduler, policy, outbox, alert_loop, reports=report_loop)
+                   geoip, scheduler, policy, outbox, alert_loop, reports=report_loop,
+                   security=security_loop)
 
     def start(self) -> None:
         self.writer.start()
@@ -187,6 +202,8 @@ class Runtime:
             self.alerts.start()
         if self.reports is not None:
             self.reports.start()
+        if self.security is not None:
+            self.security.start()
 
     def close(self) -> None:
         """Stop the checks, commit what is queued, then close both stores."""
@@ -196,6 +213,8 @@ class Runtime:
             self.alerts.stop()
         if self.reports is not None:
             self.reports.stop()
+        if self.security is not None:
+            self.security.stop()
         if self.outbox is not None:
             self.outbox.stop()
         self.writer.stop()

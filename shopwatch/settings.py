@@ -64,6 +64,15 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw.strip())
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low} to {high}")
+        return value
+    return parse
+
+
 @dataclass(frozen=True)
 class Setting:
     """One row of the settings table."""
@@ -134,8 +143,14 @@ SETTINGS: tuple[Setting, ...] = (
        "well under 1 MiB."),
     _s("geoip_database", "", str, "path",
        "A MaxMind-format country database (.mmdb: GeoLite2 Country, DB-IP Country Lite...) "
-       "to give RUM beacons a country. Empty: no country is looked up. Addresses are "
-       "never stored either way."),
+       "to give RUM beacons and server events sent with an `ip` a country. Empty: no "
+       "country is looked up. Addresses are never stored either way."),
+    _s("network_prefix_v4", 24, _int_range(8, 32), "integer 8-32",
+       "Bits of a shopper's IPv4 address kept on server-sent events (as `net_prefix`, "
+       "e.g. 203.0.113.0/24); the address itself is never stored."),
+    _s("network_prefix_v6", 48, _int_range(16, 128), "integer 16-128",
+       "Bits of a shopper's IPv6 address kept on server-sent events (as `net_prefix`, "
+       "e.g. 2001:db8:1::/48); the address itself is never stored."),
     _s("checks_enabled", True, _parse_bool, "boolean",
        "Run the projects' monitors on their schedules in `shopwatch serve`."),
     _s("checks_concurrency", 50, int, "integer",
@@ -191,6 +206,10 @@ SETTINGS: tuple[Setting, ...] = (
     _s("alerts_incident_window", 600.0, parse_duration, "duration",
        "How long after an incident was detected an alert that fires still joins it; a "
        "later alert opens an incident of its own."),
+    _s("security_interval", 60.0, parse_duration, "duration",
+       "How often `shopwatch serve` runs the security detections (brute force, "
+       "credential stuffing, card testing, account takeover, bots, sign-up abuse; "
+       "docs/security.md) and files their findings; 0 turns them off."),
     _s("public_url", "", str, "string",
        "The dashboard's address as people reach it (https://shopwatch.example), for the "
        "links in notifications; empty: notifications carry no link."),

@@ -673,3 +673,39 @@ def test_an_admin_silences_rules_and_ends_the_silence(signed_in: Watched,
         f"HTTP 400: {dashboard.base_url}/api/v1/silences?project={project.id}",
         "console error: Failed to load resource: the server responded with a status of 400 "
         "(Bad Request)"]
+
+
+def test_security_page_shows_sign_ins_payments_changes_and_sign_ups(signed_in: Watched,
+                                                                     dashboard: Live) -> None:
+    from tests.test_security_section import ATTACK, crafted, period_start
+
+    project = dashboard.runtime.state.get_project("shop-a")
+    assert dashboard.post_events(project.ingest_key or "", crafted(period_start())
+                                 ).status_code == 200
+    page = signed_in.page
+    signed_in.open(f"/security?project={project.id}&range=24h")
+    assert page.locator(".panel-error").count() == 0, page.locator(".panel-error").inner_text()
+    card = page.locator("[data-sec-card=logins]")
+    assert card.locator(".kpi-value").inner_text() == "15"  # with the minute before t0
+    assert "6 succeeded · 9 failed" in card.locator(".kpi-sub").inner_text()
+    assert page.locator("[data-sec-card=declined_rate] .kpi-value").inner_text() == "62.5%"
+    assert page.locator("[data-sec-card=account_changes] .kpi-value").inner_text() == "5"
+    assert page.locator("[data-sec-card=sign_ups] .kpi-value").inner_text() == "5"
+    for chart in ("logins", "payments", "account_changes", "sign_ups"):
+        assert page.locator(f"[data-sec-chart={chart}] canvas").count() >= 1, chart
+    networks = page.locator("[data-sec-table=networks] tbody tr")
+    assert networks.count() == 3 and networks.first.locator("td").first.inner_text() == ATTACK
+    assert "Python Requests (automation)" in page.locator(
+        "[data-sec-table=user_agents] tbody tr").first.inner_text()
+    assert page.locator("[data-sec-table=by_gateway] tbody tr").count() == 3
+    assert page.locator("[data-sec-table=latest] tbody tr").count() == 5
+    assert page.locator("[data-sec-empty]:visible").count() == 0
+    signed_in.shot("security")
+    # A period without events: every block says which events fill it.
+    signed_in.open(f"/security?project={project.id}&range=custom&from=2026-01-01T00:00"
+                   "&to=2026-01-02T00:00")
+    empties = page.locator("[data-sec-empty]:visible")
+    assert empties.count() == 4
+    assert "No login or login_failed events" in empties.first.inner_text()
+    signed_in.shot("security-empty")
+    assert signed_in.problems == []

@@ -200,7 +200,9 @@ def test_track_builds_the_event_the_api_expects(live: Live) -> None:
             params={"currency": "EUR", "value": 89.9, "items": [{"item_id": "SKU-1"}]})
         late = client.track("page_view", ts=when, id="evt-late")
         # A naive datetime is local time (as datetime.astimezone reads it).
-        client.track("login", ts=when.astimezone().replace(tzinfo=None), id="evt-naive")
+        client.track("login", ts=when.astimezone().replace(tzinfo=None), id="evt-naive",
+                     ip="203.0.113.40", user_agent="Mozilla/5.0 (X11; Linux x86_64; rv:132.0) "
+                     "Gecko/20100101 Firefox/132.0")
         assert client.flush(timeout=10) is True
 
     (event,) = live.read_events(secret, name="view_item")
@@ -219,6 +221,8 @@ def test_track_builds_the_event_the_api_expects(live: Live) -> None:
     assert page_view["ts"] == when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.250Z")
     (login,) = live.read_events(secret, name="login")
     assert login["id"] == "evt-naive" and login["ts"] == page_view["ts"]
+    assert login["net_prefix"] == "203.0.113.0/24" and "ip" not in login
+    assert login["user_agent"].endswith("Firefox/132.0")
 
 
 def test_a_partial_batch_goes_out_after_flush_interval_and_a_full_one_at_once(

@@ -31,7 +31,8 @@ SAMPLE = {"project_id": "1", "kind": "ingest", "action": "rotate", "user_id": "1
           "name": "home", "slug": "acme", "token": "x", "window_id": "1",
           "file": "20261122T120000Z-pay.png", "channel_id": "1",
           "alert_id": "1", "incident_id": "1", "silence_id": "1",
-          "audience": "technical", "schedule_id": "1", "trace_id": "a" * 32}
+          "audience": "technical", "schedule_id": "1", "trace_id": "a" * 32,
+          "finding_id": "1"}
 
 
 def _routes(routes: list[Any]) -> list[APIRoute]:
@@ -57,6 +58,7 @@ def every_route(live: Live) -> list[tuple[str, str]]:
 def test_route_sweep_refuses_anonymous_callers_and_ingest_keys(dashboard: Live) -> None:
     routes = every_route(dashboard)
     assert len(routes) > 30 and ("GET", "/openapi.json") in routes
+    assert ("GET", "/api/v1/security") in routes and ("GET", "/security") in routes
     ingest_key = dashboard.runtime.state.get_project("shop-a").ingest_key
     anonymous = dashboard.client()
     with_ingest_key = dashboard.client(ingest_key)

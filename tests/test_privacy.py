@@ -6,6 +6,8 @@ a scrubbing step dropped from the pipeline fails here too.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -14,7 +16,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shopwatch.ingest.pipeline import Format, PipelineConfig
-from shopwatch.privacy import luhn_ok, pseudonymize, scrub_params, scrub_text, scrub_url
+from shopwatch.privacy import (
+    hash_address,
+    luhn_ok,
+    network_prefix,
+    parse_address,
+    payload_has_card,
+    pseudonymize,
+    scrub_params,
+    scrub_text,
+    scrub_url,
+)
 from tests.conftest import Sink
 
 VISA = "4111111111111111"  # Luhn-valid test card numbers
@@ -128,6 +140,56 @@ def test_email_identifiers_are_pseudonymized_consistently() -> None:
     assert pseudonymize("bob@example.com", KEY) != a
     assert pseudonymize("jane@example.com", b"other-instance-key") != a
     assert pseudonymize("customer-42", KEY) == "customer-42"
+
+
+def test_address_hash_is_keyed_canonical_and_short() -> None:
+    h = hash_address("203.0.113.9", KEY)
+    assert len(h) == 16 and set(h) <= set("0123456789abcdef")
+    expected = hmac.new(KEY, b"net:203.0.113.9", hashlib.sha256).hexdigest()[:16]
+    assert h == expected
+    assert hash_address(" 203.0.113.9 ", KEY) == h
+    assert hash_address("::ffff:203.0.113.9", KEY) == h  # IPv4-mapped counts as IPv4
+    assert hash_address(parse_address("203.0.113.9") or "", KEY) == h
+    assert hash_address("203.0.113.10", KEY) != h
+    assert hash_address("203.0.113.9", b"other-instance-key") != h
+    v6 = hash_address("2001:db8::1", KEY)
+    assert v6 == hmac.new(KEY, b"net:2001:db8::1", hashlib.sha256).hexdigest()[:16]
+    assert hash_address("2001:DB8:0:0:0:0:0:1", KEY) == v6
+    assert hash_address("2001:db8::1%eth0", KEY) == v6  # the zone is not the address
+    with pytest.raises(ValueError, match="is not an IPv4 or IPv6 address"):
+        hash_address("203.0.113.9:80", KEY)
+
+
+@pytest.mark.parametrize(("text", "v4", "v6", "expected"), [
+    ("203.0.113.9", 24, 48, "203.0.113.0/24"),
+    ("203.0.113.9", 16, 48, "203.0.0.0/16"),
+    ("203.0.113.9", 32, 48, "203.0.113.9/32"),
+    ("203.0.113.9", 8, 48, "203.0.0.0/8"),
+    ("::ffff:203.0.113.9", 24, 48, "203.0.113.0/24"),
+    ("2001:db8:1:2:3:4:5:6", 24, 48, "2001:db8:1::/48"),
+    ("2001:db8:1:2:3:4:5:6", 24, 64, "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:3:4:5:6", 24, 128, "2001:db8:1:2:3:4:5:6/128"),
+    ("2001:db8:1:2:3:4:5:6", 24, 16, "2001::/16"),
+    ("::1", 24, 48, "::/48"),
+])
+def test_network_prefix(text: str, v4: int, v6: int, expected: str) -> None:
+    address = parse_address(text)
+    assert address is not None
+    assert network_prefix(address, v4, v6) == expected
+
+
+@pytest.mark.parametrize("text", ["", "x", "203.0.113", "203.0.113.256", "203.0.113.9/24",
+                                  "[2001:db8::1]", "2001:db8::1::2", "203.0.113.9, 10.0.0.1"])
+def test_parse_address_refuses_what_is_not_one_address(text: str) -> None:
+    assert parse_address(text) is None
+
+
+def test_net_hash_digit_runs_are_not_taken_for_card_numbers() -> None:
+    """A hash of 16 hex digits may be all decimal digits, even Luhn-valid; it is ours,
+    so it must not cost a deep scrub of the request."""
+    digits = "4111111111111111"  # the worst case
+    assert not payload_has_card(f'[{{"name":"login","net_hash":"{digits}"}}]'.encode())
+    assert payload_has_card(f'[{{"name":"login","note":"{digits}"}}]'.encode())
 
 
 def test_pipeline_scrubs_every_field(sink: Sink) -> None:

@@ -80,7 +80,7 @@ class Outcome:
 def describe(rule: Rule, value: float | None) -> str:
     """The reading in words, for a notification's text."""
     if rule.kind == "no_data":
-        return f"no {rule.series} data for {rule.window}"
+        return f"no {rule.series} data for {rule.window_text}"
     if rule.kind == "monitor_down":
         return "a monitor is down" if value else "the monitors are up"
     if value is None:
@@ -91,7 +91,7 @@ def describe(rule: Rule, value: float | None) -> str:
         from shopwatch.alerts.objectives import describe_burn
 
         return describe_burn(rule, value)
-    return f"{rule.series} is {value:g} ({rule.op} {rule.threshold:g} over {rule.window})"
+    return f"{rule.series} is {value:g} ({rule.op} {rule.threshold:g} over {rule.window_text})"
 
 
 @dataclass
@@ -140,7 +140,7 @@ class Evaluator:
         outcomes = []
         sends: list[_Send] = []
         for project_id, rule in self.rules():
-            if not rule.enabled:
+            if not rule.enabled or rule.security:  # security rules open findings instead
                 continue
             try:
                 outcome, send = self._one(project_id, rule, at)

@@ -26,6 +26,12 @@ rules:
   optionally filtered by event ``name``): often the first sign tracking or the shop broke.
 - ``monitor_down`` follows a monitor's status (``filter: {monitor: checkout}``; all
   monitors without a filter).
+- **Security detections** (docs/security.md): ``brute_force``, ``credential_stuffing``,
+  ``card_testing``, ``account_takeover``, ``bot_traffic`` and ``signup_abuse`` read the
+  security events over ``window`` (each kind has its own default) and open *findings*
+  rather than alerts; ``params`` tunes them (``params: {failures: 20}``; the names and
+  defaults are :data:`shopwatch.security.detections.DEFAULTS`). A project runs every
+  kind with its defaults unless one of its rules has that kind.
 
 Loading checks every rule and names the place of each problem
 (``alerts.yml: rules[0].clear: 0.06 must be at or below the threshold 0.05``).
@@ -64,7 +70,9 @@ SERIES: Final[dict[str, frozenset[str]]] = {
     "backend_errors": frozenset({"service", "route"}),
     "backend_p95_ms": frozenset({"service", "route"}),
 }
-KINDS: Final = ("threshold", "anomaly", "no_data", "monitor_down")
+SECURITY_KINDS: Final = ("brute_force", "credential_stuffing", "card_testing",
+                         "account_takeover", "bot_traffic", "signup_abuse")
+KINDS: Final = ("threshold", "anomaly", "no_data", "monitor_down", *SECURITY_KINDS)
 MIN_WINDOW_S: Final = 60.0
 
 
@@ -74,10 +82,13 @@ class Rule(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
     name: str
     # slo_burn: internal, made from an SLO (shopwatch.alerts.objectives.burn_rules); a
     # file's rules: cannot use it.
-    kind: Literal["threshold", "anomaly", "no_data", "monitor_down", "slo_burn"]
+    kind: Literal["threshold", "anomaly", "no_data", "monitor_down", "slo_burn",
+                  "brute_force", "credential_stuffing", "card_testing", "account_takeover",
+                  "bot_traffic", "signup_abuse"]
     series: str | None = None
     filter: dict[str, str] | None = None
-    window: Duration = "10m"
+    window: Duration | None = None  # default: 10m, or the security kind's own
+    params: dict[str, float] | None = None  # security kinds' tunables
     op: Literal[">", ">=", "<", "<="] | None = None
     threshold: float | None = None
     clear: float | None = None
@@ -92,8 +103,25 @@ class Rule(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
     enabled: bool = True
 
     @property
+    def window_text(self) -> str:
+        """The window as written, or the kind's default."""
+        if self.window is not None:
+            return str(self.window)
+        if self.kind in SECURITY_KINDS:
+            from shopwatch.security.detections import DEFAULT_WINDOWS
+
+            return DEFAULT_WINDOWS[self.kind]
+        return "10m"
+
+    @property
     def window_s(self) -> float:
-        return seconds(self.window, f"{self.name}: window")
+        return seconds(self.window if self.window is not None else self.window_text,
+                       f"{self.name}: window")
+
+    @property
+    def security(self) -> bool:
+        """Whether the rule is a security detection (it opens findings, not alerts)."""
+        return self.kind in SECURITY_KINDS
 
     def timing(self) -> Timing:
         """The lifecycle's durations."""
@@ -130,13 +158,25 @@ def _check(rule: Rule, where: str) -> None:
     if not NAME_RE.fullmatch(rule.name):
         raise ConfigError(f"{where}.name: {rule.name!r} must be 1-100 letters, digits, "
                           "spaces, _ . or -, starting with a letter or digit")
-    for field, value in (("window", rule.window), ("for", rule.for_),
+    for field, value in (("window", rule.window_text), ("for", rule.for_),
                          ("resolve_after", rule.resolve_after), ("renotify", rule.renotify)):
         if seconds(value, f"{where}.{field}") < 0:
             raise ConfigError(f"{where}.{field}: must not be negative")
     if rule.window_s < MIN_WINDOW_S:
         raise ConfigError(f"{where}.window: {rule.window_s:g}s is under the minimum of "
                           f"{MIN_WINDOW_S:g}s")
+    if rule.security:
+        _check_security(rule, where)
+    else:
+        _check_series(rule, where)
+    for i, channel in enumerate(rule.channels or []):
+        if not channel.strip():
+            raise ConfigError(f"{where}.channels[{i}]: empty")
+
+
+def _check_series(rule: Rule, where: str) -> None:
+    if rule.params is not None:
+        raise ConfigError(f"{where}.params: only security rules have params")
     series = rule.series
     if rule.kind == "monitor_down":
         series = series or "monitor"
@@ -164,9 +204,22 @@ def _check(rule: Rule, where: str) -> None:
         rule.condition()
     except ValueError as exc:
         raise ConfigError(f"{where}.{exc}") from None
-    for i, channel in enumerate(rule.channels or []):
-        if not channel.strip():
-            raise ConfigError(f"{where}.channels[{i}]: empty")
+
+
+def _check_security(rule: Rule, where: str) -> None:
+    from shopwatch.security.detections import DEFAULTS
+
+    for field in ("series", "filter", "op", "threshold", "clear"):
+        if getattr(rule, field) is not None:
+            raise ConfigError(f"{where}.{field}: a {rule.kind} rule has no {field} (it is "
+                              "tuned with params, see docs/security.md)")
+    known = DEFAULTS[rule.kind]
+    for key, value in (rule.params or {}).items():
+        if key not in known:
+            raise ConfigError(f"{where}.params.{key}: not a {rule.kind} parameter (it takes: "
+                              f"{', '.join(sorted(known))})")
+        if value < 0:
+            raise ConfigError(f"{where}.params.{key}: must not be negative")
 
 
 def parse_rules(text: str, source: str = "<text>") -> list[Rule]:
@@ -178,8 +231,16 @@ def parse_rules(text: str, source: str = "<text>") -> list[Rule]:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(data, dict) or "rules" not in data:
         return []
+    raw = data["rules"]
+    if isinstance(raw, list):
+        # A security rule's severity defaults to its kind's (card testing: critical).
+        from shopwatch.security.detections import DEFAULT_SEVERITY
+
+        raw = [{**r, "severity": DEFAULT_SEVERITY[r["kind"]]}
+               if isinstance(r, dict) and r.get("kind") in SECURITY_KINDS
+               and "severity" not in r else r for r in raw]
     try:
-        parsed = msgspec.convert({"rules": data["rules"]}, RuleFile)
+        parsed = msgspec.convert({"rules": raw}, RuleFile)
     except msgspec.ValidationError as exc:
         raise place(exc, source, "rules", "docs/alerts.md") from None
     names: set[str] = set()

@@ -127,6 +127,15 @@ def open_alerts(alerts: Sequence[Any], rules: int) -> dict[str, Any]:
             "rules": rules}
 
 
+def open_findings(findings: Sequence[Any]) -> dict[str, Any]:
+    """The overview's security card from the project's open findings (latest activity
+    first): how many, how many critical, and the latest three titles."""
+    return {"status": "ok", "value": len(findings),
+            "critical": sum(1 for f in findings if f.severity == "critical"),
+            "latest": [{"id": f.id, "title": f.title, "severity": f.severity}
+                       for f in findings[:3]]}
+
+
 def overview(store: EventStore, project: Project, rng: TimeRange, now_us: int) -> dict[str, Any]:
     """The overview of ``project`` at ``now_us`` (epoch µs), conversion and traffic over
     ``rng``; definitions in the module docstring. The result is JSON-ready::
@@ -147,8 +156,9 @@ def overview(store: EventStore, project: Project, rng: TimeRange, now_us: int) -
                                 "previous_sessions"}},
          }
 
-    The API adds ``availability`` (:func:`availability_now`) and ``open_alerts``
-    (:func:`open_alerts`), which come from the monitors and the alerts.
+    The API adds ``availability`` (:func:`availability_now`), ``open_alerts``
+    (:func:`open_alerts`) and ``security_findings`` (:func:`open_findings`), which come
+    from the monitors, the alerts and the security findings.
 
     Every ``series`` under conversion and traffic has one entry per ``buckets`` entry.
     """

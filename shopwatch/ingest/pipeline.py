@@ -1,4 +1,5 @@
-"""The ingest pipeline: decode → validate → scrub → enrich, then hand rows to the writer.
+"""The ingest pipeline: decode → validate → scrub → enrich (time, then client network
+and device), then hand rows to the writer.
 
 Each step is a named function. A step may drop an event with a :class:`DropReason`;
 the drop is reported to the client (index and ``"<field>: <reason>"``) and counted on
@@ -12,22 +13,25 @@ key, say, where parsers disagree on which value wins) can slip unvalidated data 
 the steps.
 
 The pipeline is pure: no I/O, no clock (``now_us`` is passed in), no global state but
-a memo of valid event names.
+memos (valid event names, param keys, the networks of recent client addresses). The
+GeoIP lookup it may be given (``country_of``) reads a database held in memory.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
 from shopwatch import events as ev
-from shopwatch import privacy
+from shopwatch import privacy, useragent
 from shopwatch.errors import BadRequest, PayloadTooLarge
 from shopwatch.store.base import EventBatch as RowBatch
 
@@ -56,6 +60,10 @@ class PipelineConfig:
     max_event_age_s: float = 7 * 86400.0
     query_allow: frozenset[str] = frozenset()
     pseudonym_key: bytes = b""
+    network_prefix_v4: int = 24  # bits of a client address kept in net_prefix
+    network_prefix_v6: int = 48
+    # The country of a client address (GeoIP), when the admin configured a database.
+    country_of: Callable[[str], str | None] | None = None
 
 
 @dataclass
@@ -217,8 +225,9 @@ def _objects(params: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def validate(items: list[Item], drops: Drops, secrets: set[int]) -> list[Item]:
-    """Keep events whose name, country, param keys and typed params are right; drop the
-    others. Adds to ``secrets`` the events whose params hold a secret-named key."""
+    """Keep events whose name, country, param keys and typed params are right and that
+    carry no field only Shopwatch sets; drop the others. Adds to ``secrets`` the events
+    whose params hold a secret-named key."""
     kept: list[Item] = []
     names, countries, known = ev.VALID_NAMES, ev.VALID_COUNTRIES, KNOWN_PARAM_KEYS
     for item in items:
@@ -233,7 +242,8 @@ def validate(items: list[Item], drops: Drops, secrets: set[int]) -> list[Item]:
                 secrets.add(item[0])
         if (event.name in names
                 and (device is None or device.country is None or device.country in countries)
-                and (not params or known.isdisjoint(params))):
+                and (not params or known.isdisjoint(params))
+                and event.net_prefix is None and event.net_hash is None):
             kept.append(item)
             continue
         error = ev.check_event(event)
@@ -281,6 +291,8 @@ def scrub(items: list[Item], config: PipelineConfig, flags: dict[int, list[str]]
                 value = getattr(event, attr)
                 if value is not None:
                     setattr(event, attr, privacy.scrub_text(value))
+            if event.user_agent is not None:
+                event.user_agent = privacy.scrub_text(event.user_agent)
         if params and (careful or index in secrets):
             event.params = privacy.scrub_params(params)
 
@@ -389,6 +401,82 @@ def enrich_ts(event: ev.Event, config: PipelineConfig, now_us: int) -> str | Non
     return None
 
 
+# --- step 4, continued: the shopper's network and device ---------------------------------
+
+
+def enrich_network(items: list[Item], config: PipelineConfig, drops: Drops) -> list[Item]:
+    """The shopper's network and device, for events that carry ``ip`` or ``user_agent``
+    (events a shop's server sends on a shopper's behalf).
+
+    ``ip`` becomes ``net_prefix`` (its network, cut to ``network_prefix_v4`` or
+    ``network_prefix_v6`` bits; an IPv4-mapped IPv6 address counts as IPv4) and
+    ``net_hash`` (:func:`privacy.hash_address`), and gives ``device.country`` when the
+    event has none and ``country_of`` is set; then ``ip`` is removed, so the address is
+    never stored. An ``ip`` that is not an address drops the event. ``user_agent`` is
+    kept cut to :data:`useragent.MAX_LENGTH` and fills the device's category, browser and
+    OS when the event names no device category, without replacing a field it has.
+    """
+    # Most events (browser ones, RUM) have neither: one comprehension finds the others.
+    todo = [item for item in items if item[1].ip is not None or item[1].user_agent is not None]
+    if not todo:
+        return items
+    dropped: set[int] = set()
+    for index, event in todo:
+        ip, agent = event.ip, event.user_agent
+        if ip is not None:
+            network = _network(ip, config.pseudonym_key, config.network_prefix_v4,
+                               config.network_prefix_v6)
+            if network is None:
+                drops.append((index, Drop(
+                    DropReason.INVALID_FIELD,
+                    f"ip: {ip!r} is not an IPv4 or IPv6 address")))
+                dropped.add(index)
+                continue
+            event.net_prefix, event.net_hash, address = network
+            event.ip = None
+            device = event.device
+            if config.country_of is not None and (device is None or device.country is None):
+                country = config.country_of(address)
+                if country is not None:
+                    if device is None:
+                        device = event.device = ev.Device()
+                    device.country = country
+        if agent is not None:
+            agent = agent.strip()[: useragent.MAX_LENGTH] or None
+            event.user_agent = agent
+            if agent is not None and (event.device is None or event.device.category is None):
+                _device_from_agent(event, agent)
+    if dropped:
+        return [item for item in items if item[0] not in dropped]
+    return items
+
+
+@lru_cache(maxsize=16384)
+def _network(ip: str, key: bytes, v4_bits: int, v6_bits: int) -> tuple[str, str, str] | None:
+    """``(net_prefix, net_hash, canonical address)`` of a client address; ``None`` when it
+    is not one. Memoised: parsing and hashing cost ~10-20 µs, and a shopper's address
+    repeats across their events (the memo lives in memory only, like GeoIP's)."""
+    address = privacy.parse_address(ip)
+    if address is None:
+        return None
+    return (privacy.network_prefix(address, v4_bits, v6_bits),
+            privacy.hash_address(address, key), str(address))
+
+
+_AGENT_FIELDS: Final = ("category", "browser", "browser_version", "os", "os_version")
+
+
+def _device_from_agent(event: ev.Event, agent: str) -> None:
+    parsed = useragent.parse_agent(agent)
+    device = event.device
+    if device is None:
+        device = event.device = ev.Device()
+    for name in _AGENT_FIELDS:
+        value = getattr(parsed, name)
+        if value is not None and getattr(device, name) is None:
+            setattr(device, name, value[: ev.MAX_DEVICE_FIELD_LENGTH])
+
+
 # --- the whole pipeline --------------------------------------------------------------------
 
 
@@ -414,6 +502,7 @@ def process_events(events: list[Item], failed: Drops, project_id: int, now_us: i
     items = validate(events, drops, secrets)
     scrub(items, config, flags, has_at, secrets)
     items = enrich(items, config, now_us, drops, flags, outcome.warnings)
+    items = enrich_network(items, config, drops)
     for index, event_flags in flags.items():
         if "truncated" in event_flags:
             outcome.warnings.append({

@@ -89,6 +89,9 @@ EVENT_COLUMNS: Final = (
     "transaction_id",
     "params",
     "flags",
+    "net_prefix",
+    "net_hash",
+    "user_agent",
 )
 
 

@@ -127,6 +127,13 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
     (5, "trace ids on real-user rows", (
         "ALTER TABLE rum ADD COLUMN trace_id VARCHAR",
     )),
+    # Server-sent events on a shopper's behalf: the network of their address (never
+    # the address) and their browser's user agent (docs/privacy.md, "Client networks").
+    (6, "client networks and user agents on events", (
+        "ALTER TABLE events ADD COLUMN net_prefix VARCHAR",
+        "ALTER TABLE events ADD COLUMN net_hash VARCHAR",
+        "ALTER TABLE events ADD COLUMN user_agent VARCHAR",
+    )),
 )
 
 def _json_structure() -> str:
@@ -194,7 +201,8 @@ _ROW = """project_id, COALESCE(e.id, uuid()::VARCHAR),
   e.device.os_version, e.device.language, e.device.country,
   e.device.screen_width, e.device.screen_height,
   TRY_CAST(e.params->>'$.value' AS DOUBLE), e.params->>'$.currency',
-  e.params->>'$.transaction_id', e.params, COALESCE(e.flags, [])"""
+  e.params->>'$.transaction_id', e.params, COALESCE(e.flags, []),
+  e.net_prefix, e.net_hash, e.user_agent"""
 _PARSED = f"""(SELECT project_id, received_at,
                 unnest(from_json(decode(payload), '{_STRUCTURE}')) AS e FROM incoming)"""
 _INSERT_ALL = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) SELECT {_ROW} FROM {_PARSED}"

@@ -302,6 +302,32 @@ report_schedules = sa.Table(
     sa.UniqueConstraint("project_id", "name"),
 )
 
+# Security findings (shopwatch.security): one per detection kind and subject (an account,
+# a network, a session, or "global") until resolved. ``evidence`` is JSON (accounts,
+# networks, user agents, sessions, counts, the events' ids in time order); times are
+# epoch seconds; ``status_at``/``status_by`` say who last changed the status.
+findings = sa.Table(
+    "findings", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("subject", sa.String(300), nullable=False),
+    sa.Column("rule", sa.String(100), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("title", sa.String(300), nullable=False),
+    sa.Column("first_seen", sa.Float, nullable=False),
+    sa.Column("last_seen", sa.Float, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("status_at", sa.Float, nullable=True),
+    sa.Column("status_by", sa.String(200), nullable=True),
+    sa.Column("notified_at", sa.Float, nullable=True),
+    sa.Column("evidence", sa.Text, nullable=False),
+    sa.Index("findings_subject", "project_id", "kind", "subject"),
+    sa.Index("findings_status", "project_id", "status", "last_seen"),
+)
+
 
 def _m1_initial(conn: Connection) -> None:
     # The version-1 shape of ``projects``, frozen here: later migrations alter it.
@@ -346,6 +372,7 @@ MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Connection], None]], ...]] = (
     (15, "silences", silences.create),
     (16, "service level objectives applied from files", lambda conn: _m16_slos(conn)),
     (17, "report schedules", lambda conn: report_schedules.create(conn)),
+    (18, "security findings", lambda conn: findings.create(conn)),
 )
 
 

@@ -68,19 +68,25 @@ def condition(rule: Rule) -> str:
     ``burn rate ≥ 14.4x over 1h and 5m`` for an SLO's burn tier)."""
     if rule.kind == "slo_burn":
         return burn_condition(rule)
+    if rule.security:  # opens findings on the Security page, not alerts
+        from shopwatch.security.detections import TITLES, params_of
+
+        tuned = ", ".join(f"{k} {v:g}" for k, v in params_of(rule.kind, rule.params).items())
+        return (f"{TITLES[rule.kind].lower()} over {rule.window_text} ({tuned}); "
+                "findings on the Security page")
     where = "".join(f" {k}={v}" for k, v in sorted((rule.filter or {}).items()))
     series = f"{rule.series or 'monitor'}{' (' + where.strip() + ')' if where else ''}"
     if rule.kind == "threshold":
-        text = f"{series} {rule.op} {rule.threshold:g} over {rule.window}"
+        text = f"{series} {rule.op} {rule.threshold:g} over {rule.window_text}"
         if rule.clear is not None and rule.clear != rule.threshold:
             text += f", clears at {rule.clear:g}"
         return text
     if rule.kind == "anomaly":
         way = {"below": "below", "above": "above", "both": "away from"}[rule.direction]
-        return (f"{series} over {rule.window} {rule.min_change:.0%} or more {way} the same "
+        return (f"{series} over {rule.window_text} {rule.min_change:.0%} or more {way} the same "
                 f"time of the last {rule.weeks} weeks")
     if rule.kind == "no_data":
-        return f"no {series} data for {rule.window}"
+        return f"no {series} data for {rule.window_text}"
     monitor = (rule.filter or {}).get("monitor")
     return f"monitor {monitor} down" if monitor else "any monitor down"
 
@@ -88,7 +94,7 @@ def condition(rule: Rule) -> str:
 def _rule_info(rule: Rule) -> dict[str, Any]:
     return {"kind": rule.kind, "series": rule.series or "monitor", "filter": rule.filter or {},
             "condition": condition(rule), "op": rule.op, "threshold": rule.threshold,
-            "clear": rule.clear, "window": rule.window, "for": rule.for_,
+            "clear": rule.clear, "window": rule.window_text, "for": rule.for_,
             "resolve_after": rule.resolve_after, "renotify": rule.renotify,
             "channels": rule.channels or [], "enabled": rule.enabled, "unit": unit(rule)}
 

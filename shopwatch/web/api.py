@@ -21,7 +21,7 @@ from shopwatch.analytics.funnel import dropped_sessions, funnel, parse_steps, se
 from shopwatch.analytics.journey import journey, recent_sessions
 from shopwatch.analytics.jserrors import error_groups
 from shopwatch.analytics.kpis import kpis
-from shopwatch.analytics.overview import availability_now, open_alerts, overview
+from shopwatch.analytics.overview import availability_now, open_alerts, open_findings, overview
 from shopwatch.analytics.products import products
 from shopwatch.analytics.timerange import TimeRange, parse_range
 from shopwatch.analytics.timeseries import timeseries
@@ -36,6 +36,7 @@ from shopwatch.runtime import Runtime
 from shopwatch.settings import parse_duration
 from shopwatch.store.alerts import list_alerts
 from shopwatch.store.base import EventQuery
+from shopwatch.store.findings import list_findings
 from shopwatch.store.maintenance import add_window, list_windows, remove_window
 from shopwatch.store.maintenance import spans as maintenance_spans
 from shopwatch.store.monitors import delete_monitor, get_monitor, list_monitors, put_monitor
@@ -79,6 +80,8 @@ def present(row: dict[str, Any]) -> dict[str, Any]:
     out["device"] = device
     out["params"] = row["params"] or {}
     out["flags"] = row["flags"] or []
+    for key in ("net_prefix", "net_hash", "user_agent"):  # the shopper's, on server events
+        out[key] = row[key]
     return out
 
 
@@ -157,8 +160,10 @@ async def get_overview(
         monitors = monitors_status(rt.events, chosen.id, stored, now_us, spans)
         alerts = [a for a in list_alerts(rt.state, chosen.id, limit=200)
                   if a.phase in ("pending", "firing")]
+        found = list_findings(rt.state, chosen.id, status="open", limit=1000)
         return {"availability": availability_now(monitors),
-                "open_alerts": open_alerts(alerts, len(all_rules(rt.state, chosen.id)))}
+                "open_alerts": open_alerts(alerts, len(all_rules(rt.state, chosen.id))),
+                "security_findings": open_findings(found)}
 
     body.update(await asyncio.to_thread(reliability))
     return Response(_encode(body), media_type="application/json")

@@ -28,6 +28,7 @@ from shopwatch.web.alerts import router as alerts_router
 from shopwatch.web.api import router as api_router
 from shopwatch.web.apm import router as apm_router
 from shopwatch.web.channels import router as channels_router
+from shopwatch.web.findings import router as findings_router
 from shopwatch.web.frontdoor import FrontDoor
 from shopwatch.web.heartbeat import router as heartbeat_router
 from shopwatch.web.incidents import router as incidents_router
@@ -36,6 +37,7 @@ from shopwatch.web.pages import router as pages_router
 from shopwatch.web.pages import templates
 from shopwatch.web.probes import router as probes_router
 from shopwatch.web.reports import router as reports_router
+from shopwatch.web.security import router as security_router
 from shopwatch.web.slos import router as slos_router
 from shopwatch.web.snippet import router as snippet_router
 from shopwatch.web.status import router as status_router
@@ -148,6 +150,8 @@ def create_api(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     app.include_router(incidents_router)
     app.include_router(slos_router)
     app.include_router(reports_router)
+    app.include_router(security_router)
+    app.include_router(findings_router)
     app.include_router(ops_router)
     app.include_router(pages_router)
     app.include_router(snippet_router)

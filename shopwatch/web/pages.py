@@ -228,6 +228,7 @@ def _section(request: Request) -> Response:
                 "/reliability/checks": "checks.html", "/alerts": "alerts.html",
                 "/reliability/backend": "backend.html",
                 "/alerts/incidents": "incidents.html", "/alerts/slos": "slos.html",
+                "/security": "security.html",
                 "/alerts/reports": "reports.html"}.get(
         page.path, "section.html")
     return _render(request, template, _context(

@@ -98,11 +98,12 @@ LAYERS: Final[tuple[Layer, ...]] = (
     )),
     Layer("security", "Security", (
         Page("/security", "Security",
-             "Credential stuffing, brute force, card testing and account takeover signals.",
-             fills_from="login, login_failed, payment_declined, profile_updated and "
-             "password_changed events",
-             event_names=("login", "login_failed", "payment_declined", "profile_updated",
-                          "password_changed"), issue=10),
+             "Who is attacking the shop: findings (credential stuffing, brute force, card "
+             "testing, account takeover) to acknowledge or resolve; sign-ins and their "
+             "failure rate with the networks, user agents and accounts failing most; "
+             "accounts per network; declined payments by method, gateway, reason and "
+             "card; account changes (e-mail, address, password...); sign-ups by network.",
+             built=True),
     )),
     Layer("alerts", "Alerts", (
         Page("/alerts", "Alerts",

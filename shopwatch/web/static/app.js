@@ -199,6 +199,11 @@
         shown = fmtInt.format(k.value);
         subText = k.firing.length ? "firing: " + k.firing.join(", ") : "none firing";
         if (k.pending.length) subText += " · pending: " + k.pending.join(", ");
+      } else if (key === "security_findings") {
+        shown = fmtInt.format(k.value);
+        subText = k.value ? fmtInt.format(k.critical) + " critical · latest: " + k.latest[0].title
+          : "no open finding";
+        card.classList.toggle("alarm", k.critical > 0);
       } else if (key === "conversion_rate") {
         shown = k.value == null ? "–" : fmtPct(k.value);
         if (compare) change = delta(k.value, k.previous);
@@ -2103,6 +2108,353 @@
     box.querySelector("[data-span-attributes]").hidden = tbody.rows.length === 0;
     box.scrollIntoView({block: "nearest"});
   }
+
+  // --- security: findings, sign-ins, declined payments, account changes, sign-ups ----------
+  // (GET /api/v1/security and /api/v1/security/findings; the findings routes may be
+  // missing on an older server: a 404 there is said plainly, not shown as an error.)
+  const SEC_KINDS = {credential_stuffing: "Credential stuffing", brute_force: "Brute force",
+                     card_testing: "Card testing", account_takeover: "Account takeover"};
+  const SEC_STATUS = {open: "open", acknowledged: "acknowledged", false_positive: "false positive", resolved: "resolved"};
+  const SEC_STATUS_CLASS = {open: "rating-poor", acknowledged: "rating-needs-improvement", false_positive: "muted", resolved: "rating-good"};
+  const SEC_CHANGE_KINDS = [["email", "e-mail", "#cf222e"], ["address", "address", "#bc4c00"], ["phone", "phone", "#8250df"],
+                            ["name", "name", "#1f6feb"], ["other", "other fields", "#9aa5b1"], ["password_changed", "password changed", "#1a7f37"]];
+  const SEC_EVIDENCE = ["accounts", "networks", "user_agents", "sessions", "cards", "counts", "event_ids", "peak"];
+  const secCharts = {};
+  let secRendered = false;
+  function secKind(kind) { return SEC_KINDS[kind] || String(kind || "").replace(/_/g, " "); }
+  function secStatusBadge(status) {
+    const b = document.createElement("span");
+    b.className = "badge " + (SEC_STATUS_CLASS[status] || "");
+    b.textContent = SEC_STATUS[status] || status;
+    return b;
+  }
+  function secRate(v) { return v == null ? "–" : fmtPct(v); }
+  function secHref(extra) {
+    const url = new URL("/security", location.origin);
+    ["project", "range", "from", "to"].forEach(function (k) { if (page.get(k)) url.searchParams.set(k, page.get(k)); });
+    Object.keys(extra).forEach(function (k) { url.searchParams.set(k, extra[k]); });
+    return url.pathname + url.search;
+  }
+  // Fetch JSON; resolves null on 404 (route or finding missing), rejects on other errors.
+  function secFetch(url, options) {
+    return fetch(url, Object.assign({headers: {"Accept": "application/json"}, credentials: "same-origin"}, options || {}))
+      .then(function (r) {
+        if (r.status === 404) return null;
+        if (!r.ok) return apiError(r).then(function (m) { throw new Error(m); });
+        return r.json();
+      });
+  }
+  function secPanelError(panel, message) {
+    let err = panel.querySelector(".panel-error");
+    if (!message) { if (err) err.remove(); return; }
+    if (!err) { err = document.createElement("div"); err.className = "error-box panel-error"; panel.prepend(err); }
+    err.textContent = message;
+  }
+  // Rows into a table's tbody; its .empty sibling shows when there are none.
+  function secRows(root, key, rows, fill) {
+    const table = root.querySelector("[data-sec-table=" + key + "]"), tbody = table.querySelector("tbody");
+    tbody.textContent = "";
+    rows.forEach(function (r) { const tr = document.createElement("tr"); fill(tr, r); tbody.appendChild(tr); });
+    fillEmpty(root, table, rows.length);
+  }
+  function secNum(tr, v) { cell(tr, fmtInt.format(v), {num: true, sort: v}); }
+  function secRateCell(tr, v) {
+    cell(tr, secRate(v), {num: true, sort: v == null ? "" : v});
+    if (v != null && v >= 0.5) tr.lastChild.classList.add("rating-poor");
+  }
+  function secText(tr, value, cls) {
+    cell(tr, value == null ? "–" : value);
+    if (cls) tr.lastChild.className = cls;
+  }
+  // A bar chart per bucket (stacked when asked) with an optional rate line on a right axis.
+  function secChart(el, key, series, bars, rate, stacked) {
+    if (!window.echarts || !el) return;
+    if (!secCharts[key]) secCharts[key] = window.echarts.init(el, null, {renderer: "canvas"});
+    const xs = series.map(function (p) { return Date.parse(p.t); });
+    const out = bars.map(function (b) {
+      return {name: b.label, type: "bar", stack: stacked ? "all" : undefined, color: b.color, barMaxWidth: 18,
+              data: series.map(function (p, i) { return [xs[i], b.value(p)]; })};
+    });
+    const axes = [{type: "value", min: 0, minInterval: 1}];
+    if (rate) {
+      out.push({name: rate.label, type: "line", yAxisIndex: 1, showSymbol: true, symbolSize: 4, connectNulls: false, color: rate.color,
+                data: series.map(function (p, i) { return [xs[i], p[rate.key] == null ? null : 100 * p[rate.key]]; })});
+      axes.push({type: "value", min: 0, max: 100, splitLine: {show: false}, axisLabel: {formatter: "{value} %"}});
+    }
+    secCharts[key].setOption({animation: false, legend: {top: 0},
+      tooltip: {trigger: "axis", valueFormatter: function (v) { return v == null ? "–" : fmtDec.format(v); }},
+      grid: {left: 48, right: rate ? 56 : 16, top: 36, bottom: 28}, xAxis: {type: "time"}, yAxis: axes, series: out}, true);
+    secCharts[key].resize();
+  }
+  window.addEventListener("resize", function () { Object.values(secCharts).forEach(function (c) { c.resize(); }); });
+  function secBlock(panel, key, has) {
+    const block = panel.querySelector("[data-sec-block=" + key + "]");
+    block.querySelector("[data-sec-empty]").hidden = has;
+    block.querySelector("[data-sec-body]").hidden = !has;
+    return block;
+  }
+  renderers.security = function (panel, d) {
+    panel.querySelectorAll("[data-range-label]").forEach(function (el) { el.textContent = RANGE_LABELS[d.range.label] || d.range.label; });
+    panel.querySelectorAll("[data-sec-cap]").forEach(function (el) { el.textContent = "top " + d.limit; });
+    const t = d.totals, L = d.logins, P = d.payments, C = d.account_changes, S = d.sign_ups;
+    const card = function (k) { return panel.querySelector("[data-sec-card=" + k + "]"); };
+    text(card("logins").querySelector(".kpi-value"), fmtInt.format(t.attempts));
+    text(card("logins").querySelector(".kpi-sub"), fmtInt.format(t.logins) + " succeeded · " + fmtInt.format(t.failed) + " failed");
+    const fr = card("failure_rate").querySelector(".kpi-value");
+    fr.textContent = secRate(t.failure_rate); fr.classList.toggle("rating-poor", t.failure_rate != null && t.failure_rate >= 0.2);
+    text(card("failure_rate").querySelector(".kpi-sub"), t.attempts ? fmtInt.format(L.totals.accounts_failed) + " accounts and " + fmtInt.format(L.totals.networks_failed) + " networks with failures" : "no sign-in attempts");
+    const dr = card("declined_rate").querySelector(".kpi-value");
+    dr.textContent = secRate(t.declined_rate); dr.classList.toggle("rating-poor", t.declined_rate != null && t.declined_rate >= 0.2);
+    text(card("declined_rate").querySelector(".kpi-sub"), fmtInt.format(t.declined) + " declined · " + fmtInt.format(t.purchases) + " orders · " + fmtInt.format(P.cards.distinct) + " cards");
+    text(card("account_changes").querySelector(".kpi-value"), fmtInt.format(t.account_changes));
+    text(card("account_changes").querySelector(".kpi-sub"), fmtInt.format(C.totals.by_field.email) + " e-mail · " + fmtInt.format(C.totals.password_changed) + " password");
+    text(card("sign_ups").querySelector(".kpi-value"), fmtInt.format(t.sign_ups));
+    text(card("sign_ups").querySelector(".kpi-sub"), S.networks.length ? "most from " + S.networks[0].net_prefix + " (" + secRate(S.networks[0].share) + ")" : "");
+
+    // Sign-ins
+    const lb = secBlock(panel, "logins", L.totals.attempts > 0);
+    if (L.totals.attempts > 0) {
+      secChart(lb.querySelector("[data-sec-chart=logins]"), "logins", L.series, [
+        {label: "succeeded", color: "#1a7f37", value: function (p) { return p.logins; }},
+        {label: "failed", color: "#cf222e", value: function (p) { return p.failed; }}],
+        {label: "failure rate (%)", key: "failure_rate", color: "#9a6700"}, true);
+    }
+    secRows(lb, "networks", L.networks, function (tr, r) {
+      secText(tr, r.net_prefix, "mono"); secNum(tr, r.failures); secNum(tr, r.successes); secRateCell(tr, r.failure_rate);
+      secNum(tr, r.accounts); secNum(tr, r.accounts_failed); secNum(tr, r.user_agents); timeCell(tr, r.last_seen);
+    });
+    secRows(lb, "accounts_per_network", L.accounts_per_network, function (tr, r) {
+      secText(tr, r.net_prefix, "mono"); secNum(tr, r.accounts); secNum(tr, r.accounts_succeeded); secNum(tr, r.accounts_failed);
+      secRateCell(tr, r.failure_rate);
+    });
+    secRows(lb, "user_agents", L.user_agents, function (tr, r) {
+      secText(tr, (r.browser || "unknown") + (r.category === "bot" ? " (automation)" : ""));
+      if (r.category === "bot") tr.lastChild.classList.add("rating-poor");
+      secText(tr, r.user_agent == null ? "(none sent)" : r.user_agent, "ua");
+      secNum(tr, r.failures); secNum(tr, r.successes); secRateCell(tr, r.failure_rate); secNum(tr, r.accounts); secNum(tr, r.networks);
+    });
+    secRows(lb, "accounts", L.accounts, function (tr, r) {
+      secText(tr, r.user_id, "mono"); secNum(tr, r.failures); secNum(tr, r.successes); secNum(tr, r.networks); timeCell(tr, r.last_seen);
+    });
+
+    // Declined payments
+    const pb = secBlock(panel, "payments", P.totals.declined + P.totals.purchases > 0);
+    if (P.totals.declined + P.totals.purchases > 0) {
+      secChart(pb.querySelector("[data-sec-chart=payments]"), "payments", P.series, [
+        {label: "orders", color: "#1f6feb", value: function (p) { return p.purchases; }},
+        {label: "declined", color: "#cf222e", value: function (p) { return p.declined; }}],
+        {label: "declined rate (%)", key: "declined_rate", color: "#9a6700"}, false);
+    }
+    const byKey = function (key) {
+      return function (tr, r) {
+        secText(tr, r[key] == null ? "(not sent)" : r[key]); secNum(tr, r.declined); secNum(tr, r.purchases); secRateCell(tr, r.declined_rate);
+      };
+    };
+    secRows(pb, "by_method", P.by_method, byKey("payment_method"));
+    secRows(pb, "by_gateway", P.by_gateway, byKey("gateway"));
+    secRows(pb, "reasons", P.reasons, function (tr, r) {
+      secText(tr, r.reason == null ? "(not sent)" : r.reason); secNum(tr, r.count); cell(tr, secRate(r.share), {num: true, sort: r.share});
+    });
+    text(pb.querySelector("[data-sec-cards]"), fmtInt.format(P.cards.distinct) + " distinct (fingerprint, else BIN)" + (P.cards.without_card ? " · " + fmtInt.format(P.cards.without_card) + " declines name no card" : "") + " · top " + d.limit);
+    secRows(pb, "cards", P.cards.top, function (tr, r) {
+      secText(tr, r.kind === "bin" ? "BIN " + r.card : r.card + (r.card_bin ? " (BIN " + r.card_bin + ")" : ""), "mono");
+      secNum(tr, r.declines); secNum(tr, r.accounts); secNum(tr, r.networks); secText(tr, r.reasons.join(", ")); timeCell(tr, r.last_seen);
+    });
+
+    // Account changes
+    const cb = secBlock(panel, "account_changes", C.totals.changes > 0);
+    if (C.totals.changes > 0) {
+      secChart(cb.querySelector("[data-sec-chart=account_changes]"), "account_changes", C.series,
+        SEC_CHANGE_KINDS.map(function (k) { return {label: k[1], color: k[2], value: function (p) { return p[k[0]]; }}; }), null, true);
+    }
+    secRows(cb, "latest", C.latest, function (tr, r) {
+      timeCell(tr, r.ts); secText(tr, r.name === "password_changed" ? "password changed" : "profile updated");
+      secText(tr, r.user_id, "mono"); secText(tr, r.fields.length ? r.fields.join(", ") : (r.name === "password_changed" ? "password" : "(not sent)"));
+      if (r.kinds.indexOf("email") >= 0 || r.name === "password_changed") tr.lastChild.classList.add("rating-needs-improvement");
+      secText(tr, r.net_prefix, "mono"); secText(tr, r.user_agent, "ua"); secText(tr, r.country);
+    });
+
+    // Sign-ups
+    const sb = secBlock(panel, "sign_ups", S.totals.sign_ups > 0);
+    if (S.totals.sign_ups > 0) {
+      const colors = ["#1f6feb", "#cf222e", "#8250df", "#bc4c00", "#1a7f37"];
+      const bars = S.series_networks.map(function (net, i) {
+        return {label: net, color: colors[i % colors.length], value: function (p) { return p.networks[net]; }};
+      });
+      bars.push({label: S.series_networks.length ? "other or no network" : "sign-ups", color: "#9aa5b1", value: function (p) {
+        return p.sign_ups - Object.values(p.networks).reduce(function (a, b) { return a + b; }, 0);
+      }});
+      secChart(sb.querySelector("[data-sec-chart=sign_ups]"), "sign_ups", S.series, bars, null, true);
+    }
+    secRows(sb, "sign_up_networks", S.networks, function (tr, r) {
+      secText(tr, r.net_prefix, "mono"); secNum(tr, r.sign_ups); cell(tr, secRate(r.share), {num: true, sort: r.share});
+      secNum(tr, r.accounts); secNum(tr, r.user_agents);
+    });
+    if (secRendered) loadFindings();  // a refresh: the findings too (the first load is below)
+    secRendered = true;
+  };
+
+  // The findings list (this page without ?finding=) and the open-findings card.
+  const findingsPanel = document.querySelector("[data-panel=security-findings]");
+  const findingsStatus = findingsPanel && findingsPanel.querySelector("[data-findings-status]");
+  if (findingsStatus) findingsStatus.addEventListener("change", function () { loadFindings(); });
+  if (findingsPanel) loadFindings();
+  function loadFindings() {
+    if (!findingsPanel) return;
+    const url = apiUrl(findingsPanel.dataset.api);
+    url.searchParams.set("status", findingsStatus.value);
+    findingsPanel.setAttribute("aria-busy", "true");
+    secFetch(url)
+      .then(function (d) { secPanelError(findingsPanel, null); renderFindings(d); })
+      .catch(function (e) { secPanelError(findingsPanel, "Could not load the findings: " + e.message); })
+      .finally(function () { findingsPanel.setAttribute("aria-busy", "false"); });
+  }
+  function renderFindings(d) {
+    const card = document.querySelector("[data-sec-card=findings]");
+    const table = findingsPanel.querySelector("[data-findings]"), tbody = table.querySelector("tbody");
+    const empty = findingsPanel.querySelector("[data-findings-empty]");
+    tbody.textContent = "";
+    if (!d) {  // no findings route on this server
+      table.hidden = true; empty.hidden = false;
+      empty.textContent = "Findings are not available on this server yet: the detectors that raise them (credential stuffing, brute force, card testing, account takeover) are not running.";
+      text(findingsPanel.querySelector("[data-findings-counts]"), "");
+      if (card) { text(card.querySelector(".kpi-value"), "–"); text(card.querySelector(".kpi-sub"), "findings not available"); }
+      return;
+    }
+    const counts = d.counts || {};
+    text(findingsPanel.querySelector("[data-findings-counts]"), Object.keys(SEC_STATUS).map(function (s) {
+      return fmtInt.format(counts[s] || 0) + " " + SEC_STATUS[s];
+    }).join(" · "));
+    if (card) {
+      const v = card.querySelector(".kpi-value");
+      v.textContent = fmtInt.format(counts.open || 0); v.classList.toggle("rating-poor", (counts.open || 0) > 0);
+      text(card.querySelector(".kpi-sub"), fmtInt.format(counts.acknowledged || 0) + " acknowledged");
+    }
+    d.findings.forEach(function (f) {
+      const tr = document.createElement("tr");
+      tr.dataset.finding = f.id;
+      const sev = document.createElement("td"); sev.appendChild(severityBadge(f.severity)); sev.dataset.value = SEVERITY_ORDER[f.severity]; tr.appendChild(sev);
+      cell(tr, f.kind_title || secKind(f.kind));
+      linkCell(tr, f.title, secHref({finding: f.id}));
+      secText(tr, f.subject, "mono");
+      timeCell(tr, f.first_seen); timeCell(tr, f.last_seen);
+      const st = document.createElement("td"); st.appendChild(secStatusBadge(f.status)); tr.appendChild(st);
+      tr.addEventListener("click", function (ev) { if (!ev.target.closest("a")) location.href = secHref({finding: f.id}); });
+      tbody.appendChild(tr);
+    });
+    table.hidden = d.findings.length === 0; empty.hidden = d.findings.length > 0;
+    const chosen = findingsStatus.value;
+    empty.textContent = chosen === "open" ? "No open findings. The detectors read login_failed, login, payment_declined, profile_updated and password_changed events with the shopper's ip (docs/events.md); what they raise shows here."
+      : "No findings " + (chosen === "all" ? "yet" : "with status " + (SEC_STATUS[chosen] || chosen)) + ".";
+  }
+
+  // One finding (?finding=N): status, evidence, events; admins change its status.
+  const findingPanel = document.querySelector("[data-panel=security-finding]");
+  function loadFinding() {
+    findingPanel.setAttribute("aria-busy", "true");
+    secFetch(apiUrl(findingPanel.dataset.api))
+      .then(function (d) { secPanelError(findingPanel, null); renderFinding(d); })
+      .catch(function (e) { secPanelError(findingPanel, "Could not load this finding: " + e.message); })
+      .finally(function () { findingPanel.setAttribute("aria-busy", "false"); });
+  }
+  function secFact(dl, label, value) {
+    const dt = document.createElement("dt"), dd = document.createElement("dd");
+    dt.textContent = label;
+    if (value instanceof Node) dd.appendChild(value); else dd.textContent = value == null || value === "" ? "–" : value;
+    dl.appendChild(dt); dl.appendChild(dd);
+  }
+  function secList(items, href) {
+    const box = document.createElement("div"); box.className = "sec-list";
+    if (!items || !items.length) { box.textContent = "–"; return box; }
+    items.slice(0, 50).forEach(function (x) {
+      const el = href ? document.createElement("a") : document.createElement("code");
+      el.textContent = x; if (href) el.href = href(x);
+      box.appendChild(el);
+    });
+    if (items.length > 50) { const more = document.createElement("span"); more.className = "hint"; more.textContent = "and " + fmtInt.format(items.length - 50) + " more"; box.appendChild(more); }
+    return box;
+  }
+  function secParams(e) {
+    let p = e.params;
+    if (typeof p === "string") { try { p = JSON.parse(p); } catch (x) { p = {}; } }
+    if (!p || typeof p !== "object") p = {};
+    const out = [];
+    ["reason", "method", "payment_method", "gateway", "card_bin", "card_fingerprint"].forEach(function (k) { if (p[k] != null) out.push(k + ": " + p[k]); });
+    if (Array.isArray(p.fields)) out.push("fields: " + p.fields.join(", "));
+    const value = e.value != null ? e.value : p.value, currency = e.currency || p.currency;
+    if (value != null) out.push("value: " + (currency ? fmtMoney(value, currency) : fmtDec.format(value)));
+    return out.join(" · ");
+  }
+  function renderFinding(d) {
+    const body = findingPanel.querySelector("[data-finding-body]"), missing = findingPanel.querySelector("[data-finding-missing]");
+    if (!d) {
+      body.hidden = true; missing.hidden = false;
+      missing.textContent = "No such finding in this project (or findings are not available on this server yet).";
+      return;
+    }
+    const f = d.finding;
+    body.hidden = false; missing.hidden = true;
+    text(findingPanel.querySelector("[data-finding-title]"), "#" + f.id + " " + f.title);
+    const badges = findingPanel.querySelector("[data-finding-badges]");
+    badges.textContent = ""; badges.appendChild(severityBadge(f.severity)); badges.appendChild(document.createTextNode(" ")); badges.appendChild(secStatusBadge(f.status));
+    findingPanel.querySelectorAll("[data-set-status]").forEach(function (b) {
+      const to = b.dataset.setStatus;
+      b.hidden = to === "open" ? f.status === "open" : f.status === to;
+      b.disabled = false;
+    });
+    const facts = findingPanel.querySelector("[data-finding-facts]"); facts.textContent = "";
+    secFact(facts, "Kind", f.kind_title || secKind(f.kind)); secFact(facts, "Rule", f.rule); secFact(facts, "Subject", f.subject);
+    secFact(facts, "First seen", f.first_seen ? fmtUtc(f.first_seen) : null); secFact(facts, "Last seen", f.last_seen ? fmtUtc(f.last_seen) : null);
+    secFact(facts, "Raised", f.created_at ? fmtUtc(f.created_at) : null); secFact(facts, "Updated", f.updated_at ? fmtUtc(f.updated_at) : null);
+    if (f.status_at) secFact(facts, "Status set", (SEC_STATUS[f.status] || f.status) + " by " + (f.status_by || "?") + ", " + fmtUtc(f.status_at));
+    const ev = f.evidence || {}, dl = findingPanel.querySelector("[data-finding-evidence]"); dl.textContent = "";
+    secFact(dl, "Accounts (" + fmtInt.format((ev.accounts || []).length) + ")", secList(ev.accounts));
+    secFact(dl, "Networks (" + fmtInt.format((ev.networks || []).length) + ")", secList(ev.networks));
+    secFact(dl, "User agents (" + fmtInt.format((ev.user_agents || []).length) + ")", secList(ev.user_agents));
+    secFact(dl, "Sessions (" + fmtInt.format((ev.sessions || []).length) + ")", secList(ev.sessions, journeyHref));
+    if (ev.cards != null) secFact(dl, "Cards", fmtInt.format(ev.cards));
+    const counts = ev.counts || {};
+    secFact(dl, "Events", Object.keys(counts).length ? Object.keys(counts).map(function (k) { return k + ": " + fmtInt.format(counts[k]); }).join(" · ") : null);
+    // Whatever else the detector recorded (its window, thresholds...).
+    Object.keys(ev).filter(function (k) { return SEC_EVIDENCE.indexOf(k) < 0; }).sort().forEach(function (k) {
+      const v = ev[k];
+      secFact(dl, k.replace(/_/g, " "), typeof v === "number" ? fmtDec.format(v) : (Array.isArray(v) ? secList(v.map(String)) : (typeof v === "string" ? v : JSON.stringify(v))));
+    });
+    const table = findingPanel.querySelector("[data-finding-events]"), tbody = table.querySelector("tbody");
+    tbody.textContent = "";
+    (d.events || []).forEach(function (e) {
+      const tr = document.createElement("tr");
+      timeCell(tr, e.ts); secText(tr, e.name);
+      if (e.name === "login_failed" || e.name === "payment_declined") tr.lastChild.classList.add("rating-poor");
+      secText(tr, e.user_id, "mono"); secText(tr, e.net_prefix, "mono"); secText(tr, e.user_agent, "ua"); secText(tr, e.country);
+      secText(tr, secParams(e));
+      tbody.appendChild(tr);
+    });
+    fillEmpty(findingPanel, table, (d.events || []).length);
+    table.hidden = !(d.events || []).length;
+  }
+  if (findingPanel) {
+    findingPanel.querySelectorAll("[data-set-status]").forEach(function (b) {
+      b.addEventListener("click", function () {
+        const box = findingPanel.querySelector("[data-finding-error]");
+        box.hidden = true;
+        findingPanel.querySelectorAll("[data-set-status]").forEach(function (x) { x.disabled = true; });
+        const headers = Object.assign({"Content-Type": "application/json", "Accept": "application/json"}, csrfHeaders());
+        fetch(apiUrl(findingPanel.dataset.api), {method: "POST", headers: headers, credentials: "same-origin",
+                                                 body: JSON.stringify({status: b.dataset.setStatus})})
+          .then(function (r) {
+            if (r.ok) { loadFinding(); return; }
+            return apiError(r).then(function (message) { throw new Error(message); });
+          })
+          .catch(function (e) {
+            findingPanel.querySelectorAll("[data-set-status]").forEach(function (x) { x.disabled = false; });
+            box.textContent = "Could not change the status: " + e.message; box.hidden = false;
+          });
+      });
+    });
+    loadFinding();
+  }
+  // --- end of security ----------------------------------------------------------------------
 
   // --- sortable tables --------------------------------------------------------------------
   document.addEventListener("click", function (ev) {

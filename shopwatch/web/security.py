@@ -1,0 +1,62 @@
+"""Security signals in the JSON API (docs/api.md, "Security"; definitions in
+docs/kpis.md, "Security"), read from the commerce events the project sends.
+
+- ``GET /api/v1/security?project=&range=&from=&to=&limit=``: sign-ins (totals and per
+  bucket; networks, user agents and accounts by failures; accounts per network),
+  payments (declined rate in total, per bucket, per payment method and gateway; decline
+  reasons; cards declined), account changes (by kind of field, password changes, the
+  latest ones) and sign-ups (per bucket and per network). ``format=csv|parquet`` gives
+  the networks by failed sign-ins.
+
+Reading takes a session or the project's secret key, like every read route. The
+findings the detectors raise are under ``/api/v1/security/findings``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from shopwatch.analytics import security
+from shopwatch.analytics.timerange import TimeRange, parse_range
+from shopwatch.runtime import Runtime
+from shopwatch.web import access, export
+
+router = APIRouter()
+
+ProjectQuery = Annotated[str | None, Query(
+    description="project id (sessions; a secret key reads its own project)")]
+RangeParam = Annotated[str | None, Query(alias="range", description=(
+    "1h, 24h, 7d, 30d, or custom with from and to (default: custom when from and to are "
+    "given, else 24h)"))]
+FromParam = Annotated[str | None, Query(alias="from", description="RFC 3339 or epoch ms")]
+ToParam = Annotated[str | None, Query(description="RFC 3339 or epoch ms (exclusive)")]
+
+
+def _period(range_: str | None, from_: str | None, to: str | None) -> TimeRange:
+    """As every analytics route reads its period: a preset, or ``from``/``to`` (custom
+    when both are given without ``range``); 24 hours by default."""
+    if range_ is None:
+        range_ = "custom" if from_ and to else "24h"
+    return parse_range(range_, from_, to, time.time_ns() // 1000)
+
+
+@router.get("/api/v1/security", tags=["security"], summary="Security signals")
+async def get_security(
+    request: Request, project: ProjectQuery = None,
+    limit: Annotated[int, Query(ge=1, le=100, description=(
+        "rows of each list (networks, user agents, accounts, reasons, cards...); the "
+        "latest account changes stay at most 20"))] = security.MAX_ROWS,
+    range_: RangeParam = None, from_: FromParam = None, to: ToParam = None,
+) -> Response:
+    """Sign-ins and their failure rate, the networks, user agents and accounts with the
+    most failures, accounts per network; declined payments by method, gateway and
+    reason, and the cards declined; account changes by field; sign-ups by network."""
+    rt: Runtime = request.app.state.runtime
+    chosen = access.project_for(request, access.require_api(request), project)
+    body = await asyncio.to_thread(security.security, rt.events, chosen.id,
+                                   _period(range_, from_, to), limit)
+    return export.respond(request, body, body["logins"]["networks"], "security-networks")
