@@ -709,3 +709,38 @@ def test_security_page_shows_sign_ins_payments_changes_and_sign_ups(signed_in: W
     assert "No login or login_failed events" in empties.first.inner_text()
     signed_in.shot("security-empty")
     assert signed_in.problems == []
+
+
+def test_a_finding_is_listed_opened_with_its_evidence_and_acknowledged(
+        signed_in: Watched, dashboard: Live) -> None:
+    from shopwatch.security.watch import Watch
+    from shopwatch.store.findings import list_findings
+
+    project = dashboard.runtime.state.get_project("shop-a")
+    now = time.time()
+    attempts = [{"name": "login_failed", "ts": int((now - 300 + 10 * i) * 1000),
+                 "user_id": "cust-9", "ip": "203.0.113.5", "user_agent": "curl/8.5.0",
+                 "params": {"reason": "wrong_password"}} for i in range(12)]
+    assert dashboard.post_events(project.ingest_key or "", attempts).status_code == 200
+    Watch(dashboard.runtime.state, dashboard.runtime.events, lambda: [],
+          lambda n, ids: None).run(now)
+    page = signed_in.page
+    signed_in.open(f"/security?project={project.id}&range=24h")
+    rows = page.locator("[data-findings] tbody tr")
+    assert rows.count() == 1
+    assert "Brute force on account cust-9: 12 failed sign-ins" in rows.first.inner_text()
+    rows.first.click()
+    page.wait_for_url("**finding=*")
+    signed_in.settle()
+    assert "Brute force on account cust-9" in page.locator("[data-finding-title]").inner_text()
+    events = page.locator("[data-finding-events] tbody tr")
+    assert events.count() == 12
+    assert "203.0.113.0/24" in events.first.inner_text()
+    assert "203.0.113.5" not in page.content()
+    signed_in.shot("security-finding")
+    page.locator("[data-set-status=acknowledged]").click()
+    page.wait_for_function(
+        "() => document.querySelector('[data-finding-badges]').innerText.includes('acknowledged')")
+    (finding,) = list_findings(dashboard.runtime.state, project.id)
+    assert (finding.status, finding.status_by) == ("acknowledged", ADMIN_EMAIL)
+    assert signed_in.problems == []

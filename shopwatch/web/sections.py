@@ -99,7 +99,8 @@ LAYERS: Final[tuple[Layer, ...]] = (
     Layer("security", "Security", (
         Page("/security", "Security",
              "Who is attacking the shop: findings (credential stuffing, brute force, card "
-             "testing, account takeover) to acknowledge or resolve; sign-ins and their "
+             "testing, account takeover, bots, sign-up abuse) to acknowledge or resolve; "
+             "sign-ins and their "
              "failure rate with the networks, user agents and accounts failing most; "
              "accounts per network; declined payments by method, gateway, reason and "
              "card; account changes (e-mail, address, password...); sign-ups by network.",
