@@ -19,6 +19,8 @@ from typing import Annotated, Any, Final
 import msgspec
 from msgspec import Meta
 
+from shopwatch.privacy import luhn_ok
+
 GA4_NAMES: Final = frozenset({
     "page_view", "view_item", "view_item_list", "select_item", "search", "add_to_cart",
     "remove_from_cart", "view_cart", "begin_checkout", "add_shipping_info",
@@ -223,6 +225,13 @@ def check_params(params: dict[str, Any]) -> str | None:
         # The value is not echoed: it may be the whole card number.
         return (f"params.card_bin: {len(known.card_bin)} characters; must be the card's "
                 "first 6-8 digits, never the card number")
+    fingerprint = known.card_fingerprint
+    if fingerprint is not None:
+        digits = fingerprint.replace(" ", "").replace("-", "")
+        if digits.isdigit() and 13 <= len(digits) <= 19 and luhn_ok(digits):
+            # A fingerprint is kept as sent (an identifier): a card number must not be.
+            return ("params.card_fingerprint: this is a card number; send your payment "
+                    "provider's card token or a keyed hash of the number, never the number")
     return None
 
 

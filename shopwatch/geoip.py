@@ -9,7 +9,6 @@ country is kept: the address itself is never stored or logged.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import maxminddb
 
 from shopwatch.errors import ConfigError
+from shopwatch.privacy import parse_address
 
 
 class CountryLookup:
@@ -31,7 +31,7 @@ class CountryLookup:
         self.lookup = lru_cache(maxsize=65536)(self._lookup)
 
     def _lookup(self, address: str) -> str | None:
-        ip = _ip(address)
+        ip = parse_address(address)
         if ip is None or not ip.is_global:
             return None
         try:
@@ -55,22 +55,10 @@ def _country(record: Any) -> str | None:
     return None
 
 
-def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address, IPv4-mapped IPv6 ones (``::ffff:81.2.69.160``, how a server listening
-    on ``::`` sees IPv4 clients) as IPv4; None if it is not an address."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
 def client_address(peer: str | None, forwarded_for: str | None) -> str | None:
     """The client's address: the peer's, or, when the peer is a proxy on this machine
     (loopback), the first address of its ``X-Forwarded-For``."""
-    ip = None if peer is None else _ip(peer)
+    ip = None if peer is None else parse_address(peer)
     if ip is None:
         return None
     if ip.is_loopback and forwarded_for:

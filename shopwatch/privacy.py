@@ -158,9 +158,9 @@ def _scrub_value(key: str, value: Any) -> Any:
     if SECRET_KEY_RE.search(key):
         return "[redacted]"
     if isinstance(value, str):
-        if key == "id" or key.endswith("_id"):
-            # An identifier (transaction_id, item_id...) keeps its digits; a long
-            # numeric order number is not a card number.
+        if key == "id" or key.endswith("_id") or key == "card_fingerprint":
+            # An identifier (transaction_id, item_id, a card's fingerprint...) keeps its
+            # digits; a long numeric order number is not a card number.
             return EMAIL_RE.sub("[email]", value) if "@" in value else value
         return scrub_text(value)
     if isinstance(value, list):
@@ -171,7 +171,7 @@ def _scrub_value(key: str, value: Any) -> Any:
 
 
 _ID_KEYS: Final = frozenset({b"id", b"session_id", b"anonymous_id", b"user_id",
-                             b"transaction_id", b"item_id",
+                             b"transaction_id", b"item_id", b"card_fingerprint",
                              b"net_hash"})  # hex digits of our own hash
 
 

@@ -7,6 +7,7 @@ the simulator says it did."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import random
 import shutil
@@ -15,8 +16,9 @@ import socket
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +26,13 @@ import httpx
 import pytest
 import uvicorn
 
+from shopwatch import events as ev
 from shopwatch.beacon import RumRow, fingerprint
 from shopwatch.client import ShopwatchClient
-from shopwatch.demo import browsing, history, model
+from shopwatch.demo import attacks, browsing, history, incidents, model, past_attacks
 from shopwatch.demo.browser import ScriptedBrowser
 from shopwatch.demo.shop import BrowserTag, catalogue, create_shop
+from shopwatch.demo.shop.payments import TEST_CARDS, card_fingerprint, luhn_ok
 from shopwatch.demo.simulator import Summary
 from shopwatch.useragent import parse_agent
 from tests.conftest import SHOPWATCH, Live, ServeProcess, clean_env
@@ -281,6 +285,130 @@ def test_incidents_of_the_past_show_in_real_user_data() -> None:
     assert safari.browser == "Mobile Safari" and chrome.browser == "Chrome"
 
 
+# --- where shoppers and attackers are on the internet -------------------------------------
+
+
+def _accepted(event: dict[str, Any]) -> str | None:
+    """What Shopwatch's ingest would reject the event for; ``None`` if it is accepted."""
+    decoded = ev.event_decoder.decode(json.dumps(event).encode())
+    return ev.check_event(decoded) or ev.check_params(event.get("params") or {})
+
+
+def test_shoppers_come_from_public_networks_and_customers_from_their_home() -> None:
+    rng = random.Random(1)
+    customers = model.Customers([(e, p) for _, e, p in model.regulars(0)])
+    seen = [model.persona(rng, customers) for _ in range(3000)]
+    for who in seen:
+        address = ipaddress.ip_address(who.ip)
+        assert address.version == 4 and address.is_global, who.ip
+        assert all(luhn_ok(c) and c not in TEST_CARDS for c in who.cards)
+    # Anonymous shoppers share their busiest networks (one provider's neighbourhood).
+    networks = Counter(w.ip.rsplit(".", 1)[0] for w in seen if w.email is None)
+    assert networks.most_common(1)[0][1] >= 10 and len(networks) > 100
+    # A customer keeps their device, country and cards, and mostly their address.
+    returning = [w for w in seen if w.email]
+    assert len(returning) > 500
+    for who in returning:
+        home = model.home(str(who.email))
+        assert (who.user_agent, who.country, who.cards) == (home.user_agent, home.country,
+                                                          home.cards)
+    at_home = sum(w.ip == model.home(str(w.email)).ip for w in returning)
+    assert 0.75 < at_home / len(returning) < 0.95
+    # The office: several accounts, one network.
+    office = {w.email for w in returning if w.ip in model.OFFICE_ADDRESSES}
+    assert len(office) >= 5
+    assert all(str(e).endswith("@" + model.OFFICE_DOMAIN) for e in office)
+    # The regulars' ids are the history's, whatever the case typed.
+    email = model.regulars(0)[10][1]
+    assert model.customer_id(email) == model.customer_id(email.upper())
+
+
+def test_every_attack_has_its_own_network_user_agent_and_history() -> None:
+    networks = [ipaddress.ip_network(a.network) for a in attacks.ATTACKERS.values()]
+    assert len(set(networks)) == len(networks)
+    for attacker, network in zip(attacks.ATTACKERS.values(), networks, strict=True):
+        assert not network.is_global  # documentation ranges: nobody's real network
+        assert all(ipaddress.ip_address(a) in network for a in attacker.addresses)
+        assert len(attacker.addresses) == attacker.hosts
+    assert set(attacks.ATTACKERS) == set(incidents.ATTACKS)
+    assert {kind for kind, _ in history.PAST_INCIDENTS} == set(incidents.KINDS)
+    cards = [attacks.tester_card(random.Random(i)) for i in range(500)]
+    assert 0.05 < sum(map(luhn_ok, cards)) / len(cards) < 0.3
+    assert {c[:6] for c in cards} == set(attacks.TESTER_BINS)
+
+
+def test_past_attacks_send_what_the_live_ones_do() -> None:
+    secret = b"k" * 32
+    shop = past_attacks.PastShop({p.id: p for p in PRODUCTS}, "EUR", secret,
+                                 history.SHIPPING, history.TAX_RATE)
+    customers = model.Customers([(e, p) for _, e, p in model.regulars(0)])
+    start = datetime(2025, 3, 3, 12, tzinfo=UTC)
+    sent = {}
+    for kind, attacker in attacks.ATTACKERS.items():
+        events = list(past_attacks.attack_events(kind, random.Random(1), start,
+                                                 start + timedelta(minutes=5), shop, customers))
+        sent[kind] = events
+        assert events, kind
+        for event in events:
+            assert _accepted(event) is None, (kind, event)
+            assert ipaddress.ip_address(event["ip"]) in ipaddress.ip_network(attacker.network)
+            assert event["user_agent"] in attacker.user_agents
+            assert event["device"]["country"] == attacker.country
+            assert start.timestamp() * 1000 <= event["ts"]
+    stuffing = sent["credential_stuffing"]
+    assert 1000 < len(stuffing) < 2600  # ~6 a second for 5 minutes
+    assert len({e["user_id"] for e in stuffing}) > 0.8 * len(stuffing)
+    assert any(e["name"] == "login" for e in stuffing)
+    assert len({e["user_id"] for e in sent["brute_force"]}) == 1
+    declined = [e for e in sent["card_testing"] if e["name"] == "payment_declined"]
+    assert len({e["params"]["card_fingerprint"] for e in declined}) == len(declined) > 300
+    assert any(e["name"] == "purchase" for e in sent["card_testing"])
+    takeover = [e["name"] for e in sent["account_takeover"]]
+    assert takeover[:4] == ["page_view", "login", "page_view", "profile_updated"]
+    assert "add_to_cart" in takeover and takeover[-1] in ("purchase", "payment_declined")
+    regular_ids = {model.customer_id(e) for _, e, _ in model.regulars(0)}
+    assert {e.get("user_id") for e in sent["account_takeover"][1:]} <= regular_ids
+    assert {e["device"]["category"] for e in sent["bot_traffic"]} == {"bot"}
+    signups = [e for e in sent["signup_abuse"] if e["name"] == "sign_up"]
+    assert len({e["session_id"] for e in signups}) == len(signups) > 100
+
+
+def test_history_events_name_who_sent_them_and_cards_by_fingerprint() -> None:
+    class Collect:
+        def __init__(self) -> None:
+            self.events: list[dict[str, Any]] = []
+
+        def send(self, event: dict[str, Any]) -> str:
+            self.events.append(event)
+            return str(event["id"])
+
+    secret = b"s" * 32
+    sink = Collect()
+    result = history.backfill(sink, PRODUCTS, days=0.5, now=datetime(2025, 3, 3, 20, tzinfo=UTC),
+                              seed=2, spans=False, card_secret=secret)
+    events = sink.events
+    assert len(events) == result.events > 1000
+    assert all(ipaddress.ip_address(e["ip"]).is_global and e["user_agent"] for e in events)
+    # A visitor keeps one address through the visit.
+    by_session: dict[str, set[str]] = {}
+    for e in events:
+        by_session.setdefault(e["session_id"], set()).add(e["ip"])
+    assert all(len(ips) == 1 for ips in by_session.values())
+    paid = [e for e in events if e["name"] in ("purchase", "payment_declined")
+            and e["params"]["payment_method"] == "card"]
+    assert paid and all(len(e["params"]["card_fingerprint"]) == 16
+                        and len(e["params"]["card_bin"]) == 6 for e in paid)
+    # A regular customer pays with their own cards: the fingerprints the live shop makes
+    # of them with the same secret.
+    homes = {model.customer_id(e): model.home(e) for _, e, _ in model.regulars(2)}
+    regulars_paid = [e for e in paid if e.get("user_id") in homes]
+    assert regulars_paid
+    for e in regulars_paid:
+        cards = homes[e["user_id"]].cards
+        assert e["params"]["card_fingerprint"] in {card_fingerprint(secret, c) for c in cards}
+    assert [_accepted(e) for e in events[:2000]] == [None] * min(2000, len(events))
+
+
 # --- the scripted browser ----------------------------------------------------------------
 
 
@@ -429,8 +557,7 @@ def test_demo_runs_end_to_end(tmp_path: Path,
               .splitlines()]
     # The log holds the backfill's incidents and every live one, as the summary says.
     assert [i for i in logged if not i.get("backfill")] == summary["incidents"]
-    assert {i["kind"] for i in logged} <= {"slow_checkout", "gateway_errors", "image_host_down",
-                                           "credential_stuffing", "card_testing"}
+    assert {i["kind"] for i in logged} <= set(incidents.KINDS)
     # History has real-user data too; the scripted browser shopped when it could.
     assert {"view", "vitals"} <= set(summary["backfill"]["rum"])
     scripted = summary["browser"]

@@ -9,7 +9,11 @@ against Shopwatch's own event schema when the test ends.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hashlib
+import hmac
+import ipaddress
 import json
 import re
 import threading
@@ -30,6 +34,7 @@ from shopwatch.demo.incidents import ShopFaults
 from shopwatch.demo.shop import BrowserTag, Shop, create_shop
 from shopwatch.demo.shop.catalogue import CATEGORIES, PRODUCTS
 from shopwatch.demo.shop.devices import describe_device
+from shopwatch.demo.shop.network import LOOPBACK, client_address, networks, user_agent
 from shopwatch.demo.shop.payments import DECLINE_REASONS, PaymentSandbox
 from shopwatch.web import snippet
 
@@ -372,7 +377,8 @@ def test_test_cards_are_declined_and_a_retry_keeps_the_transaction_id(
     params = event["params"]
     assert params["reason"] == reason and params["payment_method"] == "card"
     assert params["card_bin"] == card[:6]
-    assert params["card_fingerprint"].startswith("fp_")
+    assert re.fullmatch(r"[0-9a-f]{16}", params["card_fingerprint"])
+    assert params["gateway"] == "sandbox"
     assert (params["value"], params["currency"]) == (83.9, "EUR")  # 79.00 + 4.90 shipping
 
     approved = client.post("/checkout/payment", data={"method": "card",
@@ -433,10 +439,43 @@ def test_sandbox_declines_about_six_percent_at_random_reproducibly() -> None:
 def test_sandbox_declines_numbers_that_are_not_cards_and_never_returns_them() -> None:
     sandbox = PaymentSandbox(ShopFaults())
     result = sandbox.charge("card", "4000000000000078", 1000)  # Luhn check fails
-    assert (result.reason, result.card_bin) == ("card_declined", "400000")
+    assert (result.reason, result.card_bin) == ("invalid_card", "400000")
     assert "4000000000000078" not in repr(result)
     with pytest.raises(ValueError, match="needs the card"):
         sandbox.charge("card", None, 1000)
+
+
+def test_card_payments_carry_the_bin_and_the_keyed_fingerprint_never_the_number(
+        server: Server) -> None:
+    secret = b"the shop's own secret, 32 bytes"
+    with _serving(server, seed=0, card_secret=secret) as running:
+        client = running.client()
+        client.post("/cart/add", data={"product_id": "paper-filters"})
+        client.get("/checkout")
+        client.post("/checkout/shipping", data=SHIPPING)
+        for number in ("4000 0000 0000 0078", "4000000000009995", APPROVED_CARD):
+            client.post("/checkout/payment", data={"method": "card", "card_number": number})
+        paypal = running.client()
+        buy_with = {"method": "paypal"}
+        paypal.post("/cart/add", data={"product_id": "paper-filters"})
+        paypal.get("/checkout")
+        paypal.post("/checkout/shipping", data=SHIPPING)
+        assert paypal.post("/checkout/payment", data=buy_with).status_code in (303, 402)
+        events = running.tracker.events
+    payments = [e["params"] for e in events if e["name"] in ("payment_declined", "purchase")]
+    assert [(p.get("reason"), p.get("card_bin")) for p in payments] == [
+        ("invalid_card", "400000"), ("insufficient_funds", "400000"), (None, "400000"),
+        (None, None)]
+    for params, number in zip(payments, ("4000000000000078", "4000000000009995",
+                                         "4000000000000077"), strict=False):
+        assert params["card_fingerprint"] == hmac.new(
+            secret, number.encode(), hashlib.sha256).hexdigest()[:16]
+        assert params["gateway"] == "sandbox" and params["payment_method"] == "card"
+    assert payments[-1]["payment_method"] == "paypal" and "card_fingerprint" not in payments[-1]
+    dumped = json.dumps(events)
+    for number in ("4000000000000078", "4000000000009995", "4000000000000077", "0000 00"):
+        assert number not in dumped
+    assert [validate(e) for e in events] == [None] * len(events)
 
 
 def test_checkout_delay_slows_every_checkout_request_and_only_those(
@@ -597,7 +636,9 @@ def test_sign_up_then_login_ok_wrong_password_and_unknown_account(shop: RunningS
     unknown = client.post("/login", data={"email": "nobody@example.com", "password": "x"})
     assert (unknown.status_code, unknown.headers["x-login-failed"]) == (401, "unknown_account")
     failed = shop.tracker.last(client, "login_failed")
-    assert failed["params"]["reason"] == "unknown_account" and "user_id" not in failed
+    # The account tried: the address typed (Shopwatch pseudonymises it on arrival).
+    assert failed["params"]["reason"] == "unknown_account"
+    assert failed["user_id"] == "nobody@example.com"
     assert "wrong" in unknown.text and "unknown" not in unknown.text.lower()
 
     ok = client.post("/login", data={"email": "Jane.Customer@example.com",
@@ -784,6 +825,162 @@ def test_every_event_passes_shopwatch_validation(shop: RunningShop) -> None:
     assert [validate(e) for e in events] == [None] * len(events)
     assert len(events[0]["utm_source"]) == 256
     assert "country" not in events[0]["device"] and "language" not in events[0]["device"]
+
+
+# --- security signals: who sent each event ----------------------------------------------
+
+
+def test_events_carry_the_address_the_proxy_names_and_the_user_agent(
+        shop: RunningShop) -> None:
+    client = shop.client(IPHONE, **{"X-Forwarded-For": "90.3.17.42"})
+    client.get("/")
+    client.post("/cart/add", data={"product_id": "huila"})
+    # The same session from another network (as an account taken over mid-visit is):
+    # the address is the request's, not the session's.
+    client.get("/p/huila", headers={"X-Forwarded-For": "2001:db8:7a4e::5"})
+    events = shop.tracker.of(client)
+    assert [(e["name"], e["ip"]) for e in events] == [
+        ("page_view", "90.3.17.42"), ("add_to_cart", "90.3.17.42"),
+        ("page_view", "2001:db8:7a4e::5"), ("view_item", "2001:db8:7a4e::5")]
+    assert {e["user_agent"] for e in events} == {IPHONE}
+    direct = shop.client(DESKTOP_CHROME)  # nothing in front of the shop: the peer itself
+    direct.get("/")
+    (event,) = shop.tracker.of(direct)
+    assert (event["ip"], event["user_agent"]) == ("127.0.0.1", DESKTOP_CHROME)
+    # A monitor's requests send nothing at all.
+    shop.client(**{"X-Shopwatch-Check": "1", "X-Forwarded-For": "90.3.17.43"}).get("/")
+    assert "90.3.17.43" not in json.dumps(shop.tracker.events)
+
+
+@pytest.mark.parametrize(("peer", "forwarded", "expected"), [
+    ("127.0.0.1", "90.3.17.42", "90.3.17.42"),  # our proxy names the client
+    ("127.0.0.1", "6.6.6.6, 90.3.17.42", "90.3.17.42"),  # what the client wrote is not taken
+    ("127.0.0.1", "90.3.17.42, 127.0.0.1", "90.3.17.42"),  # through two proxies of ours
+    ("203.0.113.9", "90.3.17.42", "203.0.113.9"),  # not our proxy: its header is not believed
+    ("127.0.0.1", "", "127.0.0.1"),
+    ("127.0.0.1", "unknown", "127.0.0.1"),
+    ("127.0.0.1", "[2001:db8::1]:443", "2001:db8::1"),
+    ("127.0.0.1", "90.3.17.42:51234", "90.3.17.42"),
+    ("::ffff:127.0.0.1", "::ffff:90.3.17.42", "90.3.17.42"),
+    (None, "90.3.17.42", None),
+    ("testclient", "", None),
+])
+def test_client_address_believes_only_the_shops_own_proxies(
+        peer: str | None, forwarded: str, expected: str | None) -> None:
+    assert client_address(peer, forwarded, networks(LOOPBACK)) == expected
+
+
+def test_user_agent_is_trimmed_and_cut() -> None:
+    assert user_agent({"user-agent": "  curl/8.5.0 "}) == "curl/8.5.0"
+    assert user_agent({"user-agent": "x" * 600}) == "x" * 512
+    assert user_agent({"user-agent": "  "}) is None and user_agent({}) is None
+
+
+def test_account_events_name_who_sent_them_and_the_account_tried(shop: RunningShop) -> None:
+    client = shop.client(DESKTOP_CHROME, **{"X-Forwarded-For": "90.3.17.42"})
+    sign_up(client)
+    client.post("/account/profile", data={"email": "jane.new@example.com",
+                                          "address": "3 Rue Neuve"})
+    client.post("/account/password", data={"current": "correct horse 1",
+                                           "new": "new password 9"})
+    client.post("/logout")
+    client.post("/login", data={"email": "jane.new@example.com", "password": "nope nope"})
+    client.post("/login", data={"email": " Someone.Else@Example.com ", "password": "x"})
+    client.post("/login", data={"email": "hunter2", "password": "x"})  # not an address
+    events = [e for e in shop.tracker.of(client) if e["name"] != "page_view"]
+    assert [e["name"] for e in events] == ["sign_up", "profile_updated", "password_changed",
+                                           "login_failed", "login_failed", "login_failed"]
+    assert all(e["ip"] == "90.3.17.42" and e["user_agent"] == DESKTOP_CHROME for e in events)
+    assert events[1]["params"] == {"fields": ["email", "address"]}
+    assert events[2]["params"] == {"method": "change"}
+    customer_id = events[0]["user_id"]
+    assert [e["params"]["reason"] for e in events[3:]] == [
+        "wrong_password", "unknown_account", "unknown_account"]
+    assert [e.get("user_id") for e in events[3:]] == [customer_id, "someone.else@example.com",
+                                                      None]
+    assert "hunter2" not in json.dumps(shop.tracker.events)
+
+
+def _in(network: str, address: str) -> bool:
+    return ipaddress.ip_address(address) in ipaddress.ip_network(network)
+
+
+def test_live_attacks_send_what_docs_demo_md_says(server: Server) -> None:
+    from shopwatch.demo import attacks, model
+    from shopwatch.demo.model import Customers
+    from shopwatch.demo.shop.customers import hash_password
+    from shopwatch.demo.simulator import Simulator
+
+    regulars = model.regulars(0)[: model.OFFICE_STAFF + 3]
+    with _serving(server, seed=0) as running:
+        for name, email, password in regulars:
+            running.shop.customers.add(name, email, hash_password(password),
+                                       customer_id=model.customer_id(email))
+        sim = Simulator(running.base_url, running.faults,
+                        products=[p.id for p in PRODUCTS], categories=[c.slug for c in CATEGORIES],
+                        seed=4, speed=100, say=lambda _: None,
+                        customers=Customers([(e, p) for _, e, p in regulars]))
+        sent: dict[str, list[dict[str, Any]]] = {}
+
+        async def play() -> None:  # one loop: the simulator's stop event belongs to it
+            for kind in attacks.ATTACKERS:
+                before = len(running.tracker.events)
+                await sim.incident(kind, 1.0)
+                sent[kind] = running.tracker.events[before:]
+
+        asyncio.run(play())
+    details = {i["kind"]: i["details"] for i in sim.summary.incidents}
+    for kind, events in sent.items():
+        attacker = attacks.ATTACKERS[kind]
+        assert events, kind
+        assert all(_in(attacker.network, e["ip"]) for e in events), kind
+        assert {e["user_agent"] for e in events} <= set(attacker.user_agents), kind
+        assert {e["device"]["country"] for e in events} == {attacker.country}, kind
+        assert details[kind]["network"] == attacker.network
+        assert [validate(e) for e in events] == [None] * len(events), kind
+
+    stuffing = [e for e in sent["credential_stuffing"] if e["name"] == "login_failed"]
+    assert len(stuffing) >= 8
+    assert len({e["user_id"] for e in stuffing}) > 0.8 * len(stuffing)  # one try per account
+    assert len({e["ip"] for e in stuffing}) > 5  # many addresses, one /24
+    assert {e["device"]["category"] for e in stuffing} == {"bot"}
+
+    brute = sent["brute_force"]
+    assert len(brute) >= 5 and {e["name"] for e in brute} == {"login_failed"}
+    assert {e["user_id"] for e in brute} == {details["brute_force"]["user_id"]}
+    assert {e["params"]["reason"] for e in brute} == {"wrong_password"}
+    assert len({e["ip"] for e in brute}) == 1
+
+    declined = [e for e in sent["card_testing"] if e["name"] == "payment_declined"]
+    assert len(declined) >= 5 and len({e["session_id"] for e in sent["card_testing"]}) == 1
+    assert len({e["params"]["card_fingerprint"] for e in declined}) == len(declined)
+    assert {e["params"]["value"] for e in declined} == {10.8}  # 5.90 + 4.90 shipping
+    assert [e["params"]["reason"] for e in declined].count("invalid_card") > len(declined) / 2
+
+    takeover = sent["account_takeover"]
+    names = [e["name"] for e in takeover]
+    assert names[:3] == ["page_view", "login", "page_view"]
+    assert "purchase" in names or "payment_declined" in names
+    victim = details["account_takeover"]["user_id"]
+    assert victim in {model.customer_id(email) for _, email, _ in regulars}
+    assert {e.get("user_id") for e in takeover[1:]} == {victim}
+    changed = next(e for e in takeover if e["name"] == "profile_updated")
+    assert changed["params"]["fields"] == ["email", "address"]
+    assert ("password_changed" in names) == ("password" in details["account_takeover"]["changed"])
+    assert len({e["session_id"] for e in takeover}) == 1
+    victim_email = next(email for _, email, _ in regulars if model.customer_id(email) == victim)
+    assert victim_email not in {email for email, _ in sim.customers.accounts}
+
+    bots = sent["bot_traffic"]
+    assert {e["name"] for e in bots} == {"page_view", "view_item", "add_to_cart"}
+    assert {e["device"]["category"] for e in bots} == {"bot"}
+    spread = (bots[-1]["ts"] - bots[0]["ts"]) / 1000
+    assert len(bots) >= 15 and len(bots) > 5 * spread  # faster than anyone clicks
+    assert sim.summary.counts["bot_requests"] == details["bot_traffic"]["attempts"]
+
+    signups = [e for e in sent["signup_abuse"] if e["name"] == "sign_up"]
+    assert len(signups) >= 2 and len({e["session_id"] for e in signups}) == len(signups)
+    assert sim.summary.counts["abuse_signups"] == len(signups)
 
 
 def test_a_failing_tracker_never_fails_the_shop(server: Server,

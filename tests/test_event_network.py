@@ -362,3 +362,19 @@ def test_an_existing_event_store_gains_the_columns(tmp_path: Path,
         assert rows["new"]["net_hash"] == hash_address("203.0.113.9", b"k" * 32)
     finally:
         store.close()
+
+
+def test_a_card_number_as_fingerprint_is_refused_and_a_digit_rich_token_kept(
+        live: Live, project: Any) -> None:
+    # A hex token whose digits happen to hold a Luhn-valid run is the shop's identifier:
+    # kept as sent, even in a batch scrubbed for an e-mail address.
+    token = "a4111111111111111b"
+    body = send(live, project,
+                {"name": "payment_declined", "user_id": "x@example.com",
+                 "params": {"card_fingerprint": token}},
+                {"name": "payment_declined", "params": {"card_fingerprint": "4111 1111 1111 1111"}})
+    assert body["accepted"] == 1
+    (error,) = [r["error"] for r in body["rejected"]]
+    assert error.startswith("params.card_fingerprint: this is a card number")
+    assert "4111" not in error
+    assert stored(live, project)["e0"]["params"] == {"card_fingerprint": token}

@@ -274,25 +274,35 @@ class Browsing:
                            viewport_height=height, connection=connection)
         self.referrer = persona.referrer
         self.landing_query = "?" + urlencode(persona.utm) if persona.utm else ""
-        self.views: list[tuple[str, float, str | None]] = []
+        # (path, navigation start, user id, when the shop was asked for the page)
+        self.views: list[tuple[str, float, str | None, float]] = []
 
     def view(self, path: str, at: float, user_id: str | None = None) -> None:
         """The browser loaded ``path`` at ``at`` (epoch seconds; navigation start), or
         half a second after the page before if that was later."""
         if not self.blocked:
+            requested = at
             if self.views:
                 at = max(at, self.views[-1][1] + 0.5)
-            self.views.append((path, at, user_id))
+            self.views.append((path, at, user_id, requested))
 
     def rows(self, until: float) -> list[RumRow]:
-        """Every row of the visit stamped before ``until`` (epoch seconds)."""
+        """Every row of the visit stamped before ``until`` (epoch seconds). A page the
+        shop was asked for before ``until`` always has its ``view`` row (stamped just
+        before ``until`` if its load ended after), so every page view the shop's events
+        tell of is seen by the browser too."""
         out: list[RumRow] = []
         views = self.views
         previous: str | None = None
-        for i, (path, at, user_id) in enumerate(views):
+        for i, (path, at, user_id, requested) in enumerate(views):
             left = views[i + 1][1] if i + 1 < len(views) else None
+            first = len(out)
             self._page(out, i, path, at, left, user_id, previous)
             previous = path
+            if requested < until:
+                for j in range(first, len(out)):
+                    if out[j].kind == "view" and out[j].ts >= until:
+                        out[j] = replace(out[j], ts=until - 0.001)
         kept = [row for row in out if row.ts < until]
         counts = self.site.counts
         for row in kept:

@@ -14,10 +14,19 @@ writer. With ``spans`` (the default), the traces the shop's requests would have 
 same batches. (Past RUM rows cannot go through ``POST /api/v1/rum``: it takes the device from
 the request's user agent, as a browser sends it.)
 
+Events carry what the live shop's do, ``ip`` and ``user_agent`` included: each visitor's
+address (a customer's own network, :func:`model.home`), card payments' BIN and
+fingerprint (under the shop's ``card_secret``, so a card has the same fingerprint in the
+past as live), failed sign-ins the account tried. The regular customers
+(:func:`model.regulars`) are customers from the first day, with the ids the live shop
+gives them.
+
 The past has incidents too, one of each kind a week, logged like live ones (with
 ``"backfill": true``): a payment-gateway outage (declined payments; the payment
-provider's script fails), a credential-stuffing burst, a slow checkout and an image-host
-outage (seen in real-user data: slow first bytes, failed images).
+provider's script fails), a slow checkout and an image-host outage (seen in real-user
+data: slow first bytes, failed images), and every attack of the live demo, from the
+same networks (:mod:`shopwatch.demo.past_attacks`): credential stuffing, brute force,
+card testing, an account takeover, bot traffic and sign-up abuse.
 
 Order ids of the past start with ``H-``, so they can never collide with the shop's own.
 """
@@ -42,8 +51,11 @@ import msgspec
 
 from shopwatch.beacon import RumRow
 from shopwatch.demo import model
+from shopwatch.demo.attacks import ATTACKERS
 from shopwatch.demo.browsing import Browsing, Site, Windows
 from shopwatch.demo.model import Customers, Step, Visit
+from shopwatch.demo.past_attacks import PastShop, attack_events
+from shopwatch.demo.shop.payments import GATEWAY_NAME, card_fingerprint
 from shopwatch.demo.traces import PastTraces
 from shopwatch.errors import Unavailable
 from shopwatch.ingest import pipeline
@@ -61,7 +73,9 @@ SHIPPING = {"standard": 4.9, "express": 9.9}
 TAX_RATE = 0.2
 # (kind, minutes): one of each a week, at a random time.
 PAST_INCIDENTS: Final = (("gateway_errors", 40), ("credential_stuffing", 25),
-                         ("slow_checkout", 45), ("image_host_down", 30))
+                         ("slow_checkout", 45), ("image_host_down", 30), ("brute_force", 15),
+                         ("card_testing", 15), ("account_takeover", 5), ("bot_traffic", 10),
+                         ("signup_abuse", 15))
 SHOP_ORIGIN: Final = "http://127.0.0.1:8081"
 _encode = msgspec.json.Encoder().encode
 
@@ -232,18 +246,21 @@ def backfill(sink: Sink | Sender, products: list[Product], *, days: float, now: 
              currency: str = "EUR", origin: str = SHOP_ORIGIN,
              progress: Callable[[int, int], None] | None = None,
              should_stop: Callable[[], bool] | None = None,
-             spans: bool = True) -> HistoryResult:
+             spans: bool = True, card_secret: bytes | None = None) -> HistoryResult:
     """Send ``days`` of history ending at ``now``, oldest first; returns what was sent.
     RUM rows go to ``sink.send_rum`` (none are made without it); ``origin`` is the
     shop's (RUM rows name its pages' images and scripts by URL). With ``spans``, each
     event's request is traced to ``sink.send_span`` (none without it).
     ``should_stop`` is asked every simulated hour: when it says so, the history ends
-    there (``interrupted``; only the incidents begun by then are listed)."""
+    there (``interrupted``; only the incidents begun by then are listed).
+    ``card_secret`` is the shop's key of card fingerprints (random if ``None``)."""
     rng = random.Random(f"history-{seed}")
     rum_rng = random.Random(f"history-rum-{seed}")  # RUM draws leave the visits as they are
+    attack_rng = random.Random(f"history-attacks-{seed}")  # and so do the attacks'
     tz = ZoneInfo(timezone)
     result = HistoryResult()
-    customers = Customers()
+    customers = Customers([(email, password) for _, email, password in model.regulars(seed)])
+    card_secret = card_secret or secrets.token_bytes(32)
     by_id = {p.id: p for p in products}
     ids = [p.id for p in products]
     categories = sorted({p.category for p in products})
@@ -265,6 +282,7 @@ def backfill(sink: Sink | Sender, products: list[Product], *, days: float, now: 
                                                    if spans else None)
     # Own generator: tracing leaves the visits' draws (and so the events) as they are.
     traces = PastTraces(random.Random(f"history-spans-{seed}"), site.windows.active)
+    shop = PastShop(by_id, currency, card_secret, SHIPPING, TAX_RATE, seed)
 
     def sent(event: dict[str, Any]) -> None:
         sink.send(event)
@@ -289,8 +307,7 @@ def backfill(sink: Sink | Sender, products: list[Product], *, days: float, now: 
             if at >= now:
                 continue
             visit = model.plan_visit(rng, customers, ids, categories)
-            session = _Session(rng, visit, at, by_id, customers, currency, outages, result,
-                               browsing)
+            session = _Session(rng, visit, at, shop, customers, outages, result, browsing)
             for event in session.events():
                 if event["ts"] < now_ms:
                     sent(event)
@@ -300,9 +317,13 @@ def backfill(sink: Sink | Sender, products: list[Product], *, days: float, now: 
                     result.rum += 1
             result.visits += 1
         for outage in outages:
-            if outage["kind"] == "credential_stuffing" and _overlaps(outage, hour):
-                for event in _stuffing(rng, outage, hour, customers):
-                    sent(event)
+            begins = datetime.fromisoformat(outage["started_at"])
+            if outage["kind"] in ATTACKERS and hour <= begins < hour + timedelta(hours=1):
+                for event in attack_events(outage["kind"], attack_rng, begins,
+                                           datetime.fromisoformat(outage["ended_at"]), shop,
+                                           customers):
+                    if event["ts"] < now_ms:
+                        sent(event)
         if progress is not None:
             progress(h + 1, hours)
     result.rum_counts = site.counts
@@ -324,40 +345,20 @@ def _past_incidents(rng: random.Random, start: datetime, now: datetime) -> list[
     return found
 
 
-def _overlaps(outage: dict[str, Any], hour: datetime) -> bool:
-    begins, ends = str(outage["started_at"]), str(outage["ended_at"])
-    return begins < _iso(hour + timedelta(hours=1)) and ends > _iso(hour)
-
-
-def _stuffing(rng: random.Random, outage: dict[str, Any], hour: datetime,
-              customers: Customers) -> Iterator[dict[str, Any]]:
-    begin = max(datetime.fromisoformat(outage["started_at"]), hour)
-    end = min(datetime.fromisoformat(outage["ended_at"]), hour + timedelta(hours=1))
-    at = begin
-    device = {"category": "desktop", "browser": "Other", "os": "Other", "country": "NL"}
-    while at < end:
-        known = customers.accounts and rng.random() < 0.1
-        yield {"id": secrets.token_hex(16), "name": "login_failed", "ts": _ms(at),
-               "session_id": secrets.token_hex(8), "page": "/login", "device": device,
-               "params": {"reason": "wrong_password" if known else "unknown_account",
-                          "method": "password"}}
-        at += timedelta(seconds=rng.expovariate(6.0))
-
-
 class _Session:
     """Turns one planned visit into the events the shop would have sent, and tells its
     :class:`Browsing` which pages the shopper's browser loaded and when."""
 
-    def __init__(self, rng: random.Random, visit: Visit, at: datetime,
-                 products: dict[str, Product], customers: Customers, currency: str,
-                 outages: list[dict[str, Any]], result: HistoryResult,
+    def __init__(self, rng: random.Random, visit: Visit, at: datetime, shop: PastShop,
+                 customers: Customers, outages: list[dict[str, Any]], result: HistoryResult,
                  browsing: Callable[[str, model.Persona], Browsing] | None) -> None:
         self.rng = rng
         self.visit = visit
         self.at = at
-        self.products = products
+        self.shop = shop
+        self.products = shop.products
         self.customers = customers
-        self.currency = currency
+        self.currency = shop.currency
         self.outages = outages
         self.result = result
         who = visit.persona
@@ -365,7 +366,10 @@ class _Session:
             "session_id": secrets.token_hex(8),
             "anonymous_id": _opaque("a", who.email) if who.email else secrets.token_hex(8),
             "device": {"category": who.device, "browser": who.browser, "os": who.os,
-                       "language": who.language, "country": who.country}}
+                       "language": who.language, "country": who.country},
+            "user_agent": who.user_agent}
+        if who.ip:
+            self.base["ip"] = who.ip
         if who.referrer:
             self.base["referrer"] = who.referrer
         self.base.update(who.utm)
@@ -438,16 +442,18 @@ class _Session:
         elif kind == "login":
             self._view("/login", -5.0)
             if str(a["password"]).startswith("wrong-"):
-                yield self._event("login_failed", "/login", reason="wrong_password",
-                                  method="password")
+                failed = self._event("login_failed", "/login", reason="wrong_password",
+                                     method="password")
+                failed["user_id"] = model.customer_id(str(a["email"]))  # the account tried
+                yield failed
             else:
-                self.base["user_id"] = _opaque("c", str(a["email"]))
+                self.base["user_id"] = model.customer_id(str(a["email"]))
                 yield self._event("login", "/login", method="password")
                 self._view("/account", 0.5)
         elif kind == "signup":
             self._view("/signup", -8.0)
             self.customers.accounts.append((str(a["email"]), str(a["password"])))
-            self.base["user_id"] = _opaque("c", str(a["email"]))
+            self.base["user_id"] = model.customer_id(str(a["email"]))
             yield self._event("sign_up", "/signup", method="password")
             self._view("/account", 0.5)
         elif kind == "checkout" and self.cart:
@@ -460,7 +466,8 @@ class _Session:
                               value=self._value(), shipping_tier=self.shipping)
             self._view("/checkout/payment", 0.5)
         elif kind == "payment" and self.cart:
-            yield from self._pay(str(a["method"]), a.get("retry_card") is not None)
+            cards = [str(c) for c in (a["card"], a.get("retry_card")) if c is not None]
+            yield from self._pay(str(a["method"]), cards)
         elif kind == "survey" and self.order:
             yield self._event("survey_response", "/survey", survey=a["kind"], score=a["score"],
                               transaction_id=self.order[0])
@@ -482,21 +489,26 @@ class _Session:
             yield self._event("order_cancelled", f"/orders/{self.order[0]}/cancel",
                               transaction_id=self.order[0])
 
-    def _pay(self, method: str, may_retry: bool) -> Iterator[dict[str, Any]]:
+    def _pay(self, method: str, cards: list[str]) -> Iterator[dict[str, Any]]:
+        """Card payments try each card (a second after a decline); PayPal once."""
         cur = self.currency
         down = any(o["kind"] == "gateway_errors" and o["started_at"] <= _iso(self.at)
                    < o["ended_at"] for o in self.outages)
-        for attempt in range(2 if may_retry and method == "card" else 1):
+        for attempt, number in enumerate(cards if method == "card" else cards[:1]):
             self.at += timedelta(seconds=self.rng.uniform(5, 25) if attempt else 0)
             yield self._event("add_payment_info", "/checkout/payment", currency=cur,
                               value=self._value(), payment_method=method)
             attempt_id = f"H-{secrets.token_hex(5).upper()}"
+            card: dict[str, str] = {}
+            if method == "card":
+                card = {"card_bin": number[:6],
+                        "card_fingerprint": card_fingerprint(self.shop.card_secret, number)}
             if down or self.rng.random() < 0.06:
                 reason = "gateway_error" if down else model.weighted(
                     self.rng, [(w, r) for r, w in DECLINE_REASONS])
                 yield self._event("payment_declined", "/checkout/payment", currency=cur,
                                   value=self._value(), reason=reason, payment_method=method,
-                                  transaction_id=attempt_id)
+                                  gateway=GATEWAY_NAME, transaction_id=attempt_id, **card)
                 self._view("/checkout/payment", 0.5)  # the form again, with the reason
                 if down:
                     return
@@ -507,7 +519,7 @@ class _Session:
             yield self._event("purchase", f"/order/{attempt_id}", transaction_id=attempt_id,
                               currency=cur, value=value, shipping=shipping,
                               tax=round(goods * TAX_RATE / (1 + TAX_RATE), 2),
-                              payment_method=method,
+                              payment_method=method, gateway=GATEWAY_NAME, **card,
                               items=[self._item(p, q) for p, q in self.cart.items()])
             self._view(f"/order/{attempt_id}", 0.5)
             self.order = (attempt_id, value)

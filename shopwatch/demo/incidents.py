@@ -1,10 +1,13 @@
 """The incidents the demo can inject, and the switches the shop reads.
 
-Two kinds: *shop faults* are states of the demo shop (:class:`ShopFaults`, read by the
-shop on every request: slow checkout, payment-gateway errors, a broken image host);
-*attacks* are traffic the simulator sends (credential stuffing, card testing). Every
-incident is logged with its start, end and details (``demo-incidents.jsonl`` in the
-data directory) so a user can compare what Shopwatch shows with what happened.
+Two kinds: *shop faults* (:data:`FAULTS`) are states of the demo shop
+(:class:`ShopFaults`, read by the shop on every request: slow checkout, payment-gateway
+errors, a broken image host); *attacks* (:data:`ATTACKS`) are traffic the simulator
+sends, each from its own network (:mod:`shopwatch.demo.attacks`): credential stuffing,
+brute force on one account, card testing, account takeover, bot traffic and sign-up
+abuse. Every incident is logged with its start, end and details
+(``demo-incidents.jsonl`` in the data directory) so a user can compare what Shopwatch
+shows with what happened.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-KINDS: Final = ("slow_checkout", "gateway_errors", "image_host_down", "credential_stuffing",
-                "card_testing")
+FAULTS: Final = ("slow_checkout", "gateway_errors", "image_host_down")
+ATTACKS: Final = ("credential_stuffing", "brute_force", "card_testing", "account_takeover",
+                  "bot_traffic", "signup_abuse")
+KINDS: Final = FAULTS + ATTACKS
 
 
 @dataclass

@@ -43,7 +43,7 @@ import uvicorn
 
 from shopwatch.accounts.users import Users
 from shopwatch.alerts.objectives import load_objectives
-from shopwatch.alerts.rules import load_rules
+from shopwatch.alerts.rules import Rule, load_rules
 from shopwatch.checks.browser_flow import unavailable as browser_flow_unavailable
 from shopwatch.checks.monitor import load_monitors
 from shopwatch.errors import ConfigError
@@ -118,6 +118,9 @@ def prepare(settings: Settings, opts: DemoOptions) -> dict[str, Any]:
             record = {"email": ADMIN, "password": password,
                       "created_at": datetime.now(UTC).isoformat(), "backfilled_days": 0}
             _write_private(marker, record)
+        if not record.get("card_secret"):  # the shop's key for card fingerprints
+            record["card_secret"] = secrets.token_hex(32)
+            _write_private(marker, record)
         project = state.update_project(PROJECT, rum_origins=shop_origins(opts.port),
                                        base_url=f"http://127.0.0.1:{opts.port + 1}")
         monitors = load_monitors(MONITORS_FILE)
@@ -126,7 +129,7 @@ def prepare(settings: Settings, opts: DemoOptions) -> dict[str, Any]:
         apply_monitors(state, project.id, monitors)
         # The rules of monitors.yml notify the demo's inbox (a webhook on the demo shop);
         # so do its SLOs' burn-rate alerts.
-        apply_rules(state, project.id, load_rules(MONITORS_FILE))
+        apply_rules(state, project.id, [*load_rules(MONITORS_FILE), *speed_rules(opts.speed)])
         apply_slos(state, project.id, load_objectives(MONITORS_FILE))
         record["inbox_secret"] = _inbox_channel(state, project.id, opts.port + 1)
     finally:
@@ -173,6 +176,16 @@ def _write_private(path: Path, record: dict[str, Any]) -> None:
         os.chmod(path, 0o600)
 
 
+def speed_rules(speed: float) -> list[Rule]:
+    """Security rules that time scales: faster than life, honest shoppers click faster
+    too, so the bot detection's "impossible speed" gap shrinks with ``speed`` (the other
+    detections count events per window and keep their built-in rules)."""
+    if speed <= 1:
+        return []
+    return [Rule(name="bot traffic", kind="bot_traffic", channels=[INBOX_CHANNEL],
+                 params={"min_gap_s": round(1.0 / speed, 4)})]
+
+
 def _inbox_channel(state: StateStore, project_id: int, shop_port: int) -> str:
     """The demo's "demo inbox" webhook channel (made once, its URL kept up to date with
     the shop's port); its signing secret."""
@@ -210,6 +223,7 @@ async def _main(settings: Settings, opts: DemoOptions, record: dict[str, Any],
     from shopwatch.demo.browser import ScriptedBrowser
     from shopwatch.demo.inbox import PAGE_PATH, Inbox, with_inbox
     from shopwatch.demo.incidents import ShopFaults
+    from shopwatch.demo.model import Customers, regulars
     from shopwatch.demo.shop import BrowserTag, catalogue, create_shop
     from shopwatch.demo.shop.tracing import ShopTracing
     from shopwatch.demo.simulator import Simulator
@@ -230,8 +244,11 @@ async def _main(settings: Settings, opts: DemoOptions, record: dict[str, Any],
     inbox = Inbox(record["inbox_secret"])
     # The shop's spans go to Shopwatch's OTLP receiver, as a real shop's SDK would send them.
     tracing = ShopTracing.otlp(base, record["ingest_key"])
+    card_secret = bytes.fromhex(record["card_secret"])
     shop_app = create_shop(client, faults=faults, seed=opts.seed, currency=CURRENCY,
-                           browser_tag=tag, tracing=tracing)
+                           browser_tag=tag, tracing=tracing, card_secret=card_secret)
+    known = regulars(opts.seed)
+    await _register(shop_app.state.shop, known)
     shop = _Server(uvicorn.Config(with_inbox(shop_app, inbox),
                                   host="127.0.0.1", port=opts.port + 1, log_level="warning",
                                   access_log=False))
@@ -260,7 +277,8 @@ async def _main(settings: Settings, opts: DemoOptions, record: dict[str, Any],
         shop_url, faults, products=[p.id for p in products],
         categories=sorted({p.category for p in products}), seed=opts.seed, speed=opts.speed,
         visits_per_minute=opts.visits_per_minute, incident_every=opts.incident_every,
-        timezone=TIMEZONE, incidents_log=data / "demo-incidents.jsonl", say=say)
+        timezone=TIMEZONE, incidents_log=data / "demo-incidents.jsonl", say=say,
+        customers=Customers([(email, password) for _, email, password in known]))
     browser = ScriptedBrowser(shop_url, summary=simulator.summary, seed=opts.seed,
                               log_path=data / "demo-browser.log", say=say)
     backfilled: history.HistoryResult | None = None
@@ -268,7 +286,7 @@ async def _main(settings: Settings, opts: DemoOptions, record: dict[str, Any],
         days_left = opts.backfill - float(record.get("backfilled_days", 0))
         if days_left > 0:
             backfilled = await _backfill(runtime, record, products, days_left, opts, say,
-                                         data, shop_url, stop)
+                                         data, shop_url, stop, card_secret)
         if record.get("secret_key"):
             rows = await asyncio.to_thread(upload_spend, base, record["secret_key"],
                                            max(opts.backfill, 1.0), opts.seed)
@@ -325,9 +343,20 @@ async def _started(server: uvicorn.Server, task: asyncio.Task[None], what: str) 
         await asyncio.sleep(0.05)
 
 
+async def _register(shop: Any, accounts: list[tuple[str, str, str]]) -> None:
+    """Give the shop its regular customers (name, e-mail, password) as accounts made
+    before the demo started (no events), with the ids the history knows them by."""
+    from shopwatch.demo.model import customer_id
+    from shopwatch.demo.shop.customers import hash_password
+
+    hashes = await asyncio.to_thread(lambda: [hash_password(pw) for *_, pw in accounts])
+    for (name, email, _), password_hash in zip(accounts, hashes, strict=True):
+        shop.customers.add(name, email, password_hash, customer_id=customer_id(email))
+
+
 async def _backfill(runtime: Runtime, record: dict[str, Any], products: list[Any],
                     days: float, opts: DemoOptions, say: Callable[[str], None], data: Path,
-                    shop_url: str, stop: asyncio.Event) -> Any:
+                    shop_url: str, stop: asyncio.Event, card_secret: bytes) -> Any:
     """Write ``days`` of history; Ctrl-C ends it early (what was written is kept, and
     the days count as done: a second run must not write them again)."""
     from shopwatch.demo import history
@@ -347,7 +376,8 @@ async def _backfill(runtime: Runtime, record: dict[str, Any], products: list[Any
         result = history.backfill(sink, products, days=days, now=datetime.now(UTC),
                                   seed=opts.seed, visits_per_minute=opts.visits_per_minute,
                                   timezone=TIMEZONE, currency=CURRENCY, origin=shop_url,
-                                  progress=progress, should_stop=stop.is_set)
+                                  progress=progress, should_stop=stop.is_set,
+                                  card_secret=card_secret)
         sink.close()
         return result, sink
 

@@ -3,11 +3,14 @@
 :class:`Simulator` starts visits at a rate that follows the shop's local time of day and
 week (``model.seasonality``), times ``speed``; each visit is planned by
 :func:`model.plan_visit` and played like a browser would (cookies, redirects, images,
-``Referer``), with think times divided by ``speed``. At intervals it injects an
-incident — a shop fault (:class:`ShopFaults`) or attack traffic — and logs it, start
-and end, to ``incidents_log`` (JSON lines) so what Shopwatch shows can be checked
+``Referer``), with think times divided by ``speed``. The simulator stands where a
+shop's CDN would: each request carries the shopper's address as ``X-Forwarded-For``
+(:func:`model.address`, a customer's own from :func:`model.home`) and country as
+``CF-IPCountry``. At intervals it injects an incident — a shop fault
+(:class:`ShopFaults`) or attack traffic (:mod:`shopwatch.demo.attacks`) — and logs it,
+start and end, to ``incidents_log`` (JSON lines) so what Shopwatch shows can be checked
 against what happened. :attr:`Simulator.summary` counts what the shoppers achieved (the
-orders they completed, with their ids, declines, sign-ups…).
+orders they completed, with their ids, declines, sign-ups…) and what the attackers did.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import logging
 import random
 import re
 import secrets
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,11 +32,12 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from shopwatch.demo import model
-from shopwatch.demo.incidents import KINDS, ShopFaults
+from shopwatch.demo.attacks import ATTACK_UA, ATTACKERS, LiveAttacks
+from shopwatch.demo.incidents import FAULTS, KINDS, ShopFaults
 from shopwatch.demo.model import Customers, Persona, Step, Visit
 
 log = logging.getLogger(__name__)
-ATTACK_UA = "python-requests/2.31.0"
+__all__ = ["ATTACK_UA", "Simulator", "Summary"]
 
 
 @dataclass
@@ -53,15 +56,21 @@ class Summary:
 
 
 class Simulator:
+    """Shoppers and incidents for the shop at ``shop_url``. ``customers`` are the
+    accounts the shop already has (the demo's regulars, :func:`model.regulars`); the
+    shoppers add the ones they sign up for."""
+
     def __init__(self, shop_url: str, faults: ShopFaults, *, products: list[str],
                  categories: list[str], seed: int = 0, speed: float = 1.0,
                  visits_per_minute: float = 3.0, incident_every: float = 300.0,
                  timezone: str = "UTC", incidents_log: Path | None = None,
-                 say: Callable[[str], None] = print, max_visits: int = 300) -> None:
+                 say: Callable[[str], None] = print, max_visits: int = 300,
+                 customers: Customers | None = None) -> None:
         self.shop_url = shop_url.rstrip("/")
         self.faults = faults
         self.products = products
         self.categories = categories
+        self.seed = seed
         self.rng = random.Random(seed)
         self.speed = max(speed, 0.01)
         self.visits_per_minute = visits_per_minute
@@ -70,7 +79,7 @@ class Simulator:
         self.incidents_log = incidents_log
         self.say = say
         self.max_visits = max_visits
-        self.customers = Customers()
+        self.customers = customers if customers is not None else Customers()
         self.summary = Summary()
         self._tasks: set[asyncio.Task[None]] = set()
         # Set when the demo stops: visits and attacks end after the request in flight,
@@ -116,6 +125,10 @@ class Simulator:
         """Ask :meth:`run` to finish: no new request starts, those in flight complete."""
         self._stop.set()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
@@ -126,9 +139,12 @@ class Simulator:
     async def _play(self, visit: Visit) -> None:
         who = visit.persona
         self.summary.counts["visits"] += 1
-        async with httpx.AsyncClient(base_url=self.shop_url, timeout=30, headers={
-                "User-Agent": who.user_agent, "Accept-Language": who.language,
-                "CF-IPCountry": who.country}) as client:
+        headers = {"User-Agent": who.user_agent, "Accept-Language": who.language,
+                   "CF-IPCountry": who.country}
+        if who.ip:
+            headers["X-Forwarded-For"] = who.ip  # as the shop's CDN names the client
+        async with httpx.AsyncClient(base_url=self.shop_url, timeout=30,
+                                     headers=headers) as client:
             player = _Player(client, who, self)
             try:
                 for step, think in zip(visit.steps, visit.think, strict=True):
@@ -157,7 +173,8 @@ class Simulator:
                 return
 
     async def incident(self, kind: str, duration: float) -> None:
-        """Run one incident for ``duration`` seconds, logging its start and end."""
+        """Run one incident for ``duration`` seconds, logging its start and end (an
+        attack's details: its network, user agents, country and attempts)."""
         details: dict[str, Any] = {}
         if kind == "slow_checkout":
             self.faults.checkout_delay = details["checkout_delay_s"] = 2.5
@@ -166,24 +183,14 @@ class Simulator:
         elif kind == "image_host_down":
             self.faults.image_host_down = True
         started = datetime.now(UTC)
-        before = self.summary.counts["attack_logins"] + self.summary.counts["card_tests"]
         self.say(f"incident started: {kind} (for {duration:.0f} s)")
-        attack: asyncio.Task[int] | None = None
-        if kind == "credential_stuffing":
-            attack = asyncio.create_task(self._credential_stuffing(duration))
-        elif kind == "card_testing":
-            attack = asyncio.create_task(self._card_testing(duration))
         try:
-            if attack is not None:
-                await attack
+            if kind in ATTACKERS:
+                await LiveAttacks(self).run(kind, duration, details)
             else:
                 await self.pause(duration)
         finally:
-            if attack is not None:
-                attack.cancel()  # when the demo stops mid-incident
-                details["attempts"] = (self.summary.counts["attack_logins"]
-                                       + self.summary.counts["card_tests"] - before)
-            if kind in ("slow_checkout", "gateway_errors", "image_host_down"):
+            if kind in FAULTS:
                 self.faults.clear()
             entry = {"kind": kind, "started_at": started.isoformat(),
                      "ended_at": datetime.now(UTC).isoformat(), "details": details}
@@ -192,68 +199,6 @@ class Simulator:
                 with self.incidents_log.open("a") as out:
                     out.write(json.dumps(entry) + "\n")
             self.say(f"incident ended: {kind} {json.dumps(details)}")
-
-    async def _credential_stuffing(self, duration: float) -> int:
-        """Logins from one automated client with leaked e-mail/password pairs: nearly all
-        fail, a known address now and then."""
-        attempts = 0
-        deadline = time.monotonic() + duration
-        async with httpx.AsyncClient(base_url=self.shop_url, timeout=30, headers={
-                "User-Agent": ATTACK_UA, "CF-IPCountry": "NL"}) as client:
-            while time.monotonic() < deadline and not self._stop.is_set():
-                if self.customers.accounts and self.rng.random() < 0.1:
-                    email = self.rng.choice(self.customers.accounts)[0]
-                else:
-                    email = f"{secrets.token_hex(4)}@mail.example"
-                await _quiet(client.post("/login", data={
-                    "email": email, "password": secrets.token_urlsafe(9)}))
-                attempts += 1
-                self.summary.counts["attack_logins"] += 1
-                await self.pause(1 / min(40.0, 6 * self.speed))
-        return attempts
-
-    async def _cheap_checkout(self, client: httpx.AsyncClient) -> None:
-        """A one-item cart taken to the payment step, as a card tester prepares it."""
-        await _quiet(client.post("/cart/add", data={
-            "product_id": self.products[0], "quantity": "1"}))
-        await _quiet(client.get("/checkout"))
-        await _quiet(client.post("/checkout/shipping", data={
-            "name": "A", "address": "1 Road", "city": "Town", "country": "NL",
-            "method": "standard"}))
-
-    async def _card_testing(self, duration: float) -> int:
-        """Small orders paid with one stolen card number after another: most declined."""
-        attempts = 0
-        deadline = time.monotonic() + duration
-        async with httpx.AsyncClient(base_url=self.shop_url, timeout=30, headers={
-                "User-Agent": ATTACK_UA, "CF-IPCountry": "NL"}) as client:
-            await _quiet(client.get("/"))
-            await self._cheap_checkout(client)
-            while time.monotonic() < deadline and not self._stop.is_set():
-                card = "4" + "".join(str(self.rng.randrange(10)) for _ in range(15))
-                response = await _quiet(client.post("/checkout/payment", data={
-                    "method": "card", "card_number": card}))
-                attempts += 1
-                self.summary.counts["card_tests"] += 1
-                if response is not None and response.status_code == 402:
-                    self.summary.counts["card_tests_declined"] += 1
-                if response is not None and response.status_code == 303:
-                    # A card worked: the fraudster starts again with a new cart.
-                    self.summary.counts["card_tests_approved"] += 1
-                    order = response.headers.get("x-order-id")
-                    if order:
-                        self.summary.orders.append(order)
-                    await self._cheap_checkout(client)
-                await self.pause(1 / min(20.0, 3 * self.speed))
-        return attempts
-
-
-async def _quiet(request: Any) -> httpx.Response | None:
-    try:
-        response: httpx.Response = await request
-        return response
-    except httpx.HTTPError:
-        return None
 
 
 _NAMES = ("Alex Martin", "Sam Weber", "Jo Rossi", "Kim Dubois", "Lee Smith", "Max Garcia")
@@ -271,6 +216,7 @@ class _Player:
         self.first = True
         self.order: str | None = None
         self.password = who.password
+        self.email = who.email  # the account signed in with (or signed up for)
 
     async def get(self, path: str) -> httpx.Response:
         params = dict(self.who.utm) if self.first else None
@@ -326,6 +272,7 @@ class _Player:
                 self.count["signups"] += 1
                 self.sim.customers.accounts.append((str(a["email"]), str(a["password"])))
                 self.password = str(a["password"])
+                self.email = str(a["email"])
         elif kind == "checkout":
             response = await self.get("/checkout")
             self.count["checkouts"] += 1
@@ -349,18 +296,21 @@ class _Player:
             values = {"name": "New Name", "email": f"new{secrets.token_hex(3)}@example.net",
                       "address": "3 Other Street", "phone": "+33 1 23 45 67 89"}
             fields = {f: values[f] for f in cast(list[str], a["fields"])}
-            await self.post("/account/profile", fields)
+            response = await self.post("/account/profile", fields)
             self.count["profile_updates"] += 1
+            saved = response.headers.get("location") == "/account"
+            if saved and "email" in fields and self.email:
+                self.sim.customers.replace(self.email, new_email=fields["email"])
+                self.email = fields["email"]
         elif kind == "password" and self.password:
             new = f"pw-{secrets.token_hex(6)}"
             response = await self.post("/account/password", {"current": self.password,
                                                               "new": new})
             if response.status_code == 303:
                 self.count["password_changes"] += 1
-                accounts = self.sim.customers.accounts
-                for i, (email, pw) in enumerate(accounts):
-                    if pw == self.password:
-                        accounts[i] = (email, new)
+                if self.email:
+                    self.sim.customers.replace(self.email, new_password=new)
+                self.password = new
         elif kind in ("refund", "cancel") and self.order:
             response = await self.post(f"/orders/{self.order}/{kind}", {})
             if response.status_code == 303:

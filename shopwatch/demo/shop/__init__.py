@@ -8,8 +8,9 @@ on purpose while it runs.
 
 Modules: ``catalogue`` (products, images), ``cart``, ``checkout`` (shipping, totals),
 ``orders``, ``customers``, ``payments`` (the sandbox), ``sessions`` (cookies,
-attribution), ``devices`` (headers to device), ``money``, ``tracking`` (events and the
-RUM snippet), ``tracing`` (OpenTelemetry spans) and ``app`` (routes and pages).
+attribution), ``devices`` (headers to device), ``network`` (the client's address and
+user agent), ``money``, ``tracking`` (events and the RUM snippet), ``tracing``
+(OpenTelemetry spans) and ``app`` (routes and pages).
 """
 
 from shopwatch.demo.shop.app import Shop, create_shop

@@ -40,9 +40,18 @@ from shopwatch.demo.shop.customers import (
     CustomerBook,
     check_new_password,
     hash_password,
+    normalise_email,
     verify_password,
 )
 from shopwatch.demo.shop.money import CURRENCY_RE, format_money, parse_amount, to_amount
+from shopwatch.demo.shop.network import (
+    LOOPBACK,
+    Network,
+    Requester,
+    client_address,
+    networks,
+    user_agent,
+)
 from shopwatch.demo.shop.orders import Order, OrderBook, OrderError, new_order_id
 from shopwatch.demo.shop.payments import (
     GATEWAY_ERROR,
@@ -91,6 +100,7 @@ SUPPORT_CHANNELS: Final = ("email", "chat", "phone")
 # no long numbers), and as a slug: "product question" -> "product_question".
 _TOPIC_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9 _-]{0,39}")
 _QUANTITY_RE: Final = re.compile(r"\d{1,3}")
+MAX_ACCOUNT_LENGTH: Final = 128  # an e-mail typed at sign-in, sent as user_id (an id's limit)
 
 Page = Callable[[Request, ShopSession], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -124,13 +134,18 @@ class Shop:
     and repair the shop while it runs. ``checkout_delays`` and
     ``checkout_delay_seconds`` count the requests the ``checkout_delay`` fault slowed
     down and by how much, so the effect can be observed without timing requests.
-    ``tracing`` makes its spans (:mod:`shopwatch.demo.shop.tracing`).
+    ``tracing`` makes its spans (:mod:`shopwatch.demo.shop.tracing`); ``trusted_proxies``
+    are the peers whose ``X-Forwarded-For`` is believed (:mod:`~shopwatch.demo.shop.network`);
+    ``card_secret`` keys the card fingerprints.
     """
 
     def __init__(self, tracker: Tracker, faults: ShopFaults, seed: int, currency: str,
                  browser_tag: BrowserTag | None = None,
-                 tracing: ShopTracing | None = None) -> None:
+                 tracing: ShopTracing | None = None,
+                 trusted_proxies: tuple[Network, ...] = networks(LOOPBACK),
+                 card_secret: bytes | None = None) -> None:
         self.faults = faults
+        self.trusted_proxies = trusted_proxies
         self.tracing = tracing if tracing is not None else ShopTracing.off()
         self.currency = currency
         self.tracking = Tracking(tracker, currency)
@@ -138,7 +153,7 @@ class Shop:
         self.sessions = SessionStore()
         self.customers = CustomerBook()
         self.orders = OrderBook()
-        self.payments = PaymentSandbox(faults, seed)
+        self.payments = PaymentSandbox(faults, seed, card_secret)
         self.checkout_delays = 0
         self.checkout_delay_seconds = 0.0
         self.templates = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
@@ -221,14 +236,22 @@ class Shop:
             **context)
         return HTMLResponse(html, status_code=status, headers=headers)
 
+    def requester(self, request: Request) -> Requester:
+        """The request's client address and user agent, for its events."""
+        peer = request.client.host if request.client else None
+        forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+        return Requester(client_address(peer, forwarded, self.trusted_proxies),
+                         user_agent(request.headers))
+
     def page_view(self, request: Request, session: ShopSession) -> None:
-        if not synthetic(request):
-            self.tracking.emit(session, "page_view", request.url.path)
+        self.emit(request, session, "page_view", None)
 
     def emit(self, request: Request, session: ShopSession, name: str,
-             params: dict[str, Any]) -> None:
+             params: dict[str, Any] | None, user_id: str | None = None) -> None:
+        """Send an event of this request (none for a monitor's requests)."""
         if not synthetic(request):
-            self.tracking.emit(session, name, request.url.path, params)
+            self.tracking.emit(session, name, request.url.path, params, user_id,
+                               self.requester(request))
 
     def message(self, request: Request, session: ShopSession, status: int, title: str,
                 text: str, headers: Mapping[str, str] | None = None) -> HTMLResponse:
@@ -496,11 +519,10 @@ class Shop:
         - a form without a valid method, card number or e-mail: 400 (nothing charged);
         - 303 to ``/cart`` or ``/checkout`` as for the payment page.
 
-        Events: ``add_payment_info`` (payment_method) once the form is
-        valid, then
+        Events: ``add_payment_info`` (payment_method) once the form is valid, then
         ``purchase`` or ``payment_declined`` (the checkout's order id as transaction_id,
-        so a retry that succeeds has the same id; card BIN and fingerprint, never the
-        number)."""
+        so a retry that succeeds has the same id; payment_method and gateway; a decline's
+        reason; for a card, ``card_bin`` and ``card_fingerprint``, never the number)."""
         await self.checkout_delay()
         form = await read_form(request)
         redirect = self._payment_precondition(session)
@@ -528,10 +550,8 @@ class Shop:
             reason = result.reason or ""
             params: dict[str, Any] = {
                 "transaction_id": checkout.order_id, **self.tracking.money(amounts.total),
-                "payment_method": method, "gateway": GATEWAY_NAME, "reason": reason}
-            if result.card_bin is not None:
-                params["card_bin"] = result.card_bin
-                params["card_fingerprint"] = result.card_fingerprint
+                "payment_method": method, "gateway": GATEWAY_NAME, "reason": reason,
+                **_card(result)}
             self.emit(request, session, "payment_declined", params)
             status = 502 if reason == GATEWAY_ERROR else 402
             return self._payment_form(request, session, status,
@@ -545,7 +565,8 @@ class Shop:
         self.emit(request, session, "purchase", {
             "transaction_id": order.id, **self.tracking.money(amounts.total),
             "tax": to_amount(amounts.tax), "shipping": to_amount(amounts.shipping),
-            "payment_method": method, "items": order_items(order)})
+            "payment_method": method, "gateway": GATEWAY_NAME, **_card(result),
+            "items": order_items(order)})
         return see_other(f"/order/{order.id}", headers={"X-Order-Id": order.id})
 
     # --- orders -----------------------------------------------------------------------
@@ -612,8 +633,11 @@ class Shop:
         """``POST /login`` (email, password): 303 to ``/account``; else 401 with header
         ``X-Login-Failed: unknown_account|wrong_password``. The page itself does not say
         which (as shops should not); the header is for the simulator.
-        Events: ``login`` or ``login_failed`` (reason; the account's opaque id as
-        ``user_id`` for a wrong password, so attacks on one account show)."""
+        Events: ``login`` or ``login_failed`` (reason; ``user_id`` the account tried: its
+        opaque id for a wrong password, else the e-mail address typed, trimmed and in
+        lower case (Shopwatch pseudonymises it on arrival), so both an attack on one
+        account and many accounts tried from one network show; nothing when what was
+        typed is not an e-mail address, as it may be a password in the wrong field)."""
         form = await read_form(request)
         email = form.get("email", "")
         with self.tracing.db("SELECT", "customers"):
@@ -628,9 +652,12 @@ class Shop:
         else:
             reason = "wrong_password"
         params = {"method": "password", "reason": reason}
-        if not synthetic(request):
-            self.tracking.emit(session, "login_failed", request.url.path, params,
-                               user_id=customer.id if customer else None)
+        tried = normalise_email(email)
+        if customer is not None:
+            tried = customer.id
+        elif not EMAIL_RE.fullmatch(tried) or len(tried) > MAX_ACCOUNT_LENGTH:
+            tried = ""
+        self.emit(request, session, "login_failed", params, tried or None)
         return self.render(request, session, "login.html", status=401,
                            headers={"X-Login-Failed": reason}, email=email.strip(),
                            error="The e-mail address or the password is wrong.")
@@ -842,22 +869,36 @@ class Shop:
         return routes
 
 
+def _card(result: PaymentResult) -> dict[str, str]:
+    """``card_bin`` and ``card_fingerprint`` of a card payment (nothing for PayPal)."""
+    if result.card_bin is None or result.card_fingerprint is None:
+        return {}
+    return {"card_bin": result.card_bin, "card_fingerprint": result.card_fingerprint}
+
+
 def create_shop(tracker: Tracker, *, faults: ShopFaults | None = None, seed: int = 0,
                 currency: str = "EUR", browser_tag: BrowserTag | None = None,
-                tracing: ShopTracing | None = None) -> Starlette:
+                tracing: ShopTracing | None = None,
+                trusted_proxies: tuple[str, ...] = LOOPBACK,
+                card_secret: bytes | None = None) -> Starlette:
     """The demo shop as an ASGI app, sending its events to ``tracker``.
 
     ``faults`` is read on every request (a fresh, all-off one if ``None``); ``seed``
     fixes the payment sandbox's random declines; ``currency`` (ISO 4217, e.g. ``EUR``)
     is the shop's and its events' currency; with ``browser_tag`` every page carries
     Shopwatch's RUM snippet; with ``tracing`` (:meth:`ShopTracing.otlp`) it sends its
-    spans (untraced, with no-op tracers, if ``None``). The :class:`Shop` is
-    ``app.state.shop`` and the faults ``app.state.faults``.
+    spans (untraced, with no-op tracers, if ``None``). ``trusted_proxies`` (networks, as
+    text) are the peers whose ``X-Forwarded-For`` names the client (by default loopback,
+    where the simulator plays the shop's CDN; a real shop lists its own proxies);
+    ``card_secret`` keys card fingerprints (random if ``None``: the same card then has
+    another fingerprint after a restart). The :class:`Shop` is ``app.state.shop`` and
+    the faults ``app.state.faults``.
     """
     if not CURRENCY_RE.fullmatch(currency):
         raise ValueError(f"currency must be an upper-case ISO 4217 code, not {currency!r}")
     faults = faults if faults is not None else ShopFaults()
-    shop = Shop(tracker, faults, seed, currency, browser_tag, tracing)
+    shop = Shop(tracker, faults, seed, currency, browser_tag, tracing,
+                networks(trusted_proxies), card_secret)
     app = Starlette(routes=shop.routes(),
                     exception_handlers={HTTPException: shop.http_error})
     app.state.shop = shop

@@ -6,7 +6,8 @@ tens of milliseconds on purpose, so callers run :func:`hash_password` and
 :func:`verify_password` in a worker thread, not on the event loop.
 
 A customer's :attr:`Customer.id` is random and opaque (``cus_…``); it is the only thing
-about a customer that goes into events.
+about a customer that goes into events (but for the e-mail address typed at a failed
+sign-in into an account that does not exist: see ``Shop.login``).
 """
 
 from __future__ import annotations
@@ -111,12 +112,18 @@ class CustomerBook:
             raise AccountError(400, "Please enter a valid e-mail address.")
         check_new_password(password)
 
-    def add(self, name: str, email: str, password_hash: str) -> Customer:
-        """Create an account; :class:`AccountError` (409) if the address is taken."""
+    def add(self, name: str, email: str, password_hash: str,
+            customer_id: str | None = None) -> Customer:
+        """Create an account; :class:`AccountError` (409) if the address or the id is
+        taken. ``customer_id`` is a new random ``cus_…`` unless given (accounts brought
+        over from before, such as the demo's regular customers, keep their id)."""
         email = normalise_email(email)
         if email in self._by_email:
             raise AccountError(409, "There is already an account with this e-mail address.")
-        customer = Customer("cus_" + secrets.token_hex(8), name.strip(), email, password_hash)
+        customer_id = customer_id or "cus_" + secrets.token_hex(8)
+        if customer_id in self._by_id:
+            raise AccountError(409, "There is already an account with this id.")
+        customer = Customer(customer_id, name.strip(), email, password_hash)
         self._by_id[customer.id] = customer
         self._by_email[email] = customer
         return customer

@@ -4,7 +4,8 @@
   ``other``), the browser and the operating system, by a few regular expressions;
 - ``Accept-Language`` gives the language (its first tag, e.g. ``de-DE``);
 - ``CF-IPCountry`` (set by Cloudflare from the client's address) gives the country;
-  the shop never looks at the address itself.
+  the shop does not look the address up itself (it sends it, as events' ``ip``:
+  :mod:`shopwatch.demo.shop.network`).
 
 The result is the ``device`` object of Shopwatch events: only fields that could be read
 are present, and each respects Shopwatch's limits (64 characters, an upper-case
@@ -18,7 +19,7 @@ from collections.abc import Mapping
 from typing import Final
 
 _BOT_RE: Final = re.compile(
-    r"bot\b|crawl|spider|slurp|curl/|wget|python-|httpx|go-http|okhttp|headless", re.I)
+    r"bot\b|crawl|spider|slurp|scrapy|curl/|wget|python-|httpx|go-http|okhttp|headless", re.I)
 _TABLET_RE: Final = re.compile(r"iPad|Tablet|Kindle|Silk/|Android(?!.*Mobile)", re.I)
 _MOBILE_RE: Final = re.compile(r"Mobi|iPhone|iPod|Windows Phone|Opera Mini", re.I)
 # First match wins: Edge and Opera UAs also name Chrome, Chrome's also names Safari.

@@ -4,7 +4,8 @@ How a payment ends:
 
 1. with the ``gateway_errors`` fault on, every payment fails with ``gateway_error``
    (the fault is read on every call, so flipping it takes effect at once);
-2. a card number that is not 12 to 19 digits passing the Luhn check is ``card_declined``;
+2. a card number that is not 12 to 19 digits passing the Luhn check is ``invalid_card``
+   (what card testers' generated numbers mostly meet);
 3. the test cards in :data:`TEST_CARDS` always end the same way (approved or a fixed
    decline reason), so tests and the simulator can ask for a given outcome;
 4. anything else (other cards, including the well-known ``4242 4242 4242 4242``, and
@@ -12,13 +13,13 @@ How a payment ends:
    run with the same seed and the same traffic declines the same payments.
 
 The sandbox never keeps or returns a card number: only its BIN (first six digits) and
-a fingerprint (an HMAC of the number under a key made per sandbox), which is enough to
-see one card used again and again, as card testing does.
+its fingerprint (:func:`card_fingerprint`: HMAC-SHA256 of the number under the shop's
+secret, 16 hex digits), which is enough to see one card used again and again, or many
+cards from one session, as card testing does.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import random
@@ -32,6 +33,7 @@ PAYMENT_METHODS: Final = ("card", "paypal")
 DECLINE_REASONS: Final = ("insufficient_funds", "card_declined", "expired_card",
                           "fraud_suspected")
 GATEWAY_ERROR: Final = "gateway_error"
+INVALID_CARD: Final = "invalid_card"  # not a card number at all (length or Luhn check)
 RANDOM_DECLINE_RATE: Final = 0.06
 # Weights of the reasons of random declines (same order as DECLINE_REASONS).
 _CARD_REASON_WEIGHTS: Final = (40, 35, 15, 10)
@@ -54,8 +56,8 @@ TEST_CARDS: Final[dict[str, str | None]] = {
 @dataclass(frozen=True)
 class PaymentResult:
     """The gateway's answer. ``reason`` is ``None`` when approved, else one of
-    :data:`DECLINE_REASONS` or ``gateway_error``. Card payments carry ``card_bin`` and
-    ``card_fingerprint``; PayPal payments neither."""
+    :data:`DECLINE_REASONS`, ``invalid_card`` or ``gateway_error``. Card payments carry
+    ``card_bin`` and ``card_fingerprint``; PayPal payments neither."""
 
     method: str
     reason: str | None
@@ -84,24 +86,29 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-class PaymentSandbox:
-    """The gateway of one demo shop: seeded declines, faults read live."""
+def card_fingerprint(secret: bytes, digits: str) -> str:
+    """A stable id of a card number that cannot be reversed without ``secret``: the
+    first 16 hex digits of HMAC-SHA256(secret, digits). Keyed, because a plain hash of
+    a 16-digit number is reversed by hashing every possible number."""
+    return hmac.new(secret, digits.encode(), hashlib.sha256).hexdigest()[:16]
 
-    def __init__(self, faults: ShopFaults, seed: int = 0) -> None:
+
+class PaymentSandbox:
+    """The gateway of one demo shop: seeded declines, faults read live.
+
+    ``card_secret`` keys the card fingerprints (the shop's secret: the same card has the
+    same fingerprint as long as the secret is kept); a random one if ``None``.
+    """
+
+    def __init__(self, faults: ShopFaults, seed: int = 0,
+                 card_secret: bytes | None = None) -> None:
         self._faults = faults
         self._rng = random.Random(seed)
-        # Per sandbox, never stored: a fingerprint cannot be reversed by hashing every
-        # possible card number (a plain hash of 16 digits could be).
-        self._fingerprint_key = secrets.token_bytes(32)
+        self._card_secret = card_secret if card_secret else secrets.token_bytes(32)
 
     def fingerprint(self, digits: str) -> str:
-        """A stable, non-reversible id of a card number (the same card, the same id).
-
-        Base32 (letters and the digits 2 to 7), so it never holds a run of digits a scrubber
-        would take for a card number.
-        """
-        mac = hmac.new(self._fingerprint_key, digits.encode(), hashlib.sha256).digest()
-        return "fp_" + base64.b32encode(mac[:10]).decode().lower()
+        """The card's :func:`card_fingerprint` under this shop's secret."""
+        return card_fingerprint(self._card_secret, digits)
 
     def charge(self, method: str, digits: str | None, amount: int) -> PaymentResult:
         """Try to take ``amount`` cents by ``method`` (``card`` needs ``digits``).
@@ -123,7 +130,7 @@ class PaymentSandbox:
         if self._faults.gateway_errors:
             reason: str | None = GATEWAY_ERROR
         elif not (12 <= len(digits) <= 19 and luhn_ok(digits)):
-            reason = "card_declined"
+            reason = INVALID_CARD
         elif digits in TEST_CARDS:
             reason = TEST_CARDS[digits]
         else:

@@ -11,8 +11,10 @@ is a credential and stays out of pages and analytics (it is HttpOnly for that re
 
 A session starts on the first request without a known ``demo_sid``: that request is the
 *landing*, and its ``utm_*`` parameters, ``Referer`` and device are kept for the whole
-session, so every event of the visit is attributed to how it began. A session id the
-shop does not know (forgotten, or made up by the client) is never adopted: a new one is
+session, so every event of the visit is attributed to how it began. The client's address
+and user agent are not kept: each event carries those of its own request, so a session
+that changes hands (an account taken over) shows it at once. A session id the shop
+does not know (forgotten, or made up by the client) is never adopted: a new one is
 issued, so a client cannot choose another shopper's session id.
 """
 

@@ -7,15 +7,23 @@ Every event carries ``id`` (random, for Shopwatch's deduplication), ``ts`` (epoc
 milliseconds, since the tracker may send later), ``name``, ``session_id``,
 ``anonymous_id``, ``user_id`` (the opaque customer id, once signed in), ``page`` (the
 request's path, without query), the landing ``referrer`` and ``utm_*`` of the session,
-``device`` and ``params``. Money is a number of currency units with the ISO currency.
+``device``, ``params``, and the ``ip`` and ``user_agent`` of the request that sent it
+(:mod:`shopwatch.demo.shop.network`; per request, not per session: an account taken over
+in the middle of a visit shows its new address at once). Money is a number of currency
+units with the ISO currency.
 
 Pages also carry Shopwatch's real-user-monitoring snippet (:class:`BrowserTag`), with the
 visit's ``session_id``, so what browsers report (page timings, Web Vitals, JavaScript
 errors, failed images) joins the server's events of the same visit.
 
-No personal data goes into an event: no names, e-mail or postal addresses, phone
-numbers or card numbers; free text typed by shoppers (search terms, survey comments)
-has e-mail addresses and long digit runs replaced before it is sent.
+No personal data goes into an event: no names, postal addresses, phone numbers or card
+numbers (a card is named by its BIN and the shop's keyed fingerprint); free text typed
+by shoppers (search terms, survey comments) has e-mail addresses and long digit runs
+replaced before it is sent. Two things sent are personal data that Shopwatch protects on
+arrival: the client address (Shopwatch keeps a keyed hash and the network prefix) and,
+in ``login_failed`` for an account that does not exist, the e-mail address typed, as
+``user_id`` (Shopwatch replaces it with ``email:<keyed hash>``), so the accounts tried
+from one network can be counted.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from markupsafe import Markup
 from shopwatch.demo.shop.cart import CartLine
 from shopwatch.demo.shop.catalogue import Product
 from shopwatch.demo.shop.money import to_amount
+from shopwatch.demo.shop.network import Requester
 from shopwatch.demo.shop.orders import Order
 from shopwatch.demo.shop.sessions import ShopSession
 from shopwatch.web import snippet
@@ -99,12 +108,14 @@ class Tracking:
         return {"value": to_amount(cents), "currency": self.currency}
 
     def emit(self, session: ShopSession, name: str, page: str,
-             params: dict[str, Any] | None = None, user_id: str | None = None) -> None:
+             params: dict[str, Any] | None = None, user_id: str | None = None,
+             requester: Requester | None = None) -> None:
         """Send one event of ``session``; a failing tracker is logged, never raised.
 
         ``user_id`` is the session's customer unless given (a failed sign-in names the
-        account tried). Analytics must never cost a sale: if the tracker breaks, the
-        shopper's request still succeeds.
+        account tried); ``requester`` gives the event's ``ip`` and ``user_agent``.
+        Analytics must never cost a sale: if the tracker breaks, the shopper's request
+        still succeeds.
         """
         event: dict[str, Any] = {
             "id": uuid.uuid4().hex, "ts": time.time_ns() // 1_000_000, "name": name,
@@ -117,6 +128,11 @@ class Tracking:
             event["referrer"] = session.referrer
         event.update(session.utm)
         event["device"] = dict(session.device)
+        if requester is not None:
+            if requester.ip is not None:
+                event["ip"] = requester.ip
+            if requester.user_agent is not None:
+                event["user_agent"] = requester.user_agent
         if params:
             event["params"] = params
         try:
