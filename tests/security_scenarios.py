@@ -290,6 +290,20 @@ def build(end: float, seed: int = 7, *, hard: bool = False, per_hour: float = 60
         yield m.event("login", forgot.start + 330, method="password", **kw)
     add(forgot, forgetting())
 
+    browser = Scenario("quick shopper with an ad blocker", None, t0 + 1.5 * HOUR,
+                       t0 + 1.5 * HOUR + 300, {f"network:{net(409)}"},
+                       description="20 product pages in 4 minutes, each sending a page view "
+                       "and a product view at the same moment; the ad blocker stops RUM")
+
+    def browsing() -> Iterator[dict[str, Any]]:
+        kw = {"session": m.session(), "address": ip(409, 3), "agent": SAFARI_MAC,
+              "country": "AT"}
+        for k in range(20):
+            t = browser.start + 12 * k
+            yield m.event("page_view", t, **kw)
+            yield m.event("view_item", t, **kw)
+    add(browser, browsing())
+
     # --- attacks ----------------------------------------------------------------------
     victim_bf = rng.choice(m.customers)
     brute = Scenario("brute force on one account", "brute_force", t0 + 2 * HOUR,
@@ -404,13 +418,13 @@ def build(end: float, seed: int = 7, *, hard: bool = False, per_hour: float = 60
     add(scraper, scraping())
 
     sneaky = Scenario("bot with a browser's user agent", "bot_traffic", t0 + 7.5 * HOUR,
-                      t0 + 7.5 * HOUR + 60, {f"network:{net(905)}"},
+                      t0 + 7.5 * HOUR + 18, {f"network:{net(905)}"},
                       description="a script with a Chrome user agent adds to cart 60 times "
-                      "in a minute")
+                      "in 18 seconds")
 
     def sneaking() -> Iterator[dict[str, Any]]:
         for k in range(60):
-            yield m.event("add_to_cart", sneaky.start + 0.5 * k, session="sneaky-session",
+            yield m.event("add_to_cart", sneaky.start + 0.3 * k, session="sneaky-session",
                           address=ip(905, 2), agent=CHROME_WIN, value=10.0, currency="EUR")
     add(sneaky, sneaking())
 

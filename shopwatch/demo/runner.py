@@ -183,7 +183,7 @@ def speed_rules(speed: float) -> list[Rule]:
     if speed <= 1:
         return []
     return [Rule(name="bot traffic", kind="bot_traffic", channels=[INBOX_CHANNEL],
-                 params={"min_gap_s": round(1.0 / speed, 4)})]
+                 params={"min_gap_s": round(0.5 / speed, 4)})]
 
 
 def _inbox_channel(state: StateStore, project_id: int, shop_port: int) -> str:

@@ -31,11 +31,12 @@ Contract (docs/security.md, "Detections", where every parameter is explained):
     then (unless ``require_order`` is 0) an order — all within the window. Accounts
     without an earlier sign-in are not judged (nothing is new to a new account).
   - ``bot_traffic``: sessions with an automation user agent (headless browsers,
-    scripts, crawlers), or ``fast_events`` or more events at a median gap under
-    ``min_gap_s`` seconds, or ``headless_events`` or more server events and no
-    real-user monitoring at all while at least ``rum_coverage`` of the shop's sessions
-    report it; grouped per network, a finding when they sent ``min_events`` or more
-    events.
+    scripts, crawlers), or ``fast_events`` or more events at a mean gap under
+    ``min_gap_s`` seconds (a mean over the session, not a median: a shop's server
+    often sends two events for one request, a page view and a product view), or
+    ``headless_events`` or more server events and no real-user monitoring at all while
+    at least ``rum_coverage`` of the shop's sessions report it; grouped per network,
+    a finding when they sent ``min_events`` or more events.
   - ``signup_abuse``: ``signups`` or more sign-ups from one network; or, shop-wide,
     ``global_signups`` or more at ``global_jump`` times the baseline's rate.
 
@@ -70,8 +71,8 @@ DEFAULTS: Final[dict[str, dict[str, float]]] = {
                      "small_attempts": 10, "global_declines": 20, "global_rate": 0.3,
                      "global_jump": 3.0, "baseline_days": 7},
     "account_takeover": {"history_days": 30, "require_order": 1},
-    "bot_traffic": {"min_events": 20, "fast_events": 30, "min_gap_s": 1.0,
-                    "headless_events": 40, "rum_coverage": 0.5},
+    "bot_traffic": {"min_events": 20, "fast_events": 30, "min_gap_s": 0.5,
+                    "headless_events": 100, "rum_coverage": 0.5},
     "signup_abuse": {"signups": 6, "global_signups": 20, "global_jump": 10.0,
                      "baseline_days": 7},
 }
@@ -137,6 +138,10 @@ def params_of(kind: str, overrides: dict[str, float] | None) -> dict[str, float]
 def _and(words: Sequence[str]) -> str:
     """``a``, ``a and b``, ``a, b and c``."""
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def _after(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def _minutes(start_us: int, end_us: int) -> str:
@@ -356,8 +361,8 @@ def account_takeover(r: _Reader, p: dict[str, float], severity: str) -> list[Can
         chain = [x for x in (login, change, order) if x is not None]
         title = (f"Account takeover pattern on {account}: sign-in from {_and(reasons)}, "
                  f"then {_and(sorted(_fields(change) & SENSITIVE_FIELDS))} changed"
-                 + (f", then an order {round((order.ts - login.ts) / 60)} min after the "
-                    "sign-in" if order is not None else ""))
+                 + (f", then an order {_after(order.ts - login.ts)} after the sign-in"
+                    if order is not None else ""))
         familiar = [x for x in rows if x.name == "login" and x.ts < login.ts]
         out.append(_candidate(
             "account_takeover", f"account:{account}", severity, title, chain,
@@ -409,10 +414,9 @@ def _takeover(rows: list[Row], start_s: float, window_s: float, require_order: b
 def bot_traffic(r: _Reader, p: dict[str, float], severity: str) -> list[Candidate]:
     sessions = r.query(
         "SELECT session_id, any_value(net_prefix), any_value(user_agent), "
-        "bool_or(device_category = 'bot'), count(*), median(gap) FROM ("
-        "  SELECT session_id, net_prefix, user_agent, device_category, epoch(ts) - "
-        "  lag(epoch(ts)) OVER (PARTITION BY session_id ORDER BY ts) AS gap "
-        "  FROM events WHERE {window} AND session_id IS NOT NULL) "
+        "bool_or(device_category = 'bot'), count(*), "
+        "(max(epoch(ts)) - min(epoch(ts))) / greatest(count(*) - 1, 1) "
+        "FROM events WHERE {window} AND session_id IS NOT NULL "
         "GROUP BY session_id ORDER BY 5 DESC LIMIT 5000")
     if not sessions:
         return []
