@@ -632,3 +632,25 @@ def test_demo_runs_end_to_end(tmp_path: Path,
     relisted = subprocess.run([str(SHOPWATCH), "project", "list", "--data", str(data),
                                "--json"], capture_output=True, text=True, env=clean_env())
     assert json.loads(relisted.stdout) == json.loads(listed.stdout)
+
+
+def test_the_service_desk_answers_most_contacts_and_queues_longer_when_busy() -> None:
+    import random
+    from datetime import UTC, datetime
+
+    from shopwatch.demo import desk
+
+    at = datetime(2026, 11, 2, 10, tzinfo=UTC)
+    rng = random.Random(5)
+    calm = [desk.contact(rng, "phone", at) for _ in range(2000)]
+    busy = [desk.contact(rng, "phone", at, busy=4.0) for _ in range(2000)]
+
+    def abandoned(contacts: list[dict[str, object]]) -> float:
+        return sum("abandoned_at" in c for c in contacts) / len(contacts)
+
+    assert 0.05 < abandoned(calm) < 0.3 < abandoned(busy)
+    emails = [desk.contact(rng, "email", at) for _ in range(200)]
+    assert abandoned(emails) == 0  # nobody hangs up on an e-mail
+    answered = [c for c in calm if "answered_at" in c]
+    assert all(c["agent"] in desk.AGENTS for c in answered)
+    assert 0.6 < sum(bool(c["first_contact_resolved"]) for c in answered) / len(answered) < 0.95

@@ -779,9 +779,18 @@ def test_support_contact(shop: RunningShop) -> None:
                                          "message": "My e-mail is jane@example.com",
                                          "order_id": order_id})
     assert (sent.status_code, sent.headers["location"]) == (303, "/thanks")
-    assert shop.tracker.last(client, "support_contact")["params"] == {
-        "reason": "product_question", "channel": "chat",
-        "transaction_id": order_id}
+    params = shop.tracker.last(client, "support_contact")["params"]
+    desk = {k: params.pop(k) for k in list(params) if k not in (
+        "reason", "channel", "transaction_id")}
+    assert params == {"reason": "product_question", "channel": "chat",
+                      "transaction_id": order_id}
+    # How the desk handled it: queued, then answered (with handling times) or abandoned.
+    assert desk["contact_id"].startswith("C-") and desk["queued_at"].endswith("Z")
+    assert ("answered_at" in desk) != ("abandoned_at" in desk)
+    if "answered_at" in desk:
+        assert desk["answered_at"] >= desk["queued_at"]
+        assert desk["talk_s"] > 0 and desk["acw_s"] > 0 and desk["agent"]
+        assert isinstance(desk["first_contact_resolved"], bool)
     for bad in ({"topic": "delivery", "channel": "fax", "message": "hi"},
                 {"topic": "jane@example.com", "channel": "chat", "message": "hi"},
                 {"topic": "delivery", "channel": "chat", "message": " "}):

@@ -50,7 +50,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from shopwatch.beacon import RumRow
-from shopwatch.demo import model
+from shopwatch.demo import desk, model
 from shopwatch.demo.attacks import ATTACKERS
 from shopwatch.demo.browsing import Browsing, Site, Windows
 from shopwatch.demo.model import Customers, Step, Visit
@@ -469,12 +469,17 @@ class _Session:
             cards = [str(c) for c in (a["card"], a.get("retry_card")) if c is not None]
             yield from self._pay(str(a["method"]), cards)
         elif kind == "survey" and self.order:
+            comment = {"comment": a["comment"]} if a.get("comment") else {}
             yield self._event("survey_response", "/survey", survey=a["kind"], score=a["score"],
-                              transaction_id=self.order[0])
+                              transaction_id=self.order[0], **comment)
         elif kind == "support":
             self._view("/support", -30.0)
+            busy = 4.0 if any(o["started_at"] <= _iso(self.at) < o["ended_at"]
+                              for o in self.outages) else 1.0
+            # Its own generator: the desk's draws leave the visits' as they are.
             params: dict[str, Any] = {"reason": str(a["topic"]).replace(" ", "_"),
-                                      "channel": a["channel"]}
+                                      **desk.contact(random.Random(self.rng.random()),
+                                                     str(a["channel"]), self.at, busy=busy)}
             if self.order:
                 params["transaction_id"] = self.order[0]
             yield self._event("support_contact", "/support", **params)

@@ -380,7 +380,9 @@ def plan_visit(rng: random.Random, customers: Customers, products: list[str],
                                   "retry_card": who.cards[1] if rng.random() < 0.5 else None}))
     if rng.random() < 0.25:
         kind = rng.choice(("nps", "nps", "csat"))
-        steps.append(Step("survey", {"kind": kind, "score": _score(rng, kind)}))
+        score = _score(rng, kind)
+        steps.append(Step("survey", {"kind": kind, "score": score,
+                                     "comment": survey_comment(rng, kind, score)}))
     if rng.random() < 0.04:
         steps.append(Step("refund"))
     elif rng.random() < 0.01:
@@ -399,6 +401,27 @@ def _afterthoughts(rng: random.Random, who: Persona, steps: list[Step]) -> list[
     if logged_in and rng.random() < 0.01:
         steps.append(Step("password"))
     return steps
+
+
+# What shoppers write next to a score, by how they feel (about half write nothing).
+_COMMENTS: Final = {
+    "low": ("The payment page kept failing, I almost gave up.", "Delivery took far too long.",
+            "Checkout was very slow.", "Pictures of the products did not load.",
+            "Support never answered my e-mail."),
+    "mid": ("Fine, but shipping is expensive.", "OK. The site could be faster.",
+            "Good products, the checkout is a bit clumsy."),
+    "high": ("Fast delivery, great coffee!", "Easy to order, will come back.",
+             "Friendly support, quick answer.", "Love the beans, perfect roast."),
+}
+
+
+def survey_comment(rng: random.Random, kind: str, score: int) -> str:
+    """A comment to go with ``score`` (empty about half the time)."""
+    if rng.random() < 0.5:
+        return ""
+    low, high = (2, 4) if kind == "csat" else (6, 9)
+    band = "low" if score <= low else "high" if score >= high else "mid"
+    return rng.choice(_COMMENTS[band])
 
 
 def _score(rng: random.Random, kind: str) -> int:

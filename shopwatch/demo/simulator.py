@@ -285,7 +285,7 @@ class _Player:
             return await self.pay(str(a["method"]), str(a["card"]), a.get("retry_card"))
         elif kind == "survey":
             await self.post("/survey", {"order_id": self.order or "", "kind": a["kind"],
-                                        "score": a["score"], "comment": ""})
+                                        "score": a["score"], "comment": a.get("comment", "")})
             self.count["surveys"] += 1
         elif kind == "support":
             await self.post("/support", {"topic": a["topic"], "channel": a["channel"],

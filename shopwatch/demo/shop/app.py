@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from shopwatch.demo import desk
 from shopwatch.demo.incidents import ShopFaults
 from shopwatch.demo.shop import catalogue
 from shopwatch.demo.shop.catalogue import CATEGORIES, Product
@@ -145,6 +148,7 @@ class Shop:
                  trusted_proxies: tuple[Network, ...] = networks(LOOPBACK),
                  card_secret: bytes | None = None) -> None:
         self.faults = faults
+        self.desk_rng = random.Random()  # the service desk's waits and handling
         self.trusted_proxies = trusted_proxies
         self.tracing = tracing if tracing is not None else ShopTracing.off()
         self.currency = currency
@@ -788,8 +792,11 @@ class Shop:
         """``POST /support`` (topic: up to 40 letters, digits, spaces, ``_`` or ``-``;
         channel=email|chat|phone; message; order_id optional): 303 to ``/thanks``; 400
         for a bad topic, channel or message, 404 for an order this shopper may not see.
-        Events: ``support_contact`` (topic as a lower-case slug, also as ``reason``;
-        channel; transaction_id; the message itself is never sent)."""
+        Events: ``support_contact`` (topic as a lower-case slug, as ``reason``;
+        channel; transaction_id; the message itself is never sent), with how the desk
+        handled it (:mod:`shopwatch.demo.desk`: queued, answered or abandoned, talk,
+        hold and after-contact work, agent, resolved at first contact; waits grow while
+        a fault is on)."""
         form = await read_form(request)
         topic = form.get("topic", "").strip()
         channel = form.get("channel", "")
@@ -803,7 +810,10 @@ class Shop:
         slug = re.sub(r"[^a-z0-9]+", "_", topic.lower()).strip("_")
         # docs/events.md names the topic `reason`; the brief and the simulator's
         # backfilled history name it `topic`: both are sent until one is chosen.
-        params: dict[str, Any] = {"reason": slug, "channel": channel}
+        busy = 4.0 if (self.faults.gateway_errors or self.faults.checkout_delay
+                       or self.faults.image_host_down) else 1.0
+        params: dict[str, Any] = {"reason": slug, **desk.contact(
+            self.desk_rng, channel, datetime.now(UTC), busy=busy)}
         order_id = form.get("order_id", "").strip()
         if order_id:
             if self.own_order(session, order_id) is None:
