@@ -1223,6 +1223,139 @@ def reports_render(project_ref: str | None, audience: str, period: str, key: str
     click.echo(f"{report['title']}, {report['period']['label']}: {output}")
 
 
+# --- import --------------------------------------------------------------------------------
+
+
+@main.group("import")
+def import_group() -> None:
+    """Import history from CSV or Parquet files (docs/import.md).
+
+    Stop `shopwatch serve` on the data directory first: the event store takes one
+    writing process. Importing a file again stores nothing twice.
+    """
+
+
+_IMPORT_HELP = {
+    "contacts": "Service-desk contacts: one support_contact event per row (contact_id, "
+                "queued_at, channel, answered_at or abandoned_at, talk_s, hold_s, acw_s, "
+                "first_contact_resolved, agent, reason, customer/user_id, order_id).",
+    "orders": "Orders: a purchase event per row (order_id, ordered_at, value, currency, "
+              "customer/user_id, payment_method, channel/utm_source) and a refund event "
+              "when refunded_at (and refunded_value) is given.",
+    "customers": "Customers: a sign_up event per row dated created_at or first_seen "
+                 "(user_id, optional channel).",
+    "spend": "Marketing spend (date, channel, campaign, cost, currency), as the Spend "
+             "page's upload: a row replaces the stored one of its date, channel, campaign.",
+}
+
+
+def _import(kind: str, path: Path, project_ref: str | None, data_dir: str | None,
+            as_json: bool, errors_csv: Path | None) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from shopwatch import importer
+    from shopwatch.errors import StoreError
+    from shopwatch.runtime import Runtime
+
+    settings = load_settings(data_dir=data_dir)
+    state = open_state(settings)
+    try:
+        project_ = _project_of(state, project_ref)
+    except NotFound as exc:
+        state.close()
+        raise click.UsageError(f"--project: {exc}") from None
+    except click.UsageError:
+        state.close()
+        raise
+    try:
+        total = importer.count_rows(path)
+    except (OSError, ValueError) as exc:
+        state.close()
+        fail(f"cannot read {path}: {exc}")
+    progress = Progress("[progress.description]{task.description}", BarColumn(),
+                        MofNCompleteColumn(), TimeRemainingColumn(), console=err_console,
+                        disable=as_json or not err_console.is_terminal)
+    runtime = None
+    try:
+        with progress:
+            task = progress.add_task(f"{kind} from {path.name}", total=total)
+
+            def advance(n: int) -> None:
+                progress.advance(task, n)
+
+            if kind == "spend":
+                report = importer.import_spend(state, project_, path, progress=advance)
+            else:
+                state.close()
+                try:
+                    # Only the writer runs: no checks, alerts, reports or detections.
+                    runtime = Runtime.open(settings.replace(
+                        store_process=False, checks_enabled=False, alerts_interval=0.0,
+                        reports_interval=0.0, security_interval=0.0))
+                except StoreError as exc:
+                    fail(f"the event store of {settings.data_path} is in use ({exc}). "
+                         "Stop `shopwatch serve` (or any other Shopwatch process on this data "
+                         "directory) and run the import again: the event store (DuckDB) "
+                         "takes one writing process.")
+                assert runtime is not None
+                runtime.writer.start()
+                report = importer.import_events(runtime, project_, kind, path,
+                                                progress=advance)
+    except (importer.FileRejected, ValueError) as exc:
+        fail(str(exc))
+    finally:
+        if runtime is not None:
+            runtime.close()
+        elif kind == "spend":
+            state.close()
+    if errors_csv is not None:
+        import csv as csv_mod
+
+        with errors_csv.open("w", newline="", encoding="utf-8") as f:
+            writer = csv_mod.writer(f)
+            writer.writerow(["line", "field", "reason"])
+            writer.writerows([b.line, b.field, b.reason] for b in report.bad)
+    if as_json:
+        click.echo(json.dumps(report.as_dict()))
+    else:
+        noun = "rows" if kind == "spend" else "events"
+        console.print(
+            f"{report.rows} rows read from {path}: {report.stored} {noun} stored, "
+            f"{report.skipped} already imported, {report.bad_count} bad rows "
+            f"(project {project_.id} {project_.name}).", highlight=False)
+        if report.bad:
+            table = Table("line", "field", "reason", title="Bad rows (not imported)")
+            for bad in report.bad[:50]:
+                table.add_row(str(bad.line), bad.field, bad.reason)
+            console.print(table)
+            if report.bad_count > 50:
+                console.print(f"… and {report.bad_count - 50} more"
+                              + ("" if errors_csv else " (--errors FILE lists them all)"),
+                              highlight=False)
+    if report.bad_count:
+        sys.exit(3)
+
+
+def _import_command(kind: str) -> None:
+    @import_group.command(kind, help=_IMPORT_HELP[kind] + " Exit status 3 when some rows "
+                          "were bad (the good ones are imported).")
+    @click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False,
+                                                             path_type=Path))
+    @click.option("--project", "project_ref", help="Project id or name (needed when there "
+                  "are several).")
+    @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+    @click.option("--errors", "errors_csv", type=click.Path(dir_okay=False, path_type=Path),
+                  default=None, help="Write every bad row (line, field, reason) to this CSV.")
+    @data_option
+    def command(path: Path, project_ref: str | None, as_json: bool, errors_csv: Path | None,
+                data_dir: str | None) -> None:
+        _import(kind, path, project_ref, data_dir, as_json, errors_csv)
+
+
+for _kind in ("contacts", "orders", "customers", "spend"):
+    _import_command(_kind)
+
+
 @main.command("settings")
 @click.option("--markdown", is_flag=True, help="Print the table as in docs/configuration.md.")
 def show_settings(markdown: bool) -> None:

@@ -14,6 +14,7 @@ scrubbing because a long URL is still useful.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any, Final
 
 import msgspec
@@ -147,6 +148,13 @@ class Item(msgspec.Struct, omit_defaults=True, gc=False):
     coupon: Text | None = None
 
 
+# support_contact times: RFC 3339 with an offset, or epoch milliseconds; durations in
+# seconds (at most a year: anything longer is a unit mistake).
+ContactTime = int | float | Annotated[str, Meta(max_length=64)]
+Seconds = Annotated[float, Meta(ge=0, le=366 * 86400)]
+CONTACT_CHANNELS: Final = frozenset({"phone", "chat", "email", "other"})
+
+
 class KnownParams(msgspec.Struct, omit_defaults=True, gc=False):
     """Params whose type Shopwatch relies on; unknown params are kept as custom ones."""
 
@@ -162,11 +170,29 @@ class KnownParams(msgspec.Struct, omit_defaults=True, gc=False):
     method: Short | None = None
     search_term: Text | None = None
     score: Annotated[float, Meta(ge=0, le=10)] | None = None
+    # survey_response (docs/feedback.md): nps, csat or a custom survey id; the score is
+    # checked per survey in check_params (NPS 0-10, CSAT 1-5, whole numbers)
+    survey: Short | None = None
+    comment: Text | None = None
+    question: Text | None = None
     items: list[Item] | None = None
     card_fingerprint: Short | None = None  # the shop's stable token of a card, never its number
     card_bin: str | None = None  # the card's first 6-8 digits (checked in check_params)
     # profile_updated: what changed (email, password, address, phone, name, payment)
     fields: Annotated[list[Short], Meta(max_length=MAX_LIST_LENGTH)] | None = None
+    # support_contact (docs/service-desk.md): one contact with the service desk.
+    contact_id: Ident | None = None
+    # phone, chat, email or other (checked in check_params when the params are a
+    # contact record's: with contact_id or a contact time)
+    channel: Short | None = None
+    queued_at: ContactTime | None = None
+    answered_at: ContactTime | None = None
+    abandoned_at: ContactTime | None = None
+    talk_s: Seconds | None = None
+    hold_s: Seconds | None = None
+    acw_s: Seconds | None = None  # after-contact work
+    first_contact_resolved: bool | None = None
+    agent: Ident | None = None
 
 
 class Batch(msgspec.Struct, gc=False):
@@ -213,8 +239,31 @@ def describe_error(exc: msgspec.MsgspecError, prefix: str = "", whole: str = "ev
     return f"{field or whole}: {text}"
 
 
+# The scales of the standard surveys (docs/feedback.md); custom surveys keep 0-10.
+SURVEY_SCALES: Final = {"nps": (0, 10), "csat": (1, 5)}
+
+
+def check_survey_score(survey: str, score: Any) -> str | None:
+    """An NPS or CSAT response's score: required, a whole number on its scale."""
+    low, high = SURVEY_SCALES[survey]
+    article = "an" if survey == "nps" else "a"
+    scale = f"{article} {survey.upper()} score is a whole number from {low} to {high}"
+    if score is None:
+        return f"params.score: missing; {scale}"
+    if isinstance(score, bool) or not isinstance(score, int | float):
+        return f"params.score: expected a number, got {type(score).__name__}; {scale}"
+    if not float(score).is_integer() or not low <= score <= high:
+        return f"params.score: {score!r} is not valid; {scale}"
+    return None
+
+
 def check_params(params: dict[str, Any]) -> str | None:
     """Check the typed params (``value`` must be a number, ...); ``None`` when valid."""
+    survey = params.get("survey")
+    if isinstance(survey, str) and survey.strip().lower() in SURVEY_SCALES:
+        error = check_survey_score(survey.strip().lower(), params.get("score"))
+        if error is not None:
+            return error
     try:
         known = msgspec.convert(params, KnownParams)
     except msgspec.ValidationError as exc:
@@ -225,6 +274,13 @@ def check_params(params: dict[str, Any]) -> str | None:
         # The value is not echoed: it may be the whole card number.
         return (f"params.card_bin: {len(known.card_bin)} characters; must be the card's "
                 "first 6-8 digits, never the card number")
+    if (known.contact_id is not None or known.queued_at is not None
+            or known.answered_at is not None or known.abandoned_at is not None):
+        # Only a contact record's channel is checked: other events (a survey's, say)
+        # may use a param of that name for something else.
+        error = _check_contact(known)
+        if error is not None:
+            return error
     fingerprint = known.card_fingerprint
     if fingerprint is not None:
         digits = fingerprint.replace(" ", "").replace("-", "")
@@ -232,6 +288,48 @@ def check_params(params: dict[str, Any]) -> str | None:
             # A fingerprint is kept as sent (an identifier): a card number must not be.
             return ("params.card_fingerprint: this is a card number; send your payment "
                     "provider's card token or a keyed hash of the number, never the number")
+    return None
+
+
+def contact_time_ms(value: int | float | str) -> float:
+    """A support_contact time in epoch milliseconds; ValueError with the reason."""
+    if isinstance(value, bool):
+        raise ValueError("expected an RFC 3339 timestamp or epoch milliseconds")
+    if isinstance(value, int | float):
+        if not 0 <= value <= 253_402_300_799_000:  # up to 9999-12-31
+            raise ValueError(f"{value!r} is not epoch milliseconds")
+        return float(value)
+    try:
+        parsed = datetime.fromisoformat(value.upper())
+    except ValueError:
+        raise ValueError(f"{value!r} is not an RFC 3339 timestamp nor epoch "
+                         "milliseconds") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{value!r} has no time zone offset (RFC 3339 needs one, e.g. Z)")
+    return parsed.timestamp() * 1000
+
+
+def _check_contact(known: KnownParams) -> str | None:
+    """support_contact's rules: the channel's value, readable times, answered and
+    abandoned exclusive, neither before queued_at."""
+    if known.channel is not None and known.channel not in CONTACT_CHANNELS:
+        return (f"params.channel: {known.channel!r} is not one of "
+                f"{', '.join(sorted(CONTACT_CHANNELS))}")
+    times: dict[str, float] = {}
+    for name in ("queued_at", "answered_at", "abandoned_at"):
+        value = getattr(known, name)
+        if value is not None:
+            try:
+                times[name] = contact_time_ms(value)
+            except ValueError as exc:
+                return f"params.{name}: {exc}"
+    if "answered_at" in times and "abandoned_at" in times:
+        return ("params.abandoned_at: a contact is either answered or abandoned, not both "
+                "(send answered_at or abandoned_at)")
+    queued = times.get("queued_at")
+    for name in ("answered_at", "abandoned_at"):
+        if queued is not None and name in times and times[name] < queued:
+            return f"params.{name}: precedes queued_at"
     return None
 
 

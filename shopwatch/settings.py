@@ -55,6 +55,15 @@ def _parse_size(raw: str) -> int:
     return int(text)
 
 
+def _fraction(raw: str) -> float:
+    """A number from 0 to 1 (``"0.8"``; ``"80%"`` is read as 0.8)."""
+    text = raw.strip()
+    value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    if not 0 <= value <= 1:
+        raise ValueError(f"expected a number from 0 to 1, got {raw!r}")
+    return value
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         value = raw.strip().lower()
@@ -71,6 +80,12 @@ def _int_range(low: int, high: int) -> Callable[[str], int]:
             raise ValueError(f"must be from {low} to {high}")
         return value
     return parse
+
+
+def _health_weights(raw: str) -> str:
+    from shopwatch.analytics.customers import check_weights
+
+    return check_weights(raw)
 
 
 @dataclass(frozen=True)
@@ -210,6 +225,23 @@ SETTINGS: tuple[Setting, ...] = (
        "How often `shopwatch serve` runs the security detections (brute force, "
        "credential stuffing, card testing, account takeover, bots, sign-up abuse; "
        "docs/security.md) and files their findings; 0 turns them off."),
+    _s("service_level_threshold", 20.0, parse_duration, "duration",
+       "Service desk: a phone or chat contact answered within this wait counts as answered "
+       "in time; one abandoned within it is a short abandon, left out of the service level "
+       "(docs/service-desk.md)."),
+    _s("service_level_target", 0.8, _fraction, "fraction 0-1",
+       "Service desk: the share of contacts to answer within `service_level_threshold` "
+       "(0.8: the classic 80/20), drawn as the target line."),
+    _s("customer_churn_days", 180, _int_range(1, 3650), "integer 1-3650",
+       "A customer without an order in this many days (before the end of the period) "
+       "counts as churned on the Customers page (docs/customers.md)."),
+    _s("customer_health_weights",
+       "recency=0.3,frequency=0.2,monetary=0.2,satisfaction=0.2,support=0.1",
+       _health_weights, "weights",
+       "Weights of the customer health score's components (recency, frequency, "
+       "monetary, satisfaction, support; each 0-100, one at least above 0; a component "
+       "not named weighs 0). Without a survey answer a customer's satisfaction is left "
+       "out and the other weights re-normalised (docs/customers.md)."),
     _s("public_url", "", str, "string",
        "The dashboard's address as people reach it (https://shopwatch.example), for the "
        "links in notifications; empty: notifications carry no link."),

@@ -744,3 +744,91 @@ def test_a_finding_is_listed_opened_with_its_evidence_and_acknowledged(
     (finding,) = list_findings(dashboard.runtime.state, project.id)
     assert (finding.status, finding.status_by) == ("acknowledged", ADMIN_EMAIL)
     assert signed_in.problems == []
+
+
+def test_feedback_page_shows_scores_segments_and_linked_comments(signed_in: Watched,
+                                                                 dashboard: Live) -> None:
+    from tests.test_feedback import crafted, period_start
+
+    project = dashboard.runtime.state.get_project("shop-a")
+    t0 = period_start()
+    assert dashboard.post_events(project.ingest_key or "", crafted(t0)).status_code == 200
+    beacon = {"v": 1, "sid": "s1", "uid": "cust-1", "r": [
+        {"k": "error", "t": t0 + 330_000, "pv": "pv1", "url": "https://shop.example/checkout",
+         "msg": "TypeError: pay is undefined"}]}
+    assert dashboard.client().post(f"/api/v1/rum?key={project.ingest_key}", json=beacon,
+                                   headers={"Content-Type": "text/plain"}).status_code == 200
+    page = signed_in.page
+    signed_in.open(f"/business/feedback?project={project.id}&range=24h")
+    assert page.locator(".panel-error").count() == 0, page.locator(".panel-error").inner_text()
+    # With the answer a few minutes before t0 (NPS 0): 2 promoters, 2 detractors of 6.
+    assert page.locator("[data-fb-card=nps] .kpi-value").inner_text() == "0"
+    assert page.locator("[data-fb-card=csat] .kpi-value").inner_text() == "75 %"
+    assert page.locator("[data-fb-card=responses] .kpi-value").inner_text() == "11"
+    assert page.locator("[data-fb-card=problems] .kpi-value").inner_text() == "2"
+    for chart in ("nps", "csat"):
+        assert page.locator(f"[data-fb-chart={chart}] canvas").count() >= 1, chart
+    assert page.locator("[data-fb-segment=channel] tbody tr").count() == 3
+    comments = page.locator("li.fb-comment")
+    assert comments.count() == 3
+    detractor = page.locator("li.fb-comment.detractor")
+    assert "Checkout crashed twice" in detractor.inner_text()
+    assert "TypeError: pay is undefined" in detractor.inner_text()
+    assert detractor.locator("a[href*='session-journeys'][href*='session=s1']").count() >= 1
+    signed_in.shot("feedback")
+    page.fill("input[name=q]", "great")
+    page.click("form[role=search] button")
+    signed_in.settle()
+    assert page.locator("li.fb-comment").count() == 1
+    assert signed_in.problems == []
+
+
+def test_customers_page_shows_kpis_cohorts_segments_ltv_cac_and_the_list(
+        signed_in: Watched, dashboard: Live) -> None:
+    import dataclasses
+    from datetime import timedelta
+
+    from tests.test_customers import SPEND, crafted, month, period_end
+
+    # Months of history: this server's ingest would clamp events older than 7 days.
+    rt = dashboard.runtime
+    rt.pipeline = dataclasses.replace(rt.pipeline, max_event_age_s=400 * 86400.0)
+    project = rt.state.create_project("shop-c", "EUR")
+    assert dashboard.post_events(project.ingest_key or "", crafted()).status_code == 200
+    rows = [{"date": f"{month(k)[0]:04d}-{month(k)[1]:02d}-15", "channel": ch,
+             "campaign": "c", "cost": cost} for k, ch, cost in SPEND]
+    assert dashboard.client(project.secret_key).post(
+        "/api/v1/spend", json={"rows": rows}).status_code == 200
+    t = period_end()
+    span = (f"range=custom&from={(t - timedelta(days=30)):%Y-%m-%dT%H:%M}"
+            f"&to={t:%Y-%m-%dT%H:%M}")
+    page = signed_in.page
+    signed_in.open(f"/business/customers?project={project.id}&{span}")
+    assert page.locator(".panel-error").count() == 0, page.locator(".panel-error").inner_text()
+    assert page.locator("[data-cust-card=customers] .kpi-value").inner_text() == "2"
+    assert page.locator("[data-cust-card=new_customers] .kpi-value").inner_text() == "1"
+    assert page.locator("[data-cust-card=repeat_purchase_rate] .kpi-value").inner_text() == "40%"
+    assert page.locator("[data-cust-card=cac] .kpi-value").inner_text() == "€72.00"
+    assert page.locator("[data-cust-table=cohorts] tbody tr").count() == 12
+    assert page.locator("[data-cust-table=segments] tbody tr").count() == 5
+    assert "historical" in page.locator("[data-cust-ltv]").inner_text()
+    assert page.locator("[data-cust-table=cac_channels] tbody tr").first.locator(
+        "td").first.inner_text() == "google"
+    customers_rows = page.locator("[data-cust-table=list] tbody tr")
+    assert customers_rows.count() == 5
+    assert customers_rows.first.locator("td").first.inner_text() == "alice"
+    assert page.locator("[data-cust-empty]:visible").count() == 0
+    signed_in.shot("customers")
+    page.select_option("[data-cust-segment]", "new")
+    signed_in.settle()
+    assert customers_rows.count() == 2
+    # A project without customers: every block says which events fill it.
+    empty = rt.state.create_project("shop-none", "EUR")
+    signed_in.open(f"/business/customers?project={empty.id}&{span}")
+    assert page.locator("[data-cust-none]").is_visible()
+    assert page.locator("[data-cust-empty]:visible").count() == 4
+    assert not page.locator("[data-cust-ltv]").is_visible()
+    assert "purchase events with a user_id" in page.locator(
+        "[data-cust-block=cohorts] [data-cust-empty]").inner_text()
+    signed_in.shot("customers-empty")
+    assert signed_in.problems == []

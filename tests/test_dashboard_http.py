@@ -18,7 +18,7 @@ from tests.conftest import ADMIN_EMAIL, PASSWORD, VIEWER_EMAIL, Live, csrf_of, s
 
 # Ingest routes take the ingest key (tests/test_ingest_http.py, test_otlp.py cover them).
 PUBLIC = {("POST", "/api/v1/events"), ("POST", "/api/v1/rum"), ("GET", "/rum.js"),
-          ("GET", "/rum-trace.js"),
+          ("GET", "/rum-trace.js"), ("GET", "/rum-survey.js"),
           ("POST", "/v1/traces"), ("POST", "/v1/metrics"), ("POST", "/v1/logs"),
           ("GET", "/status/acme"), ("GET", "/api/v1/status/acme"),
           *((m, p) for m in ("GET", "POST", "HEAD")
@@ -59,6 +59,12 @@ def test_route_sweep_refuses_anonymous_callers_and_ingest_keys(dashboard: Live) 
     routes = every_route(dashboard)
     assert len(routes) > 30 and ("GET", "/openapi.json") in routes
     assert ("GET", "/api/v1/security") in routes and ("GET", "/security") in routes
+    assert ("GET", "/api/v1/service-desk") in routes
+    assert ("GET", "/business/service-desk") in routes
+    assert ("GET", "/api/v1/customers") in routes and ("GET", "/api/v1/customers/list") in routes
+    assert ("GET", "/business/customers") in routes
+    assert ("GET", "/api/v1/feedback") in routes and ("GET", "/business/feedback") in routes
+    assert ("GET", "/api/v1/feedback/comments") in routes
     ingest_key = dashboard.runtime.state.get_project("shop-a").ingest_key
     anonymous = dashboard.client()
     with_ingest_key = dashboard.client(ingest_key)

@@ -47,7 +47,9 @@ def test_every_setting_reads_its_environment_variable() -> None:
     samples = {"path": "/srv/x", "string": "abc", "integer": "7", "size": "2KiB",
                "duration": "2m", "comma list": "a,b", "secret": "s3cret", "boolean": "no",
                "auto|always|never": "always", "none|starttls|tls": "tls",
-               "integer 8-32": "16", "integer 16-128": "64"}
+               "integer 8-32": "16", "integer 16-128": "64",
+               "integer 1-3650": "90", "weights": "recency=1,support=1",
+               "fraction 0-1": "0.95"}
     for setting in SETTINGS:
         assert setting.env == "SHOPWATCH_" + setting.name.upper()
         raw = samples[setting.type_name]

@@ -28,6 +28,8 @@ from shopwatch.web.alerts import router as alerts_router
 from shopwatch.web.api import router as api_router
 from shopwatch.web.apm import router as apm_router
 from shopwatch.web.channels import router as channels_router
+from shopwatch.web.customers import router as customers_router
+from shopwatch.web.feedback import router as feedback_router
 from shopwatch.web.findings import router as findings_router
 from shopwatch.web.frontdoor import FrontDoor
 from shopwatch.web.heartbeat import router as heartbeat_router
@@ -38,6 +40,7 @@ from shopwatch.web.pages import templates
 from shopwatch.web.probes import router as probes_router
 from shopwatch.web.reports import router as reports_router
 from shopwatch.web.security import router as security_router
+from shopwatch.web.service_desk import router as service_desk_router
 from shopwatch.web.slos import router as slos_router
 from shopwatch.web.snippet import router as snippet_router
 from shopwatch.web.status import router as status_router
@@ -151,6 +154,9 @@ def create_api(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     app.include_router(slos_router)
     app.include_router(reports_router)
     app.include_router(security_router)
+    app.include_router(customers_router)
+    app.include_router(feedback_router)
+    app.include_router(service_desk_router)
     app.include_router(findings_router)
     app.include_router(ops_router)
     app.include_router(pages_router)

@@ -229,6 +229,9 @@ def _section(request: Request) -> Response:
                 "/reliability/backend": "backend.html",
                 "/alerts/incidents": "incidents.html", "/alerts/slos": "slos.html",
                 "/security": "security.html",
+                "/business/customers": "customers.html",
+                "/business/feedback": "feedback.html",
+                "/business/service-desk": "service_desk.html",
                 "/alerts/reports": "reports.html"}.get(
         page.path, "section.html")
     return _render(request, template, _context(

@@ -88,13 +88,20 @@ LAYERS: Final[tuple[Layer, ...]] = (
         Page("/business/revenue", "Revenue",
              "Gross and net revenue in the shop's currency.", built=True),
         Page("/business/customers", "Customers",
-             "Repeat purchases, cohorts, lifetime value, NPS and CSAT.",
-             fills_from="purchase events with user_id, and survey_response events",
-             event_names=("purchase", "survey_response"), issue=11),
+             "Who buys and comes back: new and returning customers, repeat-purchase rate, "
+             "cohort retention by first-order month, churn, RFM segments and a health "
+             "score, predicted lifetime value, and acquisition cost (CAC, LTV:CAC and "
+             "payback) by channel and month; every customer listed.", built=True),
+        Page("/business/feedback", "Feedback",
+             "NPS and CSAT from survey answers: their trend, by device, country, "
+             "first-touch channel and payment method, and the comments, searchable, each "
+             "linked to the customer's orders, sessions, JS errors and incidents.",
+             built=True),
         Page("/business/service-desk", "Service desk",
-             "Contacts, service level and handle time.",
-             fills_from="support_contact events or a service-desk feed",
-             event_names=("support_contact",), issue=11),
+             "Contacts by channel, reason and agent: service level against its target, "
+             "speed of answer, abandonment, handle time, first-contact resolution and "
+             "contacts per 100 orders, per day, and today's service level live.",
+             built=True),
     )),
     Layer("security", "Security", (
         Page("/security", "Security",

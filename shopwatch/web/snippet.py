@@ -8,7 +8,9 @@ reach pages within a day. Its size is part of the contract (at most
 :data:`MAX_GZIP_BYTES` compressed; the tests assert it).
 
 ``GET /rum-trace.js`` is served the same way: the tracing add-on that ``rum.js`` loads
-only when its tag has ``data-traceparent="on"`` (docs/rum.md, "Browser to backend").
+only when its tag has ``data-traceparent="on"`` (docs/rum.md, "Browser to backend"),
+and ``GET /rum-survey.js``: the post-purchase survey add-on it loads on
+``shopwatch('survey', ...)`` when its tag has ``data-survey`` (docs/feedback.md).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from fastapi import APIRouter, Request, Response
 router = APIRouter()
 SOURCE: Final = Path(__file__).with_name("static") / "rum.js"
 TRACE_SOURCE: Final = SOURCE.with_name("rum-trace.js")
+SURVEY_SOURCE: Final = SOURCE.with_name("rum-survey.js")
 MAX_GZIP_BYTES: Final = 3 * 1024
 CACHE_CONTROL: Final = "public, max-age=86400, stale-while-revalidate=604800"
 
@@ -34,7 +37,7 @@ def served() -> tuple[bytes, bytes, str]:
     return _served(SOURCE)
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=4)
 def _served(source: Path) -> tuple[bytes, bytes, str]:
     """``(body, gzip body, etag)`` of a snippet file, comment lines and indentation
     removed."""
@@ -61,6 +64,11 @@ def rum_js(request: Request) -> Response:
 @router.get("/rum-trace.js", include_in_schema=False)
 def rum_trace_js(request: Request) -> Response:
     return _respond(request, _served(TRACE_SOURCE))
+
+
+@router.get("/rum-survey.js", include_in_schema=False)
+def rum_survey_js(request: Request) -> Response:
+    return _respond(request, _served(SURVEY_SOURCE))
 
 
 def _respond(request: Request, file: tuple[bytes, bytes, str]) -> Response:

@@ -296,7 +296,10 @@
   function fmtSeconds(s) {
     if (s == null) return "–";
     if (s < 60) return fmtDec.format(s) + " s";
-    if (s < 3600) return Math.floor(s / 60) + " min " + Math.round(s % 60) + " s";
+    if (s < 3600) {  // whole seconds first, so that 179.6 s reads 3 min 0 s, not 2 min 60 s
+      const whole = Math.round(s);
+      return Math.floor(whole / 60) + " min " + (whole % 60) + " s";
+    }
     return fmtDec.format(s / 3600) + " h";
   }
   function fmtAs(kind, value, currency) {
@@ -2455,6 +2458,395 @@
     loadFinding();
   }
   // --- end of security ----------------------------------------------------------------------
+
+  // --- customers: KPIs, cohorts, segments, lifetime value, acquisition cost, the list ------
+  // (GET /api/v1/customers and /api/v1/customers/list; docs/customers.md)
+  const CUST_SEGMENTS = {champions: "Champions", loyal: "Loyal", "new": "New", at_risk: "At risk", hibernating: "Hibernating / lost"};
+  const CUST_SEGMENT_CLASS = {champions: "rating-good", loyal: "rating-good", at_risk: "rating-poor", hibernating: "muted"};
+  function custMoney(v, currency) { return v == null ? "–" : fmtMoney(v, currency); }
+  function custPct(v) { return v == null ? "–" : fmtPct(v); }
+  function custMonthLabel(ym) {
+    const parts = ym.split("-");
+    return new Date(Date.UTC(Number(parts[0]), Number(parts[1]) - 1, 1)).toLocaleDateString(locale, {timeZone: "UTC", month: "short", year: "numeric"});
+  }
+  function custBlock(panel, key, has) {
+    const block = panel.querySelector("[data-cust-block=" + key + "]");
+    block.querySelector("[data-cust-empty]").hidden = has;
+    block.querySelector("[data-cust-body]").hidden = !has;
+    return block;
+  }
+  function custRows(root, key, rows, fill) {
+    const tbody = root.querySelector("[data-cust-table=" + key + "] tbody");
+    tbody.textContent = "";
+    rows.forEach(function (r) { const tr = document.createElement("tr"); fill(tr, r); tbody.appendChild(tr); });
+  }
+  function custCard(panel, key, value, sub) {
+    const card = panel.querySelector("[data-cust-card=" + key + "]");
+    text(card.querySelector(".kpi-value"), value);
+    text(card.querySelector(".kpi-sub"), sub);
+    return card;
+  }
+  renderers.customers = function (panel, d) {
+    const cur = d.currency || body.dataset.currency, k = d.kpis, L = d.ltv, C = d.cac;
+    panel.querySelectorAll("[data-range-label]").forEach(function (el) { el.textContent = RANGE_LABELS[d.range.label] || d.range.label; });
+    custCard(panel, "customers", fmtInt.format(k.customers), fmtInt.format(k.orders) + " orders · " + custMoney(k.net_revenue, cur) + " net"
+      + (k.orders_without_user ? " · " + fmtInt.format(k.orders_without_user) + " orders without user_id" : ""));
+    custCard(panel, "new_customers", fmtInt.format(k.new_customers), fmtInt.format(k.returning_customers) + " returning");
+    custCard(panel, "repeat_purchase_rate", custPct(k.repeat_purchase_rate), fmtInt.format(k.repeat_customers) + " of " + fmtInt.format(k.customers_to_date) + " customers to date");
+    const churn = custCard(panel, "churn_rate", custPct(k.churn_rate), k.churn_eligible
+      ? fmtInt.format(k.churned) + " of " + fmtInt.format(k.churn_eligible) + " without an order in " + fmtInt.format(k.churn_days) + " days"
+      : "no customer older than " + fmtInt.format(k.churn_days) + " days");
+    churn.querySelector(".kpi-value").classList.toggle("rating-poor", k.churn_rate != null && k.churn_rate >= 0.5);
+    custCard(panel, "ltv", custMoney(L.average_predicted_ltv, cur), L.customers ? (L.method === "historical" ? "historical rate" : "BG/NBD + Gamma-Gamma") : "");
+    custCard(panel, "cac", custMoney(C.total.cac, cur), C.total.spend ? custMoney(C.total.spend, cur) + " for " + fmtInt.format(C.total.new_customers) + " new customers"
+      + (C.total.ltv_cac != null ? " · LTV:CAC " + fmtDec.format(C.total.ltv_cac) : "") : "no spend uploaded for these months");
+    panel.querySelector("[data-cust-none]").hidden = k.customers_to_date > 0;
+
+    // Cohorts: a heat table, one row per first-order month, a column per month after it.
+    const withCohort = d.cohorts.rows.some(function (r) { return r.customers > 0; });
+    const cb = custBlock(panel, "cohorts", withCohort);
+    const table = cb.querySelector("[data-cust-table=cohorts]");
+    const head = table.querySelector("thead"), tb = table.querySelector("tbody");
+    head.textContent = ""; tb.textContent = "";
+    const hr = document.createElement("tr");
+    ["First order", "Customers"].forEach(function (h, i) { const th = document.createElement("th"); th.textContent = h; if (i) th.className = "num"; hr.appendChild(th); });
+    for (let m = 1; m <= d.cohorts.max_offset; m++) { const th = document.createElement("th"); th.className = "num"; th.textContent = "+" + m; hr.appendChild(th); }
+    head.appendChild(hr);
+    d.cohorts.rows.slice().reverse().forEach(function (r) {
+      const tr = document.createElement("tr");
+      cell(tr, custMonthLabel(r.month)); cell(tr, fmtInt.format(r.customers), {num: true});
+      for (let m = 0; m < d.cohorts.max_offset; m++) {
+        const v = r.retention[m], td = document.createElement("td");
+        td.className = "num heat";
+        if (v != null) {
+          td.textContent = fmtPct(v);
+          td.style.background = "rgba(31,111,235," + (0.08 + 0.72 * Math.min(1, v)).toFixed(3) + ")";
+          if (v >= 0.5) td.style.color = "#fff";
+        } else if (m < r.retention.length || r.customers === 0) { td.textContent = "–"; td.classList.add("muted"); }
+        tr.appendChild(td);
+      }
+      tb.appendChild(tr);
+    });
+
+    // Segments
+    const sb = custBlock(panel, "segments", k.customers_to_date > 0);
+    custRows(sb, "segments", d.segments, function (tr, r) {
+      cell(tr, r.label); if (CUST_SEGMENT_CLASS[r.segment]) tr.lastChild.className = CUST_SEGMENT_CLASS[r.segment];
+      cell(tr, fmtInt.format(r.customers), {num: true, sort: r.customers}); cell(tr, custPct(r.share), {num: true, sort: r.share == null ? "" : r.share});
+      cell(tr, custMoney(r.net_revenue, cur), {num: true, sort: r.net_revenue}); cell(tr, custPct(r.revenue_share), {num: true, sort: r.revenue_share == null ? "" : r.revenue_share});
+      cell(tr, r.avg_health == null ? "–" : fmtDec.format(r.avg_health), {num: true, sort: r.avg_health == null ? "" : r.avg_health});
+    });
+    text(sb.querySelector("[data-cust-weights]"), Object.keys(d.weights).filter(function (w) { return d.weights[w] > 0; }).map(function (w) { return w + " " + fmtDec.format(d.weights[w]); }).join(", "));
+
+    // Lifetime value
+    const lb = custBlock(panel, "ltv", L.customers > 0);
+    const dl = lb.querySelector("[data-cust-ltv]"); dl.textContent = "";
+    [["Average predicted LTV", custMoney(L.average_predicted_ltv, cur)],
+     ["Method", L.method === "historical" ? "historical (observed purchase rate × average order value)" : "BG/NBD + Gamma-Gamma"],
+     ["Why", L.reason || "–"],
+     ["Average probability alive", L.average_probability_alive == null ? "– (the BG/NBD model gives it)" : fmtPct(L.average_probability_alive)],
+     ["Average net revenue to date", custMoney(L.average_historical_value, cur)],
+     ["Customers valued", fmtInt.format(L.customers)]].forEach(function (f) {
+      const dt = document.createElement("dt"), dd = document.createElement("dd");
+      dt.textContent = f[0]; dd.textContent = f[1]; dl.appendChild(dt); dl.appendChild(dd);
+    });
+
+    // Acquisition cost
+    const ab = custBlock(panel, "cac", C.by_month.length > 0);
+    text(ab.querySelector("[data-cust-cac-months]"), custMonthLabel(C.from_month) + " – " + custMonthLabel(C.to_month) + "; spend ÷ new customers per channel");
+    custRows(ab, "cac_channels", C.by_channel.concat(C.by_channel.length > 1 ? [C.total] : []), function (tr, r) {
+      cell(tr, r.channel === "(all)" ? "all channels" : r.channel); if (r.channel === "(all)") tr.classList.add("total");
+      cell(tr, fmtInt.format(r.new_customers), {num: true, sort: r.new_customers}); cell(tr, custMoney(r.spend, cur), {num: true, sort: r.spend});
+      cell(tr, custMoney(r.cac, cur), {num: true, sort: r.cac == null ? "" : r.cac}); cell(tr, custMoney(r.avg_ltv, cur), {num: true, sort: r.avg_ltv == null ? "" : r.avg_ltv});
+      cell(tr, r.ltv_cac == null ? "–" : fmtDec.format(r.ltv_cac), {num: true, sort: r.ltv_cac == null ? "" : r.ltv_cac});
+      if (r.ltv_cac != null && r.ltv_cac < 1) tr.lastChild.classList.add("rating-poor");
+      cell(tr, r.payback_month == null ? (r.cac == null ? "–" : "not yet") : (r.payback_month === 0 ? "first month" : "month +" + r.payback_month), {num: true, sort: r.payback_month == null ? "" : r.payback_month});
+    });
+    custRows(ab, "cac_months", C.by_month, function (tr, r) {
+      cell(tr, custMonthLabel(r.month), {sort: r.month}); cell(tr, r.channel);
+      cell(tr, fmtInt.format(r.new_customers), {num: true, sort: r.new_customers}); cell(tr, custMoney(r.spend, cur), {num: true, sort: r.spend});
+      cell(tr, custMoney(r.cac, cur), {num: true, sort: r.cac == null ? "" : r.cac});
+    });
+  };
+
+  // The list: its segment, sort and page go into the panel's API address.
+  const custList = document.querySelector("[data-panel=customer-list]");
+  let custOffset = 0;
+  function custReload() {
+    const url = new URL(custList.dataset.api, location.origin);
+    url.searchParams.set("segment", custList.querySelector("[data-cust-segment]").value);
+    url.searchParams.set("sort", custList.querySelector("[data-cust-sort]").value);
+    url.searchParams.set("offset", String(custOffset));
+    custList.dataset.api = url.pathname + url.search;
+    loadPanel(custList);
+  }
+  if (custList) {
+    custList.querySelectorAll("select").forEach(function (s) { s.addEventListener("change", function () { custOffset = 0; custReload(); }); });
+    custList.querySelector("[data-cust-prev]").addEventListener("click", function () { custOffset = Math.max(0, custOffset - 25); custReload(); });
+    custList.querySelector("[data-cust-next]").addEventListener("click", function () { custOffset += 25; custReload(); });
+  }
+  renderers["customer-list"] = function (panel, d) {
+    const cur = d.currency || body.dataset.currency;
+    const table = panel.querySelector("[data-cust-table=list]");
+    custRows(panel, "list", d.rows, function (tr, r) {
+      cell(tr, r.user_id); tr.lastChild.className = "mono";
+      cell(tr, CUST_SEGMENTS[r.segment] || r.segment); if (CUST_SEGMENT_CLASS[r.segment]) tr.lastChild.classList.add(CUST_SEGMENT_CLASS[r.segment]);
+      cell(tr, fmtDec.format(r.health), {num: true, sort: r.health});
+      timeCell(tr, r.first_order); timeCell(tr, r.last_order);
+      cell(tr, fmtInt.format(r.orders), {num: true, sort: r.orders});
+      cell(tr, custMoney(r.net_revenue, cur), {num: true, sort: r.net_revenue}); cell(tr, custMoney(r.aov, cur), {num: true, sort: r.aov});
+      cell(tr, fmtDec.format(r.frequency), {num: true, sort: r.frequency});
+      cell(tr, custMoney(r.predicted_ltv, cur), {num: true, sort: r.predicted_ltv == null ? "" : r.predicted_ltv});
+      cell(tr, custPct(r.probability_alive), {num: true, sort: r.probability_alive == null ? "" : r.probability_alive});
+      cell(tr, r.source);
+    });
+    fillEmpty(panel, table, d.rows.length);
+    const shown = d.rows.length ? (d.offset + 1) + "–" + (d.offset + d.rows.length) + " of " + fmtInt.format(d.total) : "0 of " + fmtInt.format(d.total);
+    text(panel.querySelector("[data-cust-page]"), shown);
+    text(panel.querySelector("[data-cust-list-count]"), fmtInt.format(d.total) + (d.segment ? " in " + (CUST_SEGMENTS[d.segment] || d.segment) : "") + " · as of " + fmtUtc(d.as_of));
+    panel.querySelector("[data-cust-prev]").disabled = d.offset === 0;
+    panel.querySelector("[data-cust-next]").disabled = d.offset + d.rows.length >= d.total;
+  };
+  // --- end of customers ---------------------------------------------------------------------
+
+  // --- feedback: NPS and CSAT, trend, segments, comments with their links -------------------
+  // (GET /api/v1/feedback and /api/v1/feedback/comments; docs/feedback.md)
+  const fbCharts = {};
+  function fbScore(v) { return v == null ? "–" : fmtDec.format(Math.round(v * 10) / 10); }
+  function fbClass(kind, v) {
+    if (v == null) return "na";
+    if (kind === "nps") return v >= 30 ? "rating-good" : v >= 0 ? "rating-needs-improvement" : "rating-poor";
+    return v >= 80 ? "rating-good" : v >= 60 ? "rating-needs-improvement" : "rating-poor";
+  }
+  function fbChart(el, key, series, scoreKey, countKey, color, min) {
+    if (!window.echarts || !el) return;
+    if (!fbCharts[key]) fbCharts[key] = window.echarts.init(el, null, {renderer: "canvas"});
+    const xs = series.map(function (p) { return Date.parse(p.t); });
+    fbCharts[key].setOption({animation: false, legend: {top: 0},
+      tooltip: {trigger: "axis", valueFormatter: function (v) { return v == null ? "–" : fmtDec.format(v); }},
+      grid: {left: 48, right: 48, top: 36, bottom: 28}, xAxis: {type: "time"},
+      yAxis: [{type: "value", min: min, max: 100}, {type: "value", min: 0, minInterval: 1, splitLine: {show: false}}],
+      series: [
+        {name: "answers", type: "bar", yAxisIndex: 1, color: "#c8d1dc", barMaxWidth: 18,
+         data: series.map(function (p, i) { return [xs[i], p[countKey]]; })},
+        {name: key.toUpperCase(), type: "line", color: color, showSymbol: true, symbolSize: 5, connectNulls: false,
+         data: series.map(function (p, i) { return [xs[i], p[scoreKey] == null ? null : Math.round(p[scoreKey] * 10) / 10]; })}]}, true);
+    fbCharts[key].resize();
+  }
+  window.addEventListener("resize", function () { Object.values(fbCharts).forEach(function (c) { c.resize(); }); });
+  renderers.feedback = function (panel, d) {
+    panel.querySelectorAll("[data-range-label]").forEach(function (el) { el.textContent = RANGE_LABELS[d.range.label] || d.range.label; });
+    panel.querySelectorAll("[data-fb-interval]").forEach(function (el) { el.textContent = "per " + d.interval.label; });
+    const t = d.totals, card = function (k) { return panel.querySelector("[data-fb-card=" + k + "]"); };
+    const nps = card("nps").querySelector(".kpi-value");
+    nps.textContent = fbScore(t.nps.score); nps.className = "kpi-value " + fbClass("nps", t.nps.score);
+    text(card("nps").querySelector(".kpi-sub"), fmtInt.format(t.nps.promoters) + " promoters · " + fmtInt.format(t.nps.passives) + " passives · " + fmtInt.format(t.nps.detractors) + " detractors");
+    const csat = card("csat").querySelector(".kpi-value");
+    csat.textContent = t.csat.score == null ? "–" : fbScore(t.csat.score) + " %"; csat.className = "kpi-value " + fbClass("csat", t.csat.score);
+    text(card("csat").querySelector(".kpi-sub"), fmtInt.format(t.csat.satisfied) + " of " + fmtInt.format(t.csat.responses) + " satisfied (4–5)");
+    text(card("responses").querySelector(".kpi-value"), fmtInt.format(t.responses));
+    text(card("responses").querySelector(".kpi-sub"), fmtInt.format(t.customers) + " customers · " + fmtInt.format(t.comments) + " comments");
+    const prob = card("problems").querySelector(".kpi-value");
+    prob.textContent = fmtInt.format(t.unhappy_with_problems); prob.classList.toggle("rating-poor", t.unhappy_with_problems > 0);
+    text(card("problems").querySelector(".kpi-sub"), "of " + fmtInt.format(t.unhappy) + " unhappy · " + fmtInt.format(t.unhappy_with_errors) + " JS errors · " + fmtInt.format(t.unhappy_in_incidents) + " incidents");
+    panel.querySelector("[data-fb-empty]").hidden = t.responses > 0;
+    panel.querySelector("[data-fb-body]").hidden = t.responses === 0;
+    if (t.responses === 0) return;
+    fbChart(panel.querySelector("[data-fb-chart=nps]"), "nps", d.series, "nps", "nps_responses", "#1f6feb", -100);
+    fbChart(panel.querySelector("[data-fb-chart=csat]"), "csat", d.series, "csat", "csat_responses", "#1a7f37", 0);
+    Object.keys(d.segments).forEach(function (key) {
+      const table = panel.querySelector("[data-fb-segment=" + key + "]");
+      if (!table) return;
+      const tbody = table.querySelector("tbody"); tbody.textContent = "";
+      d.segments[key].forEach(function (r) {
+        const tr = document.createElement("tr");
+        cell(tr, r.value == null ? (key === "channel" ? "(direct or untagged)" : key === "payment_method" ? "(no order)" : "(unknown)") : r.value);
+        cell(tr, fmtInt.format(r.responses), {num: true, sort: r.responses});
+        cell(tr, fbScore(r.nps.score), {num: true, sort: r.nps.score == null ? "" : r.nps.score}); tr.lastChild.classList.add(fbClass("nps", r.nps.score));
+        cell(tr, fmtInt.format(r.nps.responses), {num: true, sort: r.nps.responses});
+        cell(tr, r.csat.score == null ? "–" : fbScore(r.csat.score) + " %", {num: true, sort: r.csat.score == null ? "" : r.csat.score}); tr.lastChild.classList.add(fbClass("csat", r.csat.score));
+        cell(tr, fmtInt.format(r.csat.responses), {num: true, sort: r.csat.responses});
+        tbody.appendChild(tr);
+      });
+      fillEmpty(panel, table, d.segments[key].length);
+    });
+    const sb = panel.querySelector("[data-fb-surveys] tbody"); sb.textContent = "";
+    d.surveys.forEach(function (s) {
+      const tr = document.createElement("tr");
+      cell(tr, s.survey == null ? "(not sent)" : s.survey); cell(tr, fmtInt.format(s.responses), {num: true, sort: s.responses});
+      cell(tr, s.mean_score == null ? "–" : fmtDec.format(s.mean_score), {num: true, sort: s.mean_score == null ? "" : s.mean_score});
+      sb.appendChild(tr);
+    });
+  };
+  function fbLinks(label, items) {
+    const row = document.createElement("div"); row.className = "fb-links";
+    const b = document.createElement("span"); b.className = "fb-label"; b.textContent = label; row.appendChild(b);
+    items.forEach(function (it) {
+      const el = document.createElement(it.href ? "a" : "span");
+      if (it.href) el.href = it.href;
+      el.textContent = it.text; if (it.cls) el.className = it.cls; if (it.title) el.title = it.title;
+      row.appendChild(el);
+    });
+    return row;
+  }
+  renderers["feedback-comments"] = function (panel, d) {
+    const list = panel.querySelector("[data-fb-comments]"); list.textContent = "";
+    text(panel.querySelector("[data-fb-count]"), d.total ? fmtInt.format(d.total) + " comment" + (d.total === 1 ? "" : "s") + (d.q ? " containing “" + d.q + "”" : "") +
+      (d.total > d.comments.length ? " · " + fmtInt.format(d.offset + 1) + "–" + fmtInt.format(d.offset + d.comments.length) + " shown" : "") : "");
+    panel.querySelector("[data-fb-comments-empty]").hidden = d.comments.length > 0;
+    d.comments.forEach(function (c) {
+      const li = document.createElement("li"); li.className = "fb-comment " + (c.category || "");
+      li.dataset.responseId = c.id;
+      const head = document.createElement("div"); head.className = "fb-head";
+      const score = document.createElement("span");
+      score.className = "badge " + ({promoter: "rating-good", satisfied: "rating-good", passive: "rating-needs-improvement", detractor: "rating-poor", not_satisfied: "rating-poor"}[c.category] || "");
+      score.textContent = (c.survey || "survey").toUpperCase() + " " + (c.score == null ? "–" : fmtInt.format(c.score));
+      head.appendChild(score);
+      const meta = document.createElement("span"); meta.className = "hint";
+      meta.textContent = fmtUtc(c.ts) + " · " + (c.user_id || "anonymous") + [c.device, c.country, c.channel && "via " + c.channel].filter(Boolean).map(function (x) { return " · " + x; }).join("");
+      head.appendChild(meta); li.appendChild(head);
+      if (c.question) { const q = document.createElement("div"); q.className = "hint"; q.textContent = c.question; li.appendChild(q); }
+      const bq = document.createElement("blockquote"); bq.textContent = c.comment; li.appendChild(bq);
+      if (c.orders.length) li.appendChild(fbLinks("Orders", c.orders.map(function (o) {
+        return {text: (o.transaction_id || "order") + (o.value != null ? " (" + (o.currency ? fmtMoney(o.value, o.currency) : fmtDec.format(o.value)) + (o.payment_method ? ", " + o.payment_method : "") + ")" : ""),
+                href: o.session_id ? journeyHref(o.session_id) : null, cls: o.about ? "fb-about" : "", title: (o.about ? "the order this answer is about · " : "") + fmtUtc(o.ts)};
+      })));
+      if (c.sessions.length) li.appendChild(fbLinks("Sessions", c.sessions.map(function (s) {
+        return {text: s.session_id + (s.errors ? " (" + s.errors + " error" + (s.errors === 1 ? "" : "s") + ")" : ""), href: journeyHref(s.session_id), cls: s.errors ? "fb-bad" : "", title: fmtUtc(s.start) + " – " + fmtUtc(s.end)};
+      })));
+      if (c.errors.count) li.appendChild(fbLinks("JS errors", c.errors.top.map(function (e) {
+        return {text: (e.type && e.type !== "error" ? e.type + ": " : "") + (e.message || "(no message)") + " ×" + e.count, href: journeyHref(e.session_id), cls: "fb-bad", title: (e.page || "") + " · last " + fmtUtc(e.last_seen)};
+      })));
+      if (c.incidents.length) li.appendChild(fbLinks("Incidents", c.incidents.map(function (i) {
+        return {text: "#" + i.id + " " + i.title + " (" + i.status + ")", href: incidentLink(i.id), cls: "fb-bad"};
+      })));
+      list.appendChild(li);
+    });
+    const nav = panel.querySelector("[data-fb-pages]"); nav.textContent = "";
+    const pageLink = function (offset, label) {
+      const url = new URL(location.href); url.searchParams.set("offset", offset);
+      const a = document.createElement("a"); a.href = url.pathname + url.search; a.textContent = label; a.className = "button small"; nav.appendChild(a);
+    };
+    if (d.offset > 0) pageLink(Math.max(0, d.offset - d.limit), "← Newer");
+    if (d.offset + d.comments.length < d.total) pageLink(d.offset + d.limit, "Older →");
+  };
+  // --- end of feedback ----------------------------------------------------------------------
+
+  // --- service desk: KPI cards, today live, per day, by channel, reason and agent ----------
+  // (GET /api/v1/service-desk; definitions in docs/kpis.md, "Service desk")
+  const sdCharts = {};
+  const SD_CHANNEL_COLORS = {phone: "#1f6feb", chat: "#8250df", email: "#bc4c00", other: "#9aa5b1"};
+  function sdRate(v) { return v == null ? "–" : fmtPct(v); }
+  function sdChart(el, key, option) {
+    if (!window.echarts || !el) return;
+    if (!sdCharts[key]) sdCharts[key] = window.echarts.init(el, null, {renderer: "canvas"});
+    sdCharts[key].setOption(Object.assign({animation: false, legend: {top: 0},
+      tooltip: {trigger: "axis", valueFormatter: function (v) { return v == null ? "–" : fmtDec.format(v); }}}, option), true);
+    sdCharts[key].resize();
+  }
+  window.addEventListener("resize", function () { Object.values(sdCharts).forEach(function (c) { c.resize(); }); });
+  function sdBlock(panel, key, has) {
+    const block = panel.querySelector("[data-sd-block=" + key + "]");
+    block.querySelector("[data-sd-empty]").hidden = has;
+    block.querySelector("[data-sd-body]").hidden = !has;
+    return block;
+  }
+  function sdRows(root, key, rows, fill) {
+    const table = root.querySelector("[data-sd-table=" + key + "]"), tbody = table.querySelector("tbody");
+    tbody.textContent = "";
+    rows.forEach(function (r) { const tr = document.createElement("tr"); fill(tr, r); tbody.appendChild(tr); });
+    const empty = table.parentElement.querySelector(".empty");
+    if (empty) empty.hidden = rows.length > 0;
+  }
+  function sdLevelCell(tr, v, target) {
+    cell(tr, sdRate(v), {num: true, sort: v == null ? "" : v});
+    if (v != null) tr.lastChild.classList.add(v >= target ? "rating-good" : "rating-poor");
+  }
+  function sdSecs(tr, v) { cell(tr, fmtSeconds(v), {num: true, sort: v == null ? "" : v}); }
+  function sdPct(v) { return v == null ? null : 100 * v; }
+  renderers["service-desk"] = function (panel, d) {
+    panel.querySelectorAll("[data-range-label]").forEach(function (el) { el.textContent = RANGE_LABELS[d.range.label] || d.range.label; });
+    text(panel.querySelector("[data-sd-cap]"), "top " + d.limit + " each");
+    text(panel.querySelector("[data-sd-threshold]"), "within " + fmtDec.format(d.threshold_s) + " s");
+    const t = d.totals, target = d.target;
+    const card = function (k) { return panel.querySelector("[data-sd-card=" + k + "]"); };
+    const set = function (k, value, sub) { text(card(k).querySelector(".kpi-value"), value); text(card(k).querySelector(".kpi-sub"), sub); };
+    set("contacts", fmtInt.format(t.contacts), fmtInt.format(t.answered) + " answered · " + fmtInt.format(t.abandoned) + " abandoned");
+    set("service_level", sdRate(t.service_level), "target " + fmtPct(target) + " · " + fmtInt.format(t.answered_in_time) + " in time · " + fmtInt.format(t.short_abandons) + " short abandons left out");
+    const sl = card("service_level").querySelector(".kpi-value");
+    sl.classList.toggle("rating-good", t.meets_target === true); sl.classList.toggle("rating-poor", t.meets_target === false);
+    set("asa_s", fmtSeconds(t.asa_s), fmtInt.format(t.queued_answered) + " phone and chat contacts answered");
+    set("abandonment_rate", sdRate(t.abandonment_rate), fmtInt.format(t.abandoned) + " abandoned, " + fmtInt.format(t.short_abandons) + " within " + fmtDec.format(d.threshold_s) + " s");
+    set("aht_s", fmtSeconds(t.aht_s), t.handled ? "talk " + fmtSeconds(t.avg_talk_s) + " · hold " + fmtSeconds(t.avg_hold_s) + " · after " + fmtSeconds(t.avg_acw_s) : "no handled contact");
+    set("fcr_rate", sdRate(t.fcr_rate), fmtInt.format(t.fcr_reported) + " contacts report it");
+    set("contacts_per_100_orders", t.contacts_per_100_orders == null ? "–" : fmtDec.format(t.contacts_per_100_orders), fmtInt.format(t.orders) + " orders");
+
+    // Today, live
+    const today = d.today;
+    const tb = sdBlock(panel, "today", today.totals.contacts > 0);
+    text(tb.querySelector("[data-sd-today]"), today.date + " (" + today.timezone + ") per 15 minutes · service level " + sdRate(today.totals.service_level) + " against " + fmtPct(target));
+    if (today.totals.contacts > 0) {
+      const xs = today.intervals.map(function (p) { return Date.parse(p.t); });
+      sdChart(tb.querySelector("[data-sd-chart=today]"), "today", {
+        grid: {left: 48, right: 56, top: 36, bottom: 28}, xAxis: {type: "time"},
+        yAxis: [{type: "value", min: 0, minInterval: 1}, {type: "value", min: 0, max: 100, splitLine: {show: false}, axisLabel: {formatter: "{value} %"}}],
+        series: [
+          {name: "answered", type: "bar", stack: "c", color: "#1a7f37", barMaxWidth: 14, data: today.intervals.map(function (p, i) { return [xs[i], p.answered]; })},
+          {name: "abandoned", type: "bar", stack: "c", color: "#cf222e", barMaxWidth: 14, data: today.intervals.map(function (p, i) { return [xs[i], p.abandoned]; })},
+          {name: "service level (%)", type: "line", yAxisIndex: 1, color: "#9a6700", connectNulls: false, symbolSize: 4,
+           data: today.intervals.map(function (p, i) { return [xs[i], sdPct(p.service_level)]; }),
+           markLine: {silent: true, symbol: "none", lineStyle: {type: "dashed", color: "#57606a"}, label: {formatter: "target"}, data: [{yAxis: 100 * target}]}}]});
+    }
+
+    // Per day
+    const db = sdBlock(panel, "days", t.contacts > 0);
+    if (t.contacts > 0) {
+      const days = d.days.map(function (r) { return r.day; });
+      sdChart(db.querySelector("[data-sd-chart=days]"), "days", {
+        grid: {left: 48, right: 56, top: 36, bottom: 28}, xAxis: {type: "category", data: days},
+        yAxis: [{type: "value", min: 0, minInterval: 1}, {type: "value", min: 0, max: 100, splitLine: {show: false}, axisLabel: {formatter: "{value} %"}}],
+        series: [
+          {name: "answered", type: "bar", stack: "c", color: "#1a7f37", barMaxWidth: 24, data: d.days.map(function (r) { return r.answered; })},
+          {name: "abandoned", type: "bar", stack: "c", color: "#cf222e", barMaxWidth: 24, data: d.days.map(function (r) { return r.abandoned; })},
+          {name: "other contacts", type: "bar", stack: "c", color: "#9aa5b1", barMaxWidth: 24, data: d.days.map(function (r) { return r.contacts - r.answered - r.abandoned; })},
+          {name: "service level (%)", type: "line", yAxisIndex: 1, color: "#9a6700", connectNulls: false, data: d.days.map(function (r) { return sdPct(r.service_level); }),
+           markLine: {silent: true, symbol: "none", lineStyle: {type: "dashed", color: "#57606a"}, label: {formatter: "target"}, data: [{yAxis: 100 * target}]}}]});
+    }
+    sdRows(db, "days", d.days, function (tr, r) {
+      cell(tr, r.day, {sort: r.day}); cell(tr, fmtInt.format(r.contacts), {num: true, sort: r.contacts});
+      cell(tr, fmtInt.format(r.answered), {num: true, sort: r.answered}); cell(tr, fmtInt.format(r.abandoned), {num: true, sort: r.abandoned});
+      sdLevelCell(tr, r.service_level, target); sdSecs(tr, r.asa_s);
+      cell(tr, sdRate(r.abandonment_rate), {num: true, sort: r.abandonment_rate == null ? "" : r.abandonment_rate});
+      sdSecs(tr, r.aht_s); cell(tr, sdRate(r.fcr_rate), {num: true, sort: r.fcr_rate == null ? "" : r.fcr_rate});
+    });
+
+    // Breakdowns
+    const bb = sdBlock(panel, "breakdowns", t.contacts > 0);
+    if (t.contacts > 0) {
+      sdChart(bb.querySelector("[data-sd-chart=channels]"), "channels", {
+        tooltip: {trigger: "item"},
+        series: [{name: "contacts", type: "pie", radius: ["40%", "70%"], top: 24,
+                  data: d.by_channel.map(function (r) { return {name: r.channel, value: r.contacts, itemStyle: {color: SD_CHANNEL_COLORS[r.channel] || "#9aa5b1"}}; })}]});
+    }
+    const label = function (v) { return v == null ? "(not sent)" : v; };
+    sdRows(bb, "by_channel", d.by_channel, function (tr, r) {
+      cell(tr, r.channel); cell(tr, fmtInt.format(r.contacts), {num: true, sort: r.contacts});
+      sdLevelCell(tr, r.service_level, target); sdSecs(tr, r.asa_s);
+      cell(tr, sdRate(r.abandonment_rate), {num: true, sort: r.abandonment_rate == null ? "" : r.abandonment_rate});
+      sdSecs(tr, r.aht_s); cell(tr, sdRate(r.fcr_rate), {num: true, sort: r.fcr_rate == null ? "" : r.fcr_rate});
+    });
+    sdRows(bb, "by_reason", d.by_reason, function (tr, r) {
+      cell(tr, label(r.reason)); cell(tr, fmtInt.format(r.contacts), {num: true, sort: r.contacts});
+      sdLevelCell(tr, r.service_level, target); sdSecs(tr, r.aht_s);
+      cell(tr, sdRate(r.fcr_rate), {num: true, sort: r.fcr_rate == null ? "" : r.fcr_rate});
+    });
+    sdRows(bb, "by_agent", d.by_agent, function (tr, r) {
+      cell(tr, label(r.agent)); cell(tr, fmtInt.format(r.contacts), {num: true, sort: r.contacts});
+      cell(tr, fmtInt.format(r.answered), {num: true, sort: r.answered}); sdSecs(tr, r.asa_s); sdSecs(tr, r.aht_s);
+      cell(tr, sdRate(r.fcr_rate), {num: true, sort: r.fcr_rate == null ? "" : r.fcr_rate});
+    });
+  };
+  // --- end of service desk ------------------------------------------------------------------
 
   // --- sortable tables --------------------------------------------------------------------
   document.addEventListener("click", function (ev) {

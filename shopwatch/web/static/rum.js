@@ -10,7 +10,6 @@
   function rnd() { return Math.random().toString(36).slice(2) + Date.now().toString(36) }
   var sid = cfg.sessionId || !gpc && SS && SS.getItem('sw_sid') || rnd();
   if (SS && !gpc) SS.setItem('sw_sid', sid);
-  // FNV-1a of the session id, as the server's, for the sample rate.
   var h = 0x811c9dc5, i;
   for (i = 0; i < sid.length; i++) h = Math.imul(h ^ sid.charCodeAt(i) & 255, 16777619) >>> 0;
   var sampled = h / 4294967296 < (cfg.sample || 1);
@@ -148,6 +147,7 @@
     if (cmd == 'event') push({ k: 'event', n: a, p: b });
     else if (cmd == 'api') push(a, 1);
     else if (cmd == 'identify') uid = gpc || a == null ? uid : String(a);
+    else if (cmd == 'survey' && cfg.survey) w.shopwatch.s = a, d.head.appendChild(d.createElement('script')).src = new URL('rum-survey.js', me.src);
     else if (cmd == 'consent') {
       ok = !!a;
       if (ok) flush(); else { q = []; if (SS) SS.removeItem('sw_sid') }
