@@ -8,7 +8,7 @@ ADMIN ?= admin@example.com
 
 VENDOR := shopwatch/web/static/vendor
 
-.PHONY: run serve test test-fast lint bench-ingest bench-overview bench-backfill bench-queries bench-alerts bench-rum bench-otlp bench-security bench-checks bench-browser install install-test assets browser clean
+.PHONY: run serve test test-fast lint bench-ingest bench-overview bench-backfill bench-queries bench-alerts bench-rum bench-otlp bench-security bench-ltv bench-checks bench-browser install install-test assets browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,9 @@ bench-alerts: install
 
 bench-security: install
 	$(BIN)/python benchmarks/security.py
+
+bench-ltv: install-test
+	$(BIN)/python benchmarks/ltv.py
 
 bench-rum: install
 	$(BIN)/python benchmarks/rum.py

@@ -550,8 +550,11 @@ def test_the_email_has_a_readable_body_and_the_pdf_attached(
         live: Live, shop: dict[str, Any], inbox: Inbox) -> None:
     project = shop["project"]
     rt = live.runtime
+    # Hour 0: the report of the last whole local day is due from local midnight on (at
+    # 8 it would be the day before's until 8 o'clock in Paris).
     made = store.add_schedule(rt.state, project.id, schedule_data(
-        audience="business", recipients=["ceo@shop.example", "cmo@shop.example"]), 0.0)
+        audience="business", recipients=["ceo@shop.example", "cmo@shop.example"], hour=0),
+        0.0)
     reporter = Reporter(rt.events, rt.state, smtp_env(inbox.port))
     [outcome] = reporter.send_due()  # created at the epoch: due at once, for yesterday
     assert outcome.sent and outcome.period == shop["day"].key
