@@ -225,6 +225,12 @@ def test_historical_clv_by_hand() -> None:
     assert historical_clv(2, 0.0, 10.0, horizon=52).tolist() == [0.0]
     discounted = historical_clv(2, 4, 30.0, horizon=2, step=1, discount_rate=0.1)
     assert discounted.tolist() == pytest.approx([15 / 1.1 + 15 / 1.1**2])
+    # Two repeat purchases in a first week: judged over 13 weeks, not projected weekly.
+    young = historical_clv([2, 2], [1.0, 26.0], [50.0, 50.0], horizon=52, min_tenure=13)
+    assert young.tolist() == pytest.approx([50 * 2 / 13 * 52, 50 * 2 / 26 * 52])
+    assert estimate(summarize([("eve", NOW - 86_400 * 6, 40.0), ("eve", NOW - 86_400 * 3, 40.0),
+                               ("eve", NOW - 86_400, 40.0)], now=NOW, unit_days=7),
+                    horizon=52).value.tolist() == pytest.approx([40 * 2 / 13 * 52])
 
 
 def test_estimate_falls_back_on_thin_data() -> None:
@@ -233,7 +239,8 @@ def test_estimate_falls_back_on_thin_data() -> None:
     assert found.method == "historical"
     assert found.reason == "only 1 repeat customers, fewer than the 100 the models need"
     assert found.repeat_customers == 1 and found.bgnbd is None
-    assert found.value.tolist() == pytest.approx([100 / 3 * 2 / 4 * 52, 0, 0])
+    # alice's 4 weeks count as 13 (a quarter of the horizon).
+    assert found.value.tolist() == pytest.approx([100 / 3 * 2 / 13 * 52, 0, 0])
     # Enough customers by the threshold, too few for the fits: still historical, saying
     # which fit failed.
     forced = estimate(s, horizon=52, min_repeat_customers=1)
@@ -252,7 +259,7 @@ def test_estimate_falls_back_when_the_fit_diverges() -> None:
     found = estimate(s, horizon=52)
     assert found.method == "historical"
     assert found.reason.startswith("BG/NBD fit diverged")
-    assert found.value.tolist() == pytest.approx([20 * 5 / 10 * 52] * n)
+    assert found.value.tolist() == pytest.approx([20 * 5 / 13 * 52] * n)  # 10 weeks -> 13
 
 
 def test_estimate_uses_the_models_on_cdnow(cdnow_money: np.ndarray) -> None:

@@ -30,7 +30,8 @@ contributes ``(E[Y(t_k)] - E[Y(t_{k-1})]) * expected_spend / (1 + discount_rate)
 ``customer_lifetime_value`` (independent code).
 
 Fallback (:func:`historical_clv`), for thin data: ``average_value * (frequency / T) *
-horizon`` (discounted per step like :func:`clv`). :func:`estimate` uses the models when
+horizon`` (discounted per step like :func:`clv`), with ``T`` at least a quarter of the
+horizon in :func:`estimate` (a week-old customer's rate is not projected over a year). :func:`estimate` uses the models when
 there are at least ``min_repeat_customers`` repeat customers and both fits converge, else
 the fallback, and says which and why.
 
@@ -328,7 +329,7 @@ def clv(bg: BgNbd, gg: GammaGamma, frequency: npt.ArrayLike, recency: npt.ArrayL
 
 def historical_clv(frequency: npt.ArrayLike, T: npt.ArrayLike,
                    average_value: npt.ArrayLike, *, horizon: float, step: float = 1.0,
-                   discount_rate: float = 0.0) -> FloatArray:
+                   discount_rate: float = 0.0, min_tenure: float = 0.0) -> FloatArray:
     """The fallback: ``average_value * frequency / T * horizon`` per customer.
 
     ``average_value`` is the mean net value of all the customer's purchases (first one
@@ -337,11 +338,15 @@ def historical_clv(frequency: npt.ArrayLike, T: npt.ArrayLike,
     counted in the rate: it starts the observation, and counting it would give
     yesterday's one-time buyer a rate of one purchase a day. With a discount rate, the
     rate's value in each step is discounted like in :func:`clv`:
-    ``sum_k average_value * rate * (t_k - t_{k-1}) / (1 + discount_rate) ** k``."""
+    ``sum_k average_value * rate * (t_k - t_{k-1}) / (1 + discount_rate) ** k``.
+    ``min_tenure`` (time units): a customer observed for less is judged as if observed
+    that long, ``frequency / max(T, min_tenure)``, so that two orders in a customer's
+    first week do not become a purchase every few days for the whole horizon."""
     if discount_rate <= -1:
         raise ValueError("discount_rate must be > -1")
     x, age, value = np.broadcast_arrays(_arr(frequency, "frequency"), _arr(T, "T"),
                                         _arr(average_value, "average_value"))
+    age = np.where(age > 0, np.maximum(age, min_tenure), age)
     rate = np.divide(x, age, out=np.zeros_like(x, dtype=np.float64), where=age > 0)
     ends = _step_ends(horizon, step)
     lengths = np.diff(ends, prepend=0.0)
@@ -432,8 +437,10 @@ def estimate(summary: CustomerSummary, *, horizon: float, step: float = 1.0,
     repeaters = int(np.count_nonzero(s.frequency > 0))
 
     def fallback(reason: str) -> Estimate:
+        # A customer younger than a quarter of the horizon is judged over that quarter.
         value = historical_clv(s.frequency, s.T, s.average_value, horizon=horizon,
-                               step=step, discount_rate=discount_rate)
+                               step=step, discount_rate=discount_rate,
+                               min_tenure=horizon / 4)
         return Estimate(method="historical", reason=reason, user_ids=s.user_ids, value=value,
                         horizon=horizon, unit_days=s.unit_days, repeat_customers=repeaters,
                         bgnbd=None, gamma_gamma=None)
