@@ -8,7 +8,7 @@ ADMIN ?= admin@example.com
 
 VENDOR := shopwatch/web/static/vendor
 
-.PHONY: run serve test test-fast lint bench-ingest bench-overview bench-backfill bench-queries bench-alerts bench-rum bench-otlp bench-security bench-ltv bench-checks bench-browser install install-test assets browser clean
+.PHONY: run serve test test-fast lint bench-ingest bench-overview bench-backfill bench-queries bench-alerts bench-rum bench-otlp bench-security bench-ltv bench-business bench-checks bench-browser install install-test assets browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +83,9 @@ bench-security: install
 
 bench-ltv: install-test
 	$(BIN)/python benchmarks/ltv.py
+
+bench-business: install
+	$(BIN)/python benchmarks/business.py
 
 bench-rum: install
 	$(BIN)/python benchmarks/rum.py

@@ -31,9 +31,9 @@ contributes ``(E[Y(t_k)] - E[Y(t_{k-1})]) * expected_spend / (1 + discount_rate)
 
 Fallback (:func:`historical_clv`), for thin data: ``average_value * (frequency / T) *
 horizon`` (discounted per step like :func:`clv`), with ``T`` at least a quarter of the
-horizon in :func:`estimate` (a week-old customer's rate is not projected over a year). :func:`estimate` uses the models when
-there are at least ``min_repeat_customers`` repeat customers and both fits converge, else
-the fallback, and says which and why.
+horizon in :func:`estimate` (a week-old customer's rate is not projected over a year).
+:func:`estimate` uses the models when there are at least ``min_repeat_customers``
+repeat customers and both fits converge, else the fallback, and says which and why.
 
 Inputs (:func:`summarize`): orders as ``(user_id, time, net_value)`` with net value after
 refunds. An order whose net value is 0 or less (fully refunded) is not a purchase.
@@ -213,7 +213,8 @@ def expected_purchases(m: BgNbd, t: npt.ArrayLike, frequency: npt.ArrayLike,
     Computed as ``P(alive) * (a + b + x - 1) / (a - 1) * (1 - (1 - z) ** (a - 1) *
     2F1(a + b - 1 - r, a - 1; a + b + x - 1; z))`` with ``z = t / (alpha + T + t)``: eq. 10
     after Euler's transformation of its hypergeometric term, which keeps the parameters
-    of ``2F1`` small for frequent buyers. Undefined at exactly ``a = 1``."""
+    of ``2F1`` small for frequent buyers. Undefined at exactly ``a = 1``. ValueError when
+    the series does not converge or the result overflows (extreme parameters)."""
     x, tx, age = _rfm(frequency, recency, T)
     horizon = _arr(t, "t")
     if np.any(horizon < 0):
@@ -225,6 +226,10 @@ def expected_purchases(m: BgNbd, t: npt.ArrayLike, frequency: npt.ArrayLike,
     bracket = 1 - np.exp((a - 1) * np.log1p(-z)) * _hyp2f1(a + b - 1 - r, a - 1, c, z)
     fresh = c / (a - 1) * bracket
     found = probability_alive(m, x, tx, age) * fresh
+    if not np.all(np.isfinite(found)):
+        # Extreme parameters overflow the terms: no value rather than inf (estimate
+        # then falls back to the historical value and says why).
+        raise ValueError("expected purchases overflow for these parameters")
     return np.asarray(np.maximum(found, 0.0), dtype=np.float64)
 
 
