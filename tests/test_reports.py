@@ -585,8 +585,8 @@ def test_shopwatch_serve_sends_due_reports_by_itself(server: Callable[..., Live]
                   smtp_from="reports@shop.example", reports_interval=0.2)
     assert live.runtime.reports is not None
     project = live.create_project("shop")
-    # Created at the epoch: yesterday's report is due at once.
-    store.add_schedule(live.runtime.state, project.id, schedule_data(), 0.0)
+    # Created at the epoch: yesterday's report is due at once (hour 0: from midnight on).
+    store.add_schedule(live.runtime.state, project.id, schedule_data(hour=0), 0.0)
     deadline = time.monotonic() + 120
     while not inbox.messages and time.monotonic() < deadline:
         time.sleep(0.1)
