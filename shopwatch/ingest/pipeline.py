@@ -417,11 +417,12 @@ def enrich_network(items: list[Item], config: PipelineConfig, drops: Drops) -> l
     OS when the event names no device category, without replacing a field it has.
     """
     # Most events (browser ones, RUM) have neither: one comprehension finds the others.
-    todo = [item for item in items if item[1].ip is not None or item[1].user_agent is not None]
-    if not todo:
+    carrying = [item for item in items
+                if item[1].ip is not None or item[1].user_agent is not None]
+    if not carrying:
         return items
     dropped: set[int] = set()
-    for index, event in todo:
+    for index, event in carrying:
         ip, agent = event.ip, event.user_agent
         if ip is not None:
             network = _network(ip, config.pseudonym_key, config.network_prefix_v4,

@@ -18,15 +18,14 @@ horizon and the health score's weights are the settings ``customer_churn_days`` 
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
 from shopwatch.analytics import customers
-from shopwatch.analytics.timerange import TimeRange, parse_range
 from shopwatch.runtime import Runtime
 from shopwatch.web import access, export
+from shopwatch.web.apm import _period
 
 router = APIRouter()
 
@@ -37,12 +36,6 @@ RangeParam = Annotated[str | None, Query(alias="range", description=(
     "given, else 24h). Per-customer figures are as of the period's end."))]
 FromParam = Annotated[str | None, Query(alias="from", description="RFC 3339 or epoch ms")]
 ToParam = Annotated[str | None, Query(description="RFC 3339 or epoch ms (exclusive)")]
-
-
-def _period(range_: str | None, from_: str | None, to: str | None) -> TimeRange:
-    if range_ is None:
-        range_ = "custom" if from_ and to else "24h"
-    return parse_range(range_, from_, to, time.time_ns() // 1000)
 
 
 def _weights(rt: Runtime) -> dict[str, float]:

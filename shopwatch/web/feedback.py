@@ -25,7 +25,8 @@ from shopwatch.analytics.timerange import TimeRange
 from shopwatch.runtime import Runtime
 from shopwatch.store.incidents import Incident, list_incidents
 from shopwatch.web import access, export
-from shopwatch.web.security import FromParam, ProjectQuery, RangeParam, ToParam, _period
+from shopwatch.web.apm import _period
+from shopwatch.web.security import FromParam, ProjectQuery, RangeParam, ToParam
 
 router = APIRouter()
 

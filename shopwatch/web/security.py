@@ -15,15 +15,14 @@ findings the detectors raise are under ``/api/v1/security/findings``.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
 from shopwatch.analytics import security
-from shopwatch.analytics.timerange import TimeRange, parse_range
 from shopwatch.runtime import Runtime
 from shopwatch.web import access, export
+from shopwatch.web.apm import _period  # the period every analytics route reads
 
 router = APIRouter()
 
@@ -34,14 +33,6 @@ RangeParam = Annotated[str | None, Query(alias="range", description=(
     "given, else 24h)"))]
 FromParam = Annotated[str | None, Query(alias="from", description="RFC 3339 or epoch ms")]
 ToParam = Annotated[str | None, Query(description="RFC 3339 or epoch ms (exclusive)")]
-
-
-def _period(range_: str | None, from_: str | None, to: str | None) -> TimeRange:
-    """As every analytics route reads its period: a preset, or ``from``/``to`` (custom
-    when both are given without ``range``); 24 hours by default."""
-    if range_ is None:
-        range_ = "custom" if from_ and to else "24h"
-    return parse_range(range_, from_, to, time.time_ns() // 1000)
 
 
 @router.get("/api/v1/security", tags=["security"], summary="Security signals")

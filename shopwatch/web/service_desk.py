@@ -23,7 +23,8 @@ from fastapi import APIRouter, Query, Request, Response
 from shopwatch.analytics import service_desk
 from shopwatch.runtime import Runtime
 from shopwatch.web import access, export
-from shopwatch.web.security import FromParam, ProjectQuery, RangeParam, ToParam, _period
+from shopwatch.web.apm import _period
+from shopwatch.web.security import FromParam, ProjectQuery, RangeParam, ToParam
 
 router = APIRouter()
 
