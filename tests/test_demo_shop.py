@@ -377,7 +377,7 @@ def test_test_cards_are_declined_and_a_retry_keeps_the_transaction_id(
     params = event["params"]
     assert params["reason"] == reason and params["payment_method"] == "card"
     assert params["card_bin"] == card[:6]
-    assert re.fullmatch(r"[0-9a-f]{16}", params["card_fingerprint"])
+    assert re.fullmatch(r"fp_[0-9a-f]{16}", params["card_fingerprint"])
     assert params["gateway"] == "sandbox"
     assert (params["value"], params["currency"]) == (83.9, "EUR")  # 79.00 + 4.90 shipping
 
@@ -468,7 +468,7 @@ def test_card_payments_carry_the_bin_and_the_keyed_fingerprint_never_the_number(
         (None, None)]
     for params, number in zip(payments, ("4000000000000078", "4000000000009995",
                                          "4000000000000077"), strict=False):
-        assert params["card_fingerprint"] == hmac.new(
+        assert params["card_fingerprint"] == "fp_" + hmac.new(
             secret, number.encode(), hashlib.sha256).hexdigest()[:16]
         assert params["gateway"] == "sandbox" and params["payment_method"] == "card"
     assert payments[-1]["payment_method"] == "paypal" and "card_fingerprint" not in payments[-1]
