@@ -335,3 +335,27 @@ def test_access_bad_parameters_and_the_page(shop: tuple[Live, Project]) -> None:
     nothing = get(live, empty)
     assert nothing["kpis"]["customers_to_date"] == 0 and nothing["segments"][0]["share"] is None
     assert nothing["ltv"]["average_predicted_ltv"] is None
+
+
+def test_lifetime_value_estimates_are_kept_per_input() -> None:
+    """The page's two reads of one book fit the models once; a change in any customer's
+    figures is a new input and gets a new estimate."""
+    import numpy as np
+
+    from shopwatch.analytics.ltv import CustomerSummary
+
+    def summary(last_frequency: float) -> CustomerSummary:
+        frequency = np.array([0.0, 1.0, 2.0, last_frequency])
+        return CustomerSummary(user_ids=("a", "b", "c", "d"), frequency=frequency,
+                               recency=np.array([0.0, 1.0, 2.0, 2.0]),
+                               T=np.array([3.0, 3.0, 3.0, 3.0]),
+                               monetary_value=np.array([0.0, 10.0, 20.0, 30.0]),
+                               average_value=np.array([5.0, 10.0, 20.0, 30.0]),
+                               unit_days=7)
+
+    first = customers._estimate(summary(3.0), 52.0)
+    assert customers._estimate(summary(3.0), 52.0) is first
+    changed = customers._estimate(summary(4.0), 52.0)
+    assert changed is not first
+    assert changed.value[3] > first.value[3]
+    assert customers._estimate(summary(3.0), 26.0).horizon == 26.0

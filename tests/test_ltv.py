@@ -108,6 +108,12 @@ def test_expected_purchases_matches_equation_10_as_printed(bg: BgNbd,
     (0.5, 3.0, 2.5, 4.0, 400, 20.0, 20.5, 1000.0),
     (0.3, 4.0, 0.8, 2.4, 150, 30.0, 38.0, 300.0),
     (1.0, 1.0, 2.0, 1.0, 102, 0.0, 0.125, 11.0),  # scipy's hyp2f1 gives nan here
+    # A fit with no spread in the dropout probability (the demo's 28 days): a and b in
+    # the millions, where Euler's form needs millions of terms and eq. 10 as printed few.
+    (1.48, 3.10, 1.16e6, 3.21e6, 0, 0.0, 0.57, 52.0),
+    (1.48, 3.10, 1.16e6, 3.21e6, 3, 3.0, 4.0, 52.0),
+    (1.48, 3.10, 1.16e6, 3.21e6, 600, 150.0, 160.0, 52.0),
+    (0.5, 0.5, 8e5, 2e6, 2, 1.0, 1.0, 500.0),  # z = 0.998
 ])
 def test_expected_purchases_of_frequent_buyers_by_integration(
         r: float, alpha: float, a: float, b: float, x: int, tx: float, T: float,
@@ -118,12 +124,15 @@ def test_expected_purchases_of_frequent_buyers_by_integration(
     posterior p ~ Beta(a, b + x), with r' = r + x and alpha' = alpha + T."""
     m = BgNbd(r=r, alpha=alpha, a=a, b=b, log_likelihood=0.0, customers=0)
     r1, alpha1 = m.r + x, m.alpha + T
+    posterior = beta_dist(m.a, m.b + x)
 
     def integrand(p: float) -> float:
-        return float((1 - (alpha1 / (alpha1 + p * t)) ** r1) / p
-                     * beta_dist.pdf(p, m.a, m.b + x))
+        return float((1 - (alpha1 / (alpha1 + p * t)) ** r1) / p * posterior.pdf(p))
 
-    fresh = quad(integrand, 0, 1, limit=200, epsabs=0, epsrel=1e-11)[0]
+    # All but 1e-16 of the posterior's mass, split at its mean (a narrow peak when a and
+    # b are large).
+    fresh = quad(integrand, posterior.ppf(1e-16), posterior.isf(1e-16),
+                 points=[posterior.mean()], limit=200, epsabs=0, epsrel=1e-11)[0]
     found = expected_purchases(m, t, x, tx, T)[0]
     assert found == pytest.approx(probability_alive(m, x, tx, T)[0] * fresh, rel=1e-8)
 
@@ -150,8 +159,11 @@ def test_clv_sums_discounted_steps(bg: BgNbd, cdnow_money: np.ndarray) -> None:
     expected = (expected_purchases(bg, 52, rows["x"], rows["t_x"], rows["T"])
                 * expected_spend(gg, rows["x"], rows["zbar"]))
     np.testing.assert_allclose(one_step, expected, rtol=1e-12)
-    # Undiscounted, the steps add up to the whole horizon (the last step is 52 - 50).
-    np.testing.assert_allclose(clv(bg, gg, *args, horizon=52, step=5), expected, rtol=1e-9)
+    # Undiscounted, the steps add up to the whole horizon (the last step is 52 - 50):
+    # computed as one step, and the stepped sum tends to it as the rate goes to 0.
+    np.testing.assert_allclose(clv(bg, gg, *args, horizon=52, step=5), expected, rtol=1e-12)
+    np.testing.assert_allclose(clv(bg, gg, *args, horizon=52, step=5, discount_rate=1e-12),
+                               expected, rtol=1e-9)
     discounted = clv(bg, gg, *args, horizon=52, step=4, discount_rate=0.01)
     assert np.all(discounted < expected) and np.all(discounted > expected / 1.01 ** 13)
 
@@ -252,17 +264,69 @@ def test_estimate_falls_back_on_thin_data() -> None:
 
 
 def test_estimate_falls_back_when_the_fit_diverges() -> None:
-    """200 identical customers (5 repeat purchases, the last one today): no
-    heterogeneity and no sign of dropout, so BG/NBD's parameters run off to infinity."""
+    """200 identical customers (5 repeat purchases of 20 each in 10 weeks, the last one
+    today). BG/NBD's fit is loose (one purchase rate for all, no sign of dropout) but
+    predicts the observed rate, 0.5 a week; every repeat purchase being worth exactly
+    20 sends Gamma-Gamma's p to the edge of its range, so the estimate falls back."""
     n = 200
+    loose = fit_bgnbd(np.full(n, 5.0), np.full(n, 10.0), np.full(n, 10.0))
+    assert expected_purchases(loose, 52, 5, 10.0, 10.0)[0] == pytest.approx(26, rel=0.01)
     s = CustomerSummary(user_ids=tuple(map(str, range(n))), frequency=np.full(n, 5.0),
                         recency=np.full(n, 10.0), T=np.full(n, 10.0),
                         monetary_value=np.full(n, 20.0), average_value=np.full(n, 20.0),
                         unit_days=7)
     found = estimate(s, horizon=52)
     assert found.method == "historical"
-    assert found.reason.startswith("BG/NBD fit diverged")
+    assert found.reason.startswith("Gamma-Gamma fit diverged")
     assert found.value.tolist() == pytest.approx([20 * 5 / 13 * 52] * n)  # 10 weeks -> 13
+
+
+def test_gamma_gamma_refuses_values_without_spread() -> None:
+    """Every repeat purchase worth exactly 20: a transaction value's Gamma shape p has no
+    finite estimate (it runs to the edge with q), and the fit says so."""
+    with pytest.raises(ValueError, match=r"Gamma-Gamma fit diverged: .*p, q, v = "):
+        fit_gamma_gamma(np.full(200, 5.0), np.full(200, 20.0))
+
+
+def simulate_bgnbd(seed: int, n: int, r: float, alpha: float, p: float, T: float
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """frequency, recency, T of ``n`` customers drawn from BG/NBD with a dropout
+    probability ``p`` common to all (no Beta spread), observed for ``T``."""
+    rng = np.random.default_rng(seed)
+    rates = rng.gamma(r, 1 / alpha, n)
+    x, tx = np.zeros(n), np.zeros(n)
+    for i, rate in enumerate(rates):
+        when = rng.exponential(1 / rate)
+        while when <= T:
+            x[i] += 1
+            tx[i] = when
+            if rng.random() < p:
+                break
+            when += rng.exponential(1 / rate)
+    return x, tx, np.full(n, T)
+
+
+def test_a_common_dropout_probability_fits_and_predicts() -> None:
+    """Customers who all drop out with the same probability: the likelihood rises as a
+    and b grow together (the Beta narrows to a point), so the fit ends on that ridge with
+    a and b in the hundreds of thousands. That limit is a sound model (the dropout
+    probability a / (a + b) for everyone) and predicts in closed form, E[Y(t)] =
+    P(alive) (1 - (alpha' / (alpha' + p t)) ** r') / p; the fit is kept, not refused as
+    diverged, and its predictions match the closed form."""
+    x, tx, T = simulate_bgnbd(0, 2000, r=2.0, alpha=4.0, p=0.25, T=20.0)
+    m = fit_bgnbd(x, tx, T)
+    assert m.a > 1e5 and m.b > 1e5
+    p = m.a / (m.a + m.b)
+    assert p == pytest.approx(0.25, abs=0.02) and m.r == pytest.approx(2.0, rel=0.1)
+    found = expected_purchases(m, 52, x, tx, T)
+    limit = (probability_alive(m, x, tx, T)
+             * (1 - ((m.alpha + T) / (m.alpha + T + p * 52)) ** (m.r + x)) / p)
+    np.testing.assert_allclose(found, limit, rtol=1e-3)
+    spend = np.random.default_rng(1).gamma(4.0, 5.0, len(x))
+    s = CustomerSummary(user_ids=tuple(map(str, range(len(x)))), frequency=x, recency=tx,
+                        T=T, monetary_value=np.where(x > 0, spend, 0.0),
+                        average_value=spend, unit_days=7)
+    assert estimate(s, horizon=52).method == "bgnbd+gamma_gamma"
 
 
 def test_estimate_uses_the_models_on_cdnow(cdnow_money: np.ndarray) -> None:

@@ -31,11 +31,14 @@ and the acquisition cost are defined in the functions below and in docs/customer
 from __future__ import annotations
 
 import bisect
+import hashlib
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from shopwatch.analytics.currency import RATES, rate_sql
 from shopwatch.analytics.sessions import TS
@@ -43,6 +46,9 @@ from shopwatch.analytics.timerange import TimeRange, iso_utc
 from shopwatch.errors import BadRequest
 from shopwatch.store.base import EventStore
 from shopwatch.store.state import Project, StateStore
+
+if TYPE_CHECKING:  # scipy loads with ltv: only when a lifetime value is asked for
+    from shopwatch.analytics.ltv import CustomerSummary, Estimate
 
 US: Final = 1_000_000
 DAY_US: Final = 86_400 * US
@@ -372,6 +378,36 @@ def _net_orders(book: Book) -> list[tuple[str, float, float]]:
     return out
 
 
+# The fits take a few hundred milliseconds, and the Customers page reads the same book
+# twice (figures and list): estimates are kept for the last few distinct inputs.
+_ESTIMATES: OrderedDict[bytes, Estimate] = OrderedDict()
+_ESTIMATES_KEPT: Final = 8
+_ESTIMATES_LOCK = threading.Lock()
+
+
+def _estimate(summary: CustomerSummary, horizon: float) -> Estimate:
+    """``ltv.estimate(summary, horizon=horizon)``, memoised on the summary's values (the
+    estimate is a pure function of them)."""
+    from shopwatch.analytics import ltv
+
+    digest = hashlib.blake2b(repr((horizon, summary.unit_days, summary.user_ids)).encode(),
+                             digest_size=20)
+    for values in (summary.frequency, summary.recency, summary.T, summary.monetary_value,
+                   summary.average_value):
+        digest.update(values.tobytes())
+    key = digest.digest()
+    with _ESTIMATES_LOCK:
+        if key in _ESTIMATES:
+            _ESTIMATES.move_to_end(key)
+            return _ESTIMATES[key]
+    found = ltv.estimate(summary, horizon=horizon)
+    with _ESTIMATES_LOCK:
+        _ESTIMATES[key] = found
+        while len(_ESTIMATES) > _ESTIMATES_KEPT:
+            _ESTIMATES.popitem(last=False)
+    return found
+
+
 def lifetime_value(book: Book) -> None:
     """Fill every customer's predicted 12-month LTV and probability alive, and the
     book's method and reason, with :func:`shopwatch.analytics.ltv.estimate` (BG/NBD +
@@ -388,7 +424,7 @@ def lifetime_value(book: Book) -> None:
             c.predicted_ltv = 0.0
         book.ltv_method, book.ltv_reason = "historical", "no purchase left after returns"
         return
-    est = ltv.estimate(summary, horizon=LTV_HORIZON_MONTHS * MONTH_DAYS / 7)
+    est = _estimate(summary, LTV_HORIZON_MONTHS * MONTH_DAYS / 7)
     book.ltv_method, book.ltv_reason = est.method, est.reason
     alive = (ltv.probability_alive(est.bgnbd, summary.frequency, summary.recency, summary.T)
              if est.bgnbd is not None else None)

@@ -3,7 +3,8 @@
 A pure module (no I/O, no store). docs/kpis.md, "Lifetime value", has the user-facing
 definitions and the validation figures.
 
-Models (fitted by maximum likelihood with scipy, on log-parameters):
+Models (fitted by maximum likelihood with scipy, on the logs of each mixing
+distribution's mean and concentration, see :func:`_fit`):
 
 - **BG/NBD** (Fader, Hardie & Lee 2005, "Counting your customers the easy way: An
   alternative to the Pareto/NBD model", Marketing Science 24(2)): while alive, a customer
@@ -12,8 +13,10 @@ Models (fitted by maximum likelihood with scipy, on log-parameters):
   (repeat purchases: purchase periods after the first), ``recency`` *t_x* (first to last
   purchase) and ``T`` (first purchase to the end of observation), all in one time unit.
   :func:`fit_bgnbd` maximises eq. 6 of the paper; :func:`expected_purchases` is eq. 10,
-  ``E[Y(t) | x, t_x, T]`` (for frequent buyers the hypergeometric series is summed here:
-  scipy's ``hyp2f1`` returns inf/nan for them); :func:`probability_alive` is
+  ``E[Y(t) | x, t_x, T]`` (per customer in the form of its hypergeometric term that
+  converges sooner, the series summed here where scipy's ``hyp2f1`` returns inf/nan:
+  frequent buyers, or a fit with no spread in the dropout probability, which puts ``a``
+  and ``b`` in the millions); :func:`probability_alive` is
   ``P(alive | x, t_x, T)``, which is 1 for ``x = 0`` (the model's dropout happens only
   right after a purchase).
 - **Gamma-Gamma** (Fader & Hardie 2013, "The Gamma-Gamma model of monetary value"): a
@@ -85,61 +88,135 @@ def _rfm(frequency: npt.ArrayLike, recency: npt.ArrayLike,
     return x.astype(np.float64), tx.astype(np.float64), age.astype(np.float64)
 
 
-def _fit(nll: Callable[[FloatArray], float], start: FloatArray, what: str,
-         names: str) -> FloatArray:
-    """Minimise ``nll`` over bounded log-parameters; return the log-parameters or raise."""
+def _fit(nll: Callable[[FloatArray], float], start: FloatArray, what: str, names: str,
+         natural: Callable[[FloatArray], FloatArray],
+         concentrations: tuple[int, ...] = ()) -> FloatArray:
+    """Minimise ``nll`` over parameters bounded to ``[-15, 15]`` (logs of the model's
+    parameters or of their ratios); return them or raise ValueError.
+
+    ``concentrations``: the indexes of the log-concentrations of the mixing
+    distributions (Gamma's shape at a fixed mean, Beta's ``a + b``). One at its upper
+    edge is the limit of a distribution with no spread (every customer has the same rate,
+    dropout probability or spend level), which still predicts: accepted. Any other
+    parameter at an edge means the data do not identify the model: ValueError, with the
+    model's parameters (``natural``, in the rescaled units) named by ``names``."""
     bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(start)
     first = minimize(nll, start, method="L-BFGS-B", bounds=bounds,
                      options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-8})
-    # L-BFGS-B with numerical gradients may stop early on a line-search failure: polish
-    # with Nelder-Mead, which needs no gradient, and accept if either converged.
-    polish = minimize(nll, np.clip(first.x, -_LOG_BOUND, _LOG_BOUND), method="Nelder-Mead",
-                      bounds=bounds,
-                      options={"maxiter": 20_000, "xatol": 1e-9, "fatol": 1e-11})
-    best = polish if polish.fun <= first.fun else first
-    if not (first.success or polish.success) or not math.isfinite(float(best.fun)):
-        raise ValueError(f"{what} fit did not converge: {first.message}; {polish.message}")
-    logs = np.asarray(best.x, dtype=np.float64)
-    if np.any(np.abs(logs) > _LOG_BOUND - _EDGE):
+    best = first
+    if not first.success:
+        # L-BFGS-B with numerical gradients may stop early on a line-search failure (on a
+        # flat ridge, say): polish with Nelder-Mead, which needs no gradient, and accept
+        # if it converged. Not run after a success: at 100,000 customers it costs
+        # four times the first fit.
+        polish = minimize(nll, np.clip(first.x, -_LOG_BOUND, _LOG_BOUND),
+                          method="Nelder-Mead", bounds=bounds,
+                          options={"maxiter": 20_000, "xatol": 1e-9, "fatol": 1e-11})
+        if not polish.success:
+            raise ValueError(f"{what} fit did not converge: {first.message}; "
+                             f"{polish.message}")
+        best = polish if polish.fun <= first.fun else first
+    if not math.isfinite(float(best.fun)):
+        raise ValueError(f"{what} fit did not converge: {first.message}")
+    found = np.asarray(best.x, dtype=np.float64)
+    edge = np.abs(found) > _LOG_BOUND - _EDGE
+    for i in concentrations:
+        edge[i] &= found[i] < 0
+    if np.any(edge):
         raise ValueError(f"{what} fit diverged: a parameter ran to the edge of its range "
-                         f"({names} = {np.round(np.exp(logs), 6).tolist()}, rescaled); "
-                         f"the data do not "
-                         f"identify the model")
-    return logs
+                         f"({names} = {np.round(natural(found), 6).tolist()}, rescaled); "
+                         f"the data do not identify the model")
+    return found
 
 
 # scipy's hyp2f1 returns inf or nan for c > ~100 and z > 0.9 (frequent buyers over long
-# horizons): from this c on, sum the Gauss series directly.
+# horizons): from this c on, the Gauss series is summed here.
 _SERIES_FROM_C: Final = 40.0
-_SERIES_MAX_TERMS: Final = 100_000
+# Enough for z up to ~0.998 (the tail falls like z ** n); a series still not converged
+# after it is refused (ValueError: the estimate falls back) rather than summed for long.
+_SERIES_MAX_TERMS: Final = 30_000
 
 
-def _hyp2f1_series(A: float, B: float, C: FloatArray, z: FloatArray) -> FloatArray:
-    """Gauss's series for 2F1(A, B; C; z), 0 <= z < 1, summed until the tail (bounded by
-    the last term's ratio) is below 1e-15 of the sum. Used for large C, where the terms
-    fall fast."""
+def _tail_done(term: FloatArray, ratio: FloatArray, z: FloatArray,
+               total: FloatArray) -> npt.NDArray[np.bool_]:
+    """Whether the rest of a series is below 1e-15 of its sum: past the last term the
+    ratios tend to ``z`` monotonically, so none exceeds ``max(|ratio|, z)`` and the tail
+    is bounded by a geometric series with that ratio."""
+    bound = np.maximum(np.abs(ratio), z)
+    small = bound < 1
+    tail = np.abs(term) * bound / np.where(small, 1 - bound, 1)
+    return np.asarray((term == 0) | (small & (tail <= 1e-15 * np.abs(total))))
+
+
+def _hyp2f1_series(A: FloatArray, B: FloatArray, C: FloatArray, z: FloatArray
+                   ) -> FloatArray:
+    """Gauss's series for 2F1(A, B; C; z), 0 <= z < 1, elementwise. ValueError when an
+    element has not converged after :data:`_SERIES_MAX_TERMS` terms."""
     total = np.ones_like(z)
     term = np.ones_like(z)
     active = np.ones(z.shape, dtype=bool)
     for n in range(_SERIES_MAX_TERMS):
-        ratio = (A + n) * (B + n) / ((C[active] + n) * (n + 1)) * z[active]
-        term[active] *= ratio
-        total[active] += term[active]
-        small = np.abs(ratio) < 1
-        tail = np.abs(term[active]) * np.abs(ratio) / np.where(small, 1 - np.abs(ratio), 1)
-        done = (term[active] == 0) | (small & (tail <= 1e-15 * np.abs(total[active])))
-        active[np.flatnonzero(active)[done]] = False
+        idx = np.flatnonzero(active)
+        ratio = (A[idx] + n) * (B[idx] + n) / ((C[idx] + n) * (n + 1)) * z[idx]
+        with np.errstate(over="ignore", invalid="ignore"):  # inf: refused by the caller
+            term[idx] *= ratio
+            total[idx] += term[idx]
+            active[idx[_tail_done(term[idx], ratio, z[idx], total[idx])]] = False
         if not active.any():
             return total
     raise ValueError("hypergeometric series did not converge")
 
 
-def _hyp2f1(A: float, B: float, C: FloatArray, z: FloatArray) -> FloatArray:
-    C, z = np.broadcast_arrays(np.asarray(C, dtype=np.float64), np.asarray(z, dtype=np.float64))
-    found = np.asarray(hyp2f1(A, B, C, z), dtype=np.float64)
-    series = (C >= _SERIES_FROM_C) | ~np.isfinite(found)
-    if series.any():
-        found[series] = _hyp2f1_series(A, B, C[series], z[series])
+def _log_hyp2f1_series(A: FloatArray, B: FloatArray, C: FloatArray, z: FloatArray
+                       ) -> FloatArray:
+    """``log 2F1(A, B; C; z)`` for A, B, C > 0 and 0 <= z < 1, where every term of the
+    series is positive: summed in log space, so a sum beyond the float range (a frequent
+    buyer's ``b + x``) stays exact. ValueError as :func:`_hyp2f1_series`."""
+    log_term = np.zeros_like(z)
+    peak = np.zeros_like(z)  # the largest log term so far; the sum is kept relative to it
+    scaled = np.ones_like(z)  # sum of exp(log_term - peak)
+    log_z = np.log(np.where(z > 0, z, 1.0))
+    active = z > 0
+    for n in range(_SERIES_MAX_TERMS):
+        idx = np.flatnonzero(active)
+        if not len(idx):
+            return np.asarray(peak + np.log(scaled), dtype=np.float64)
+        ratio = (A[idx] + n) * (B[idx] + n) / ((C[idx] + n) * (n + 1)) * z[idx]
+        log_term[idx] += (np.log(A[idx] + n) + np.log(B[idx] + n) - np.log(C[idx] + n)
+                          - math.log(n + 1) + log_z[idx])
+        up = log_term[idx] > peak[idx]
+        scaled[idx] = np.where(up, scaled[idx] * np.exp(peak[idx] - log_term[idx]) + 1,
+                               scaled[idx] + np.exp(log_term[idx] - peak[idx]))
+        peak[idx] = np.where(up, log_term[idx], peak[idx])
+        relative = np.exp(log_term[idx] - peak[idx])
+        active[idx[_tail_done(relative, ratio, z[idx], scaled[idx])]] = False
+    raise ValueError("hypergeometric series did not converge")
+
+
+def _log_hyp2f1(A: FloatArray, B: FloatArray, C: FloatArray, z: FloatArray) -> FloatArray:
+    """``log 2F1`` of positive parameters: scipy below :data:`_SERIES_FROM_C`, the series
+    above it or where scipy fails."""
+    found = np.full_like(z, np.nan)
+    easy = C < _SERIES_FROM_C
+    if easy.any():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            found[easy] = np.log(hyp2f1(A[easy], B[easy], C[easy], z[easy]))
+    rest = ~np.isfinite(found)
+    if rest.any():
+        found[rest] = _log_hyp2f1_series(A[rest], B[rest], C[rest], z[rest])
+    return found
+
+
+def _hyp2f1(A: FloatArray, B: FloatArray, C: FloatArray, z: FloatArray) -> FloatArray:
+    """2F1 of any parameters: scipy below :data:`_SERIES_FROM_C`, the series above it or
+    where scipy fails."""
+    found = np.full_like(z, np.nan)
+    easy = C < _SERIES_FROM_C
+    if easy.any():
+        found[easy] = hyp2f1(A[easy], B[easy], C[easy], z[easy])
+    rest = ~np.isfinite(found)
+    if rest.any():
+        found[rest] = _hyp2f1_series(A[rest], B[rest], C[rest], z[rest])
     return found
 
 
@@ -181,12 +258,21 @@ def fit_bgnbd(frequency: npt.ArrayLike, recency: npt.ArrayLike, T: npt.ArrayLike
     scale = 10.0 / float(age.max())  # time rescaled to [0, 10] for conditioning
     xs, txs, ts = x, tx * scale, age * scale
 
-    def nll(logs: FloatArray) -> float:
-        r, alpha, a, b = np.exp(logs)
+    def natural(theta: FloatArray) -> FloatArray:
+        # theta: log r, log mean rate (r / alpha), log(a / b), log(a + b). Fitted this
+        # way, a Gamma or Beta narrowing to a point (r and alpha, or a and b, growing
+        # together) moves one parameter, its concentration, to its edge.
+        r, mean = np.exp(theta[0]), np.exp(theta[1])
+        size = np.exp(theta[3])
+        return np.array([r, r / mean, size * expit(theta[2]), size * expit(-theta[2])])
+
+    def nll(theta: FloatArray) -> float:
+        r, alpha, a, b = natural(theta)
         value = -float(np.sum(_bgnbd_ll(r, alpha, a, b, xs, txs, ts)))
         return value if math.isfinite(value) else 1e300
 
-    r, alpha, a, b = np.exp(_fit(nll, np.zeros(4), "BG/NBD", "r, alpha, a, b"))
+    r, alpha, a, b = natural(_fit(nll, np.zeros(4), "BG/NBD", "r, alpha, a, b", natural,
+                                  concentrations=(0, 3)))
     alpha /= scale
     ll = float(np.sum(_bgnbd_ll(r, alpha, a, b, x, tx, age)))
     return BgNbd(r=float(r), alpha=float(alpha), a=float(a), b=float(b),
@@ -210,11 +296,12 @@ def expected_purchases(m: BgNbd, t: npt.ArrayLike, frequency: npt.ArrayLike,
                        recency: npt.ArrayLike, T: npt.ArrayLike) -> FloatArray:
     """``E[Y(t) | x, t_x, T]``: expected purchases in the next ``t`` time units (eq. 10).
 
-    Computed as ``P(alive) * (a + b + x - 1) / (a - 1) * (1 - (1 - z) ** (a - 1) *
-    2F1(a + b - 1 - r, a - 1; a + b + x - 1; z))`` with ``z = t / (alpha + T + t)``: eq. 10
-    after Euler's transformation of its hypergeometric term, which keeps the parameters
-    of ``2F1`` small for frequent buyers. Undefined at exactly ``a = 1``. ValueError when
-    the series does not converge or the result overflows (extreme parameters)."""
+    Computed as ``P(alive) * (a + b + x - 1) / (a - 1) * (1 - (1 - z) ** (r + x) *
+    2F1(r + x, b + x; a + b + x - 1; z))`` with ``z = t / (alpha + T + t)``, or with the
+    equal ``(1 - z) ** (a - 1) * 2F1(a + b - 1 - r, a - 1; a + b + x - 1; z)`` (Euler's
+    transformation), whichever converges sooner for the customer. Undefined at exactly
+    ``a = 1``. ValueError when a series does not converge or the result overflows
+    (extreme parameters)."""
     x, tx, age = _rfm(frequency, recency, T)
     horizon = _arr(t, "t")
     if np.any(horizon < 0):
@@ -223,7 +310,22 @@ def expected_purchases(m: BgNbd, t: npt.ArrayLike, frequency: npt.ArrayLike,
     r, alpha, a, b = m.r, m.alpha, m.a, m.b
     z = horizon / (alpha + age + horizon)
     c = a + b + x - 1
-    bracket = 1 - np.exp((a - 1) * np.log1p(-z)) * _hyp2f1(a + b - 1 - r, a - 1, c, z)
+    # The bracket is 1 - (1 - z) ** (r + x) * 2F1(r + x, b + x; c; z) (eq. 10 as printed),
+    # = 1 - (1 - z) ** (a - 1) * 2F1(a + b - 1 - r, a - 1; c; z) (Euler's transformation).
+    # Each element takes the form whose series starts falling sooner (the smaller product
+    # of its first two parameters): the printed one when a and b are large (a fit with
+    # no spread in the dropout probability), Euler's for frequent buyers.
+    printed = (r + x) * (b + x) < abs(a + b - 1 - r) * abs(a - 1)
+    bracket = np.empty_like(z)
+    if printed.any():
+        # In log space: (1 - z) ** (r + x) underflows and the 2F1 overflows for large x.
+        bracket[printed] = -np.expm1((r + x[printed]) * np.log1p(-z[printed]) + _log_hyp2f1(
+            r + x[printed], b + x[printed], c[printed], z[printed]))
+    euler = ~printed
+    if euler.any():
+        ze = z[euler]
+        bracket[euler] = 1 - np.exp((a - 1) * np.log1p(-ze)) * _hyp2f1(
+            np.full_like(ze, a + b - 1 - r), np.full_like(ze, a - 1), c[euler], ze)
     fresh = c / (a - 1) * bracket
     found = probability_alive(m, x, tx, age) * fresh
     if not np.all(np.isfinite(found)):
@@ -276,12 +378,18 @@ def fit_gamma_gamma(frequency: npt.ArrayLike, monetary_value: npt.ArrayLike) -> 
         raise ValueError("too few data to fit Gamma-Gamma: need repeat customers")
     scale = 1.0 / float(np.mean(mean))  # money rescaled to a mean of 1
 
-    def nll(logs: FloatArray) -> float:
-        p, q, v = np.exp(logs)
+    def natural(theta: FloatArray) -> FloatArray:
+        # theta: log p, log q, log(q / v) (the mean of nu): see fit_bgnbd.
+        q = np.exp(theta[1])
+        return np.array([np.exp(theta[0]), q, q / np.exp(theta[2])])
+
+    def nll(theta: FloatArray) -> float:
+        p, q, v = natural(theta)
         value = -float(np.sum(_gg_ll(p, q, v, x, mean * scale)))
         return value if math.isfinite(value) else 1e300
 
-    p, q, v = np.exp(_fit(nll, np.zeros(3), "Gamma-Gamma", "p, q, v"))
+    p, q, v = natural(_fit(nll, np.zeros(3), "Gamma-Gamma", "p, q, v", natural,
+                           concentrations=(1,)))
     v /= scale
     return GammaGamma(p=float(p), q=float(q), v=float(v),
                       log_likelihood=float(np.sum(_gg_ll(p, q, v, x, mean))),
@@ -323,6 +431,11 @@ def clv(bg: BgNbd, gg: GammaGamma, frequency: npt.ArrayLike, recency: npt.ArrayL
         raise ValueError("discount_rate must be > -1")
     x, tx, age = _rfm(frequency, recency, T)
     spend = expected_spend(gg, x, monetary_value)
+    if discount_rate == 0:
+        # Undiscounted, the steps' differences add up to the whole horizon's purchases:
+        # one evaluation instead of one per step.
+        return np.asarray(expected_purchases(bg, horizon, x, tx, age) * spend,
+                          dtype=np.float64)
     total = np.zeros_like(x)
     before = np.zeros_like(x)
     for k, end in enumerate(_step_ends(horizon, step), start=1):
