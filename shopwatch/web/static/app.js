@@ -2503,19 +2503,26 @@
     panel.querySelector("[data-cust-none]").hidden = k.customers_to_date > 0;
 
     // Cohorts: a heat table, one row per first-order month, a column per month after it.
-    const withCohort = d.cohorts.rows.some(function (r) { return r.customers > 0; });
-    const cb = custBlock(panel, "cohorts", withCohort);
+    // Months before the first cohort with customers are left out (a young shop's table
+    // would be mostly empty rows and columns); the table says from when it starts.
+    const firstCohort = d.cohorts.rows.findIndex(function (r) { return r.customers > 0; });
+    const cohortRows = firstCohort < 0 ? [] : d.cohorts.rows.slice(firstCohort);
+    const offsets = Math.max(1, cohortRows.length - 1);
+    const cb = custBlock(panel, "cohorts", cohortRows.length > 0);
     const table = cb.querySelector("[data-cust-table=cohorts]");
     const head = table.querySelector("thead"), tb = table.querySelector("tbody");
     head.textContent = ""; tb.textContent = "";
+    const since = cb.querySelector("[data-cust-since]");
+    since.hidden = firstCohort <= 0;
+    if (firstCohort > 0) since.textContent = "No first order in the " + firstCohort + " month" + (firstCohort > 1 ? "s" : "") + " before " + custMonthLabel(cohortRows[0].month) + ".";
     const hr = document.createElement("tr");
     ["First order", "Customers"].forEach(function (h, i) { const th = document.createElement("th"); th.textContent = h; if (i) th.className = "num"; hr.appendChild(th); });
-    for (let m = 1; m <= d.cohorts.max_offset; m++) { const th = document.createElement("th"); th.className = "num"; th.textContent = "+" + m; hr.appendChild(th); }
+    for (let m = 1; m <= offsets; m++) { const th = document.createElement("th"); th.className = "num"; th.textContent = "+" + m; hr.appendChild(th); }
     head.appendChild(hr);
-    d.cohorts.rows.slice().reverse().forEach(function (r) {
+    cohortRows.slice().reverse().forEach(function (r) {
       const tr = document.createElement("tr");
       cell(tr, custMonthLabel(r.month)); cell(tr, fmtInt.format(r.customers), {num: true});
-      for (let m = 0; m < d.cohorts.max_offset; m++) {
+      for (let m = 0; m < offsets; m++) {
         const v = r.retention[m], td = document.createElement("td");
         td.className = "num heat";
         if (v != null) {
