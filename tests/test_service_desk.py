@@ -212,6 +212,41 @@ def test_today_live_view_in_the_project_time_zone(dashboard: Live) -> None:
     assert len(today["intervals"]) <= 100
 
 
+def test_a_contact_without_ts_is_dated_when_it_was_queued(live: Live, project: Project
+                                                          ) -> None:
+    """A desk that sends the record once answered (or a day's export) without `ts`: the
+    contact is dated `queued_at`, so it falls in the period and the day it was waited
+    in, not the minute it was sent. A `ts` sent wins; one without `queued_at` is dated
+    on receipt; an implausible `queued_at` is clamped like any time."""
+    now_ms = int(time.time() * 1000)
+    queued = now_ms - 2 * HOUR_MS
+    sent = [contact(queued, 0, "late-1", "phone", answered=30),
+            contact(queued, 1, "late-2", "chat", abandoned=10, as_text=False),
+            contact(queued, 2, "own-ts", "phone", answered=5),
+            {"name": "support_contact", "params": {"contact_id": "no-queue", "channel": "email"}},
+            contact(queued, 0, "ancient", "phone")]
+    for event in sent[:2] + sent[4:]:
+        del event["ts"]
+    sent[2]["ts"] = queued + 30 * 60_000
+    sent[4]["params"]["queued_at"] = 1_000_000_000_000  # 2001: older than max_event_age
+    response = live.post_events(project.ingest_key or "", sent)
+    assert response.json()["rejected"] == []
+    warnings = response.json().get("warnings", [])
+    assert [w["index"] for w in warnings] == [4], warnings
+    assert warnings[0]["warning"].startswith(
+        "ts (from params.queued_at): 1000000000000.0 is older than max_event_age"), warnings
+    stored = {e["params"]["contact_id"]: e for e in live.read_events(project.secret_key or "")}
+
+    def at(cid: str) -> float:
+        return datetime.fromisoformat(stored[cid]["ts"].replace("Z", "+00:00")).timestamp()
+
+    assert at("late-1") == pytest.approx(queued / 1000, abs=0.001)
+    assert at("late-2") == pytest.approx(queued / 1000 + 60, abs=0.001)
+    assert at("own-ts") == pytest.approx(queued / 1000 + 1800, abs=0.001)
+    for cid in ("no-queue", "ancient"):
+        assert abs(at(cid) - now_ms / 1000) < 60
+
+
 @pytest.mark.parametrize(("params", "message"), [
     ({"contact_id": "x", "channel": "fax"}, "params.channel: 'fax' is not one of"),
     ({"contact_id": "x", "queued_at": "2026-01-01T10:00:00"}, "params.queued_at: "),

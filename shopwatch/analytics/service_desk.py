@@ -8,7 +8,8 @@ when it is queued and again when it is answered), events without one count each.
 params: ``channel`` (phone, chat, email, other; missing: ``other``), ``queued_at``,
 ``answered_at`` or ``abandoned_at`` (RFC 3339 or epoch ms), ``talk_s``, ``hold_s``,
 ``acw_s`` (seconds), ``first_contact_resolved``, ``agent``, ``reason``. A contact
-queued at ``queued_at``, else at the event's ``ts`` (the two should be the same); its
+queued at ``queued_at``, else at the event's ``ts`` (the same unless the sender set
+``ts``: ingest dates an event without one at its ``queued_at``); its
 **wait** is ``answered_at`` (or ``abandoned_at``) minus that, never below zero.
 
 - **Queued channels** (:data:`QUEUED`): phone and chat, where a customer waits in line.

@@ -329,7 +329,8 @@ def _scrub_url(index: int, event: ev.Event, attr: str, config: PipelineConfig,
 def enrich(items: list[Item], config: PipelineConfig, now_us: int, drops: Drops,
            flags: dict[int, list[str]], warnings: list[dict[str, Any]]) -> list[Item]:
     """Normalise ``ts`` to epoch *seconds* (a float) for the store; clamp implausible
-    times to receive time (flag ``ts_clamped`` and a warning); drop unreadable ones.
+    times to receive time (flag ``ts_clamped`` and a warning); drop unreadable ones. A
+    ``support_contact`` without ``ts`` takes its ``queued_at`` (then clamped alike).
 
     Seconds, not the milliseconds clients send, so that no timestamp is a 13-digit run
     in the payload: any such run left is worth the card-number check.
@@ -341,6 +342,9 @@ def enrich(items: list[Item], config: PipelineConfig, now_us: int, drops: Drops,
     for item in items:
         event = item[1]
         ts = event.ts
+        queued = ts is None and event.name == "support_contact" and bool(event.params)
+        if queued:
+            ts = event.ts = _queued_at_ms(event.params or {})
         if ts is None:
             kept.append(item)
             continue
@@ -354,12 +358,27 @@ def enrich(items: list[Item], config: PipelineConfig, now_us: int, drops: Drops,
             drops.append((item[0], drop))
             continue
         if warning is not None:
+            if queued:  # say where the time came from: the sender sent no ts
+                warning = "ts (from params.queued_at)" + warning.removeprefix("ts")
             flags.setdefault(item[0], []).append("ts_clamped")
             warnings.append({"index": item[0], "warning": warning})
         elif event.ts is not None:
             event.ts = float(event.ts) / 1000
         kept.append(item)
     return kept
+
+
+def _queued_at_ms(params: dict[str, Any]) -> float | None:
+    """A contact's ``queued_at`` in epoch ms: its time when the desk sends no ``ts`` (a
+    record sent once answered, or a day's export, is still dated when the customer
+    started waiting). Validation has read it already; ``None`` without one."""
+    queued = params.get("queued_at")
+    if queued is None or not isinstance(queued, int | float | str):
+        return None
+    try:
+        return ev.contact_time_ms(queued)
+    except ValueError:
+        return None
 
 
 def enrich_ts(event: ev.Event, config: PipelineConfig, now_us: int) -> str | None:
