@@ -31,12 +31,11 @@ from shopwatch.store import alerts as store
 from shopwatch.store.slos import all_rules
 from shopwatch.store.state import Project
 from shopwatch.web import access
+from shopwatch.web.params import ProjectQuery
 
 router = APIRouter()
 _encode = msgspec.json.Encoder().encode
 
-ProjectQuery = Annotated[str | None, Query(
-    description="project id (sessions; a secret key reads its own project)")]
 
 # How a series' values read: the page formats them by this.
 _UNITS = {"orders": "count", "sessions": "count", "login_failures": "count", "events": "count",

@@ -23,7 +23,7 @@ from shopwatch.analytics.jserrors import error_groups
 from shopwatch.analytics.kpis import kpis
 from shopwatch.analytics.overview import availability_now, open_alerts, open_findings, overview
 from shopwatch.analytics.products import products
-from shopwatch.analytics.timerange import TimeRange, parse_range
+from shopwatch.analytics.timerange import TimeRange
 from shopwatch.analytics.timeseries import timeseries
 from shopwatch.analytics.uptime import monitor_detail, monitors_status
 from shopwatch.analytics.vitals import resources, vitals
@@ -43,6 +43,7 @@ from shopwatch.store.monitors import delete_monitor, get_monitor, list_monitors,
 from shopwatch.store.slos import all_rules
 from shopwatch.store.state import Project
 from shopwatch.web import access, export
+from shopwatch.web.params import FromParam, ProjectQuery, RangeParam, ToParam, period
 
 router = APIRouter()
 _encode = msgspec.json.Encoder().encode
@@ -125,16 +126,6 @@ async def list_events(
 # --- dashboard figures -----------------------------------------------------------------------
 
 RangeQuery = Annotated[str, Query(description="1h, 24h, 7d, 30d or custom (with from and to)")]
-ProjectQuery = Annotated[str | None, Query(
-    description="project id (sessions; a secret key reads its own project)")]
-
-
-def _range(range_: str | None, from_: str | None, to: str | None) -> TimeRange:
-    """The period of a request: a preset, or ``from``/``to`` (custom when both are given
-    without ``range``); 24 hours by default."""
-    if range_ is None:
-        range_ = "custom" if from_ and to else "24h"
-    return parse_range(range_, from_, to, time.time_ns() // 1000)
 
 
 @router.get("/api/v1/overview", tags=["dashboard"], summary="The overview page's figures")
@@ -149,7 +140,7 @@ async def get_overview(
     week, conversion rate and traffic over the range against the previous period."""
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
-    rng = _range(range_, from_, to)
+    rng = period(range_, from_, to)
     now_us = time.time_ns() // 1000
     body = await asyncio.to_thread(overview, rt.events, chosen, rng, now_us)
 
@@ -184,7 +175,7 @@ async def get_event_counts(
     if len(names) > 50:
         raise BadRequest("name: at most 50 names")
     body = await asyncio.to_thread(event_counts, rt.events, chosen.id,
-                                   _range(range_, from_, to), names)
+                                   period(range_, from_, to), names)
     return export.respond(request, body, body["counts"], "event-counts")
 
 
@@ -232,12 +223,6 @@ async def list_users(request: Request) -> Response:
 
 # --- commerce analytics ----------------------------------------------------------------------
 
-RangeParam = Annotated[str | None, Query(alias="range", description=(
-    "1h, 24h, 7d, 30d, or custom with from and to (default: custom when from and to are "
-    "given, else 24h)"))]
-FromParam = Annotated[str | None, Query(alias="from", description="RFC 3339 or epoch ms")]
-ToParam = Annotated[str | None, Query(description="RFC 3339 or epoch ms (exclusive)")]
-
 
 @router.get("/api/v1/kpis", tags=["commerce"], summary="Commerce KPIs of a period")
 async def get_kpis(
@@ -250,7 +235,7 @@ async def get_kpis(
     and abandonment; every key is defined in docs/kpis.md."""
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
-    rng = _range(range_, from_, to)
+    rng = period(range_, from_, to)
     body = await asyncio.to_thread(kpis, rt.events, chosen, rng)
     if compare:
         body["previous"] = await asyncio.to_thread(kpis, rt.events, chosen, rng.previous())
@@ -277,7 +262,7 @@ async def get_funnel(
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
     window = _within(within)
-    body = await asyncio.to_thread(funnel, rt.events, chosen.id, _range(range_, from_, to),
+    body = await asyncio.to_thread(funnel, rt.events, chosen.id, period(range_, from_, to),
                                    parse_steps(steps), window_s=window, by=by,
                                    compare=compare)
     rows = body["steps"]
@@ -317,7 +302,7 @@ async def get_funnel_dropped(
     if step is None:
         raise BadRequest("step: required (1 for the first step)")
     rows = await asyncio.to_thread(dropped_sessions, rt.events, chosen.id,
-                                   _range(range_, from_, to), parse_steps(steps), step,
+                                   period(range_, from_, to), parse_steps(steps), step,
                                    limit=limit)
     return export.respond(request, {"sessions": rows}, rows, "dropped-sessions")
 
@@ -338,7 +323,7 @@ async def get_session_events(
     if len(session) > 400:
         raise BadRequest("session: at most 400 characters")
     rows = await asyncio.to_thread(session_events, rt.events, chosen.id,
-                                   _range(range_, from_, to), session)
+                                   period(range_, from_, to), session)
     return export.respond(request, {"session": session, "events": rows}, rows,
                           "session-events")
 
@@ -352,7 +337,7 @@ async def get_acquisition(
     """Sessions, conversion, orders and revenue per channel, source, medium or campaign."""
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
-    rng = _range(range_, from_, to)
+    rng = period(range_, from_, to)
     body = await asyncio.to_thread(acquisition, rt.events, chosen, rng, by)
     first, last = _days(rng)
     rows = spend.spend_between(rt.state, chosen.id, first, last)
@@ -404,7 +389,7 @@ async def get_spend(request: Request, project: ProjectQuery = None, range_: Rang
     """The spend rows of the period's days."""
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
-    first, last = _days(_range(range_, from_, to))
+    first, last = _days(period(range_, from_, to))
     rows = [{"date": r.day.isoformat(), "channel": r.channel, "campaign": r.campaign,
              "cost": r.cost, "currency": r.currency}
             for r in spend.spend_between(rt.state, chosen.id, first, last)]
@@ -422,7 +407,7 @@ async def get_products(
     category, most viewed first."""
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
-    body = await asyncio.to_thread(products, rt.events, chosen, _range(range_, from_, to), by,
+    body = await asyncio.to_thread(products, rt.events, chosen, period(range_, from_, to), by,
                                    limit)
     return export.respond(request, body, body["rows"], f"products-by-{by}")
 
@@ -437,7 +422,7 @@ async def get_carts(
     sessions ended."""
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
-    body = await asyncio.to_thread(carts, rt.events, chosen, _range(range_, from_, to), limit)
+    body = await asyncio.to_thread(carts, rt.events, chosen, period(range_, from_, to), limit)
     return export.respond(request, body, body["abandoned_items"], "abandoned-items")
 
 
@@ -451,7 +436,7 @@ async def get_timeseries(
     previous period and the same period last week."""
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
-    body = await asyncio.to_thread(timeseries, rt.events, chosen, _range(range_, from_, to),
+    body = await asyncio.to_thread(timeseries, rt.events, chosen, period(range_, from_, to),
                                    interval)
     rows = [{"bucket": b, **row} for b, row in zip(body["buckets"], body["current"],
                                                     strict=True)]
@@ -473,7 +458,7 @@ async def get_vitals(
     and per bucket; the slowest pages; slow resources and failed loads by host."""
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
-    body = await asyncio.to_thread(vitals, rt.events, chosen.id, _range(range_, from_, to), by,
+    body = await asyncio.to_thread(vitals, rt.events, chosen.id, period(range_, from_, to), by,
                                    page)
     rows = [{"key": r["key"], "views": r["views"],
              **{f"{m}_p75": v["p75"] for m, v in r["metrics"].items()}}
@@ -492,7 +477,7 @@ async def get_errors(
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
     body = await asyncio.to_thread(error_groups, rt.events, chosen.id,
-                                   _range(range_, from_, to), fingerprint)
+                                   period(range_, from_, to), fingerprint)
     return export.respond(request, body, body["groups"], "errors")
 
 
@@ -521,7 +506,7 @@ async def get_resources(request: Request, project: ProjectQuery = None,
     and sessions affected, and the slowest resources by p75 duration."""
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
-    rng = _range(range_, from_, to)
+    rng = period(range_, from_, to)
     body = await asyncio.to_thread(resources, rt.events, [chosen.id, rng.start_us, rng.end_us])
     return export.respond(request, {"range": rng.as_dict(), **body}, body["failed_hosts"],
                           "failed-resources")
@@ -538,7 +523,7 @@ async def get_rum_sessions(
     device and landing page; each opens with ``/api/v1/journey``."""
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
-    rng = _range(range_, from_, to)
+    rng = period(range_, from_, to)
     rows = await asyncio.to_thread(recent_sessions, rt.events, chosen.id, rng.start_us,
                                    rng.end_us, with_errors=errors, limit=limit)
     return export.respond(request, {"range": rng.as_dict(), "sessions": rows}, rows, "sessions")
@@ -582,7 +567,7 @@ async def get_monitor_detail(
         stored = await asyncio.to_thread(get_monitor, rt.state, chosen.id, name)
     except NotFound as exc:
         raise PageNotFound(str(exc)) from None
-    rng = _range(range_, from_, to)
+    rng = period(range_, from_, to)
     spans = maintenance_spans(list_windows(rt.state, chosen.id), rng.start_us / 1e6,
                               rng.end_us / 1e6)
     body = await asyncio.to_thread(monitor_detail, rt.events, chosen.id, name, rng, spans)
@@ -602,7 +587,7 @@ async def get_checks(
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
     stored = await asyncio.to_thread(list_monitors, rt.state, chosen.id)
-    rng = _range(range_, from_, to)
+    rng = period(range_, from_, to)
     spans = maintenance_spans(list_windows(rt.state, chosen.id), rng.start_us / 1e6,
                               rng.end_us / 1e6)
     body = await asyncio.to_thread(flows, rt.events, chosen.id, stored, rng, spans)

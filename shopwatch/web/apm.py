@@ -18,35 +18,19 @@ narrows the figures to one service (``""``: all).
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
 from shopwatch.analytics import apm
-from shopwatch.analytics.timerange import TimeRange, parse_range
 from shopwatch.runtime import Runtime
 from shopwatch.web import access, export
+from shopwatch.web.params import FromParam, ProjectQuery, RangeParam, ToParam, period
 
 router = APIRouter()
 
-ProjectQuery = Annotated[str | None, Query(
-    description="project id (sessions; a secret key reads its own project)")]
-RangeParam = Annotated[str | None, Query(alias="range", description=(
-    "1h, 24h, 7d, 30d, or custom with from and to (default: custom when from and to are "
-    "given, else 24h)"))]
-FromParam = Annotated[str | None, Query(alias="from", description="RFC 3339 or epoch ms")]
-ToParam = Annotated[str | None, Query(description="RFC 3339 or epoch ms (exclusive)")]
 ServiceParam = Annotated[str | None, Query(
     max_length=256, description="only this service (its spans' service.name)")]
-
-
-def _period(range_: str | None, from_: str | None, to: str | None) -> TimeRange:
-    """As every analytics route reads its period: a preset, or ``from``/``to`` (custom
-    when both are given without ``range``); 24 hours by default."""
-    if range_ is None:
-        range_ = "custom" if from_ and to else "24h"
-    return parse_range(range_, from_, to, time.time_ns() // 1000)
 
 
 @router.get("/api/v1/backend", tags=["backend"], summary="Services and endpoints")
@@ -62,7 +46,7 @@ async def get_backend(
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
     body = await asyncio.to_thread(apm.backend, rt.events, chosen.id,
-                                   _period(range_, from_, to), service or None, min_calls)
+                                   period(range_, from_, to), service or None, min_calls)
     return export.respond(request, body, body["endpoints"], "backend-endpoints")
 
 
@@ -77,7 +61,7 @@ async def get_dependencies(
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
     body = await asyncio.to_thread(apm.dependencies, rt.events, chosen.id,
-                                   _period(range_, from_, to), service or None)
+                                   period(range_, from_, to), service or None)
     return export.respond(request, body, body["dependencies"], "backend-dependencies")
 
 
@@ -91,7 +75,7 @@ async def get_backend_errors(
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
     body = await asyncio.to_thread(apm.errors, rt.events, chosen.id,
-                                   _period(range_, from_, to), service or None)
+                                   period(range_, from_, to), service or None)
     return export.respond(request, body, body["groups"], "backend-errors")
 
 

@@ -29,12 +29,10 @@ from shopwatch.runtime import Runtime, notify_environment
 from shopwatch.store import channels as store
 from shopwatch.store.state import Project
 from shopwatch.web import access
+from shopwatch.web.params import ProjectQuery
 
 router = APIRouter()
 _encode = msgspec.json.Encoder().encode
-
-ProjectQuery = Annotated[str | None, Query(
-    description="project id (sessions; a secret key reads its own project)")]
 
 
 def _json(body: Any, status: int = 200) -> Response:

@@ -25,17 +25,13 @@ from fastapi import APIRouter, Query, Request, Response
 from shopwatch.analytics import customers
 from shopwatch.runtime import Runtime
 from shopwatch.web import access, export
-from shopwatch.web.apm import _period
+from shopwatch.web.params import FromParam, ProjectQuery, ToParam, period
 
 router = APIRouter()
 
-ProjectQuery = Annotated[str | None, Query(
-    description="project id (sessions; a secret key reads its own project)")]
 RangeParam = Annotated[str | None, Query(alias="range", description=(
     "1h, 24h, 7d, 30d, or custom with from and to (default: custom when from and to are "
     "given, else 24h). Per-customer figures are as of the period's end."))]
-FromParam = Annotated[str | None, Query(alias="from", description="RFC 3339 or epoch ms")]
-ToParam = Annotated[str | None, Query(description="RFC 3339 or epoch ms (exclusive)")]
 
 
 def _weights(rt: Runtime) -> dict[str, float]:
@@ -56,7 +52,7 @@ async def get_customers(
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
     return await asyncio.to_thread(
-        customers.customers, rt.events, rt.state, chosen, _period(range_, from_, to),
+        customers.customers, rt.events, rt.state, chosen, period(range_, from_, to),
         churn_days=rt.settings.customer_churn_days, weights=_weights(rt), months=months)
 
 
@@ -75,7 +71,7 @@ async def get_customer_list(
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
     body = await asyncio.to_thread(
-        customers.customer_list, rt.events, chosen, _period(range_, from_, to),
+        customers.customer_list, rt.events, chosen, period(range_, from_, to),
         weights=_weights(rt), sort=sort, order=order, segment=segment or None,
         limit=limit, offset=offset)
     flat = [{**{k: v for k, v in r.items() if k != "rfm"},

@@ -25,8 +25,7 @@ from shopwatch.analytics.timerange import TimeRange
 from shopwatch.runtime import Runtime
 from shopwatch.store.incidents import Incident, list_incidents
 from shopwatch.web import access, export
-from shopwatch.web.apm import _period
-from shopwatch.web.security import FromParam, ProjectQuery, RangeParam, ToParam
+from shopwatch.web.params import FromParam, ProjectQuery, RangeParam, ToParam, period
 
 router = APIRouter()
 
@@ -51,7 +50,7 @@ async def get_feedback(
     or an incident in their sessions. ``format=csv|parquet`` gives the trend."""
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
-    rng = _period(range_, from_, to)
+    rng = period(range_, from_, to)
 
     def compute() -> dict[str, Any]:
         return feedback.feedback(rt.events, chosen.id, rng, _incidents(rt, chosen.id, rng),
@@ -74,7 +73,7 @@ async def get_comments(
     journeys), the JS errors in those sessions and the incidents overlapping them."""
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
-    rng = _period(range_, from_, to)
+    rng = period(range_, from_, to)
 
     def compute() -> dict[str, Any]:
         return feedback.comments(rt.events, chosen.id, rng, q,

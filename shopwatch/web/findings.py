@@ -30,12 +30,10 @@ from shopwatch.security.detections import TITLES
 from shopwatch.store import findings as store
 from shopwatch.store.findings import STATUSES, Finding
 from shopwatch.web import access
+from shopwatch.web.params import ProjectQuery
 
 router = APIRouter()
 _encode = msgspec.json.Encoder().encode
-
-ProjectQuery = Annotated[str | None, Query(
-    description="project id (sessions; a secret key reads its own project)")]
 
 
 def _json(body: Any, status: int = 200) -> Response:

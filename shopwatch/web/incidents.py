@@ -44,13 +44,11 @@ from shopwatch.store.state import Project
 from shopwatch.web import access
 from shopwatch.web.alerts import present
 from shopwatch.web.channels import delivery_json
+from shopwatch.web.params import ProjectQuery
 
 router = APIRouter()
 _encode = msgspec.json.Encoder().encode
 WEEK_S = 7 * 86400
-
-ProjectQuery = Annotated[str | None, Query(
-    description="project id (sessions; a secret key reads its own project)")]
 
 
 def _json(body: Any, status: int = 200) -> Response:

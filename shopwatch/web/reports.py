@@ -38,15 +38,13 @@ from shopwatch.runtime import Runtime
 from shopwatch.store import reports as store
 from shopwatch.store.state import Project
 from shopwatch.web import access
+from shopwatch.web.params import ProjectQuery
 
 router = APIRouter()
 _encode = msgspec.json.Encoder().encode
 CACHE_S: Final = 600.0
 CACHE_ENTRIES: Final = 16
 US: Final = 1_000_000
-
-ProjectQuery = Annotated[str | None, Query(
-    description="project id (sessions; a secret key reads its own project)")]
 
 
 def _json(body: Any, status: int = 200) -> Response:

@@ -22,17 +22,9 @@ from fastapi import APIRouter, Query, Request, Response
 from shopwatch.analytics import security
 from shopwatch.runtime import Runtime
 from shopwatch.web import access, export
-from shopwatch.web.apm import _period  # the period every analytics route reads
+from shopwatch.web.params import FromParam, ProjectQuery, RangeParam, ToParam, period
 
 router = APIRouter()
-
-ProjectQuery = Annotated[str | None, Query(
-    description="project id (sessions; a secret key reads its own project)")]
-RangeParam = Annotated[str | None, Query(alias="range", description=(
-    "1h, 24h, 7d, 30d, or custom with from and to (default: custom when from and to are "
-    "given, else 24h)"))]
-FromParam = Annotated[str | None, Query(alias="from", description="RFC 3339 or epoch ms")]
-ToParam = Annotated[str | None, Query(description="RFC 3339 or epoch ms (exclusive)")]
 
 
 @router.get("/api/v1/security", tags=["security"], summary="Security signals")
@@ -49,5 +41,5 @@ async def get_security(
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
     body = await asyncio.to_thread(security.security, rt.events, chosen.id,
-                                   _period(range_, from_, to), limit)
+                                   period(range_, from_, to), limit)
     return export.respond(request, body, body["logins"]["networks"], "security-networks")

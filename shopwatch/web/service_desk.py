@@ -23,8 +23,7 @@ from fastapi import APIRouter, Query, Request, Response
 from shopwatch.analytics import service_desk
 from shopwatch.runtime import Runtime
 from shopwatch.web import access, export
-from shopwatch.web.apm import _period
-from shopwatch.web.security import FromParam, ProjectQuery, RangeParam, ToParam
+from shopwatch.web.params import FromParam, ProjectQuery, RangeParam, ToParam, period
 
 router = APIRouter()
 
@@ -41,7 +40,7 @@ async def get_service_desk(
     day, and today per 15-minute interval."""
     rt: Runtime = request.app.state.runtime
     chosen = access.project_for(request, access.require_api(request), project)
-    rng = _period(range_, from_, to)
+    rng = period(range_, from_, to)
     settings = rt.settings
     body = await asyncio.to_thread(
         service_desk.service_desk, rt.events, chosen.id, rng,

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
 import msgspec
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from shopwatch.alerts.channels import iso
 from shopwatch.alerts.objectives import Objective, duration_text, rule_name
@@ -33,6 +33,7 @@ from shopwatch.store.maintenance import list_windows, spans
 from shopwatch.store.slos import get_slo, list_slos
 from shopwatch.store.state import Project
 from shopwatch.web import access
+from shopwatch.web.params import ProjectQuery
 
 router = APIRouter()
 _encode = msgspec.json.Encoder().encode
@@ -44,9 +45,6 @@ SLI_TEXT: Final = {
     "payment": "payments accepted ÷ payments attempted",
     "latency": "page views at or under the threshold ÷ page views",
 }
-
-ProjectQuery = Annotated[str | None, Query(
-    description="project id (sessions; a secret key reads its own project)")]
 
 
 def _json(body: Any, status: int = 200) -> Response:
