@@ -86,3 +86,25 @@ def test_a_failing_query_leaves_the_store_usable(store: EventStore) -> None:
     assert store.query("SELECT ?::BIGINT + 0", [Prelude(0)],
                        prelude=("SELECT count(*) FROM events", [])) == [(3,)]
     assert store.query("SELECT count(*) FROM events") == [(3,)]
+
+
+def test_an_idle_checkpoint_waits_for_another_write_transaction(tmp_path: Path) -> None:
+    """The writer checkpoints when idle; another connection's open write (a check result,
+    say) makes DuckDB refuse. That skips the checkpoint (no "housekeeping failed" log),
+    loses nothing, and the next one folds the WAL."""
+    store = DuckDBEventStore(tmp_path / "events.duckdb")
+    try:
+        store.write([batch(0, 3)])
+        other = store._con.cursor()
+        other.execute("BEGIN")
+        other.execute("CREATE TABLE scratch AS SELECT 1 AS x")
+        with pytest.raises(duckdb.TransactionException):  # what the store meets
+            store._con.cursor().execute("CHECKPOINT")
+        store.checkpoint()
+        other.execute("COMMIT")
+        store.checkpoint()
+        wal = tmp_path / "events.duckdb.wal"
+        assert not wal.exists() or wal.stat().st_size == 0
+        assert store.query("SELECT count(*) FROM events") == [(3,)]
+    finally:
+        store.close()
