@@ -193,31 +193,31 @@ def _log_hyp2f1_series(A: FloatArray, B: FloatArray, C: FloatArray, z: FloatArra
     raise ValueError("hypergeometric series did not converge")
 
 
-def _log_hyp2f1(A: FloatArray, B: FloatArray, C: FloatArray, z: FloatArray) -> FloatArray:
-    """``log 2F1`` of positive parameters: scipy below :data:`_SERIES_FROM_C`, the series
-    above it or where scipy fails."""
+def _scipy_or_series(A: FloatArray, B: FloatArray, C: FloatArray, z: FloatArray,
+                     from_scipy: Callable[[FloatArray], FloatArray],
+                     series: Callable[[FloatArray, FloatArray, FloatArray, FloatArray],
+                                      FloatArray]) -> FloatArray:
+    """``from_scipy(hyp2f1(...))`` below :data:`_SERIES_FROM_C`, ``series`` above it or
+    where that is not finite."""
     found = np.full_like(z, np.nan)
     easy = C < _SERIES_FROM_C
     if easy.any():
         with np.errstate(divide="ignore", invalid="ignore"):
-            found[easy] = np.log(hyp2f1(A[easy], B[easy], C[easy], z[easy]))
+            found[easy] = from_scipy(hyp2f1(A[easy], B[easy], C[easy], z[easy]))
     rest = ~np.isfinite(found)
     if rest.any():
-        found[rest] = _log_hyp2f1_series(A[rest], B[rest], C[rest], z[rest])
+        found[rest] = series(A[rest], B[rest], C[rest], z[rest])
     return found
+
+
+def _log_hyp2f1(A: FloatArray, B: FloatArray, C: FloatArray, z: FloatArray) -> FloatArray:
+    """``log 2F1`` of positive parameters (:func:`_log_hyp2f1_series` past scipy)."""
+    return _scipy_or_series(A, B, C, z, np.log, _log_hyp2f1_series)
 
 
 def _hyp2f1(A: FloatArray, B: FloatArray, C: FloatArray, z: FloatArray) -> FloatArray:
-    """2F1 of any parameters: scipy below :data:`_SERIES_FROM_C`, the series above it or
-    where scipy fails."""
-    found = np.full_like(z, np.nan)
-    easy = C < _SERIES_FROM_C
-    if easy.any():
-        found[easy] = hyp2f1(A[easy], B[easy], C[easy], z[easy])
-    rest = ~np.isfinite(found)
-    if rest.any():
-        found[rest] = _hyp2f1_series(A[rest], B[rest], C[rest], z[rest])
-    return found
+    """2F1 of any parameters (:func:`_hyp2f1_series` past scipy)."""
+    return _scipy_or_series(A, B, C, z, np.asarray, _hyp2f1_series)
 
 
 # ---------------------------------------------------------------------------- BG/NBD
