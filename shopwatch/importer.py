@@ -310,20 +310,17 @@ def contact_event(row: dict[str, Any], tz: ZoneInfo, now_ms: float) -> list[dict
         if "queued_at" in row else None
     if queued is None:
         raise RowError("queued_at", "missing")
-    params: dict[str, Any] = {"contact_id": cid, "queued_at": queued}
-    channel = str(row.get("channel", "other")).strip().lower()
-    if channel not in ev.CONTACT_CHANNELS:
-        raise RowError("channel", f"{channel!r} is not one of "
-                                  f"{', '.join(sorted(ev.CONTACT_CHANNELS))}")
-    params["channel"] = channel
+    params: dict[str, Any] = {"contact_id": cid, "queued_at": queued,
+                              "channel": str(row.get("channel", "other")).strip().lower()}
     for name in ("answered_at", "abandoned_at"):
         if name in row:
-            at = parse_time(name, row[name], tz, now_ms)
-            if at < queued:
-                raise RowError(name, "precedes queued_at")
-            params[name] = at
-    if "answered_at" in params and "abandoned_at" in params:
-        raise RowError("abandoned_at", "a contact is either answered or abandoned, not both")
+            params[name] = parse_time(name, row[name], tz, now_ms)
+    # The API's own contact rules (channel, order of the times, answered or abandoned),
+    # reported under the file's column name.
+    error = ev.check_params(params)
+    if error is not None:
+        where, _, why = error.partition(": ")
+        raise RowError(where.removeprefix("params."), why)
     for name in ("talk_s", "hold_s", "acw_s"):
         if name in row:
             params[name] = _number(name, row[name])
